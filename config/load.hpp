@@ -1,0 +1,38 @@
+// Reading YAML into a validated config: load_config() is the one entry point.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model.hpp"
+
+namespace edgerelay::config {
+
+enum class severity : std::uint8_t { error, warning };
+
+/// One finding about a config file: "file:line:col: message" when printed.
+struct diagnostic {
+  severity level = severity::error;
+  source_mark where;
+  std::string message;
+};
+
+std::string to_string(const diagnostic&);
+
+struct load_result {
+  std::optional<config> value;  ///< set only when there is no error-level diagnostic
+  std::vector<diagnostic> diagnostics;
+};
+
+/// Parse and validate a file. Never throws on bad input: every problem is a diagnostic.
+load_result load_config_file(const std::string& path);
+
+/// Same, from text already in memory; `source_name` goes into diagnostics as the file name.
+load_result load_config_text(std::string_view yaml, const std::string& source_name);
+
+/// The built-in default: 127.0.0.1:1080, socks5 + socks4 + http, loopback clients reach anything.
+config default_config();
+
+}  // namespace edgerelay::config

@@ -1,0 +1,152 @@
+// The typed, validated, immutable configuration: what config/load.cpp produces from YAML.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace edgerelay::config {
+
+using duration = std::chrono::milliseconds;
+
+/// An IPv4 or IPv6 address as raw network-order bytes. IPv4-mapped IPv6 (::ffff:a.b.c.d) is
+/// always stored folded to IPv4, so comparisons never see two spellings of one address.
+struct ip_address {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};  ///< v4 uses bytes[0..3]
+  friend bool operator==(const ip_address&, const ip_address&) = default;
+};
+
+/// "host:port" as written in a bind/udp_bind key; host is a literal address (v6 without brackets).
+struct endpoint_spec {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+/// Where a YAML node stood, for diagnostics (1-based line and column).
+struct source_mark {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+enum class protocol : std::uint8_t { socks5, socks4, http };
+enum class auth_mode : std::uint8_t { none, password };
+
+struct tls_files {
+  std::string cert;
+  std::string key;
+  std::string client_ca;    ///< empty: no client certificates asked for
+  std::string min_version;  ///< "1.2" (default) or "1.3"
+  bool required = false;    ///< plaintext clients are closed
+};
+
+struct listener_config {
+  std::string name;
+  endpoint_spec bind;
+  std::vector<protocol> protocols;  ///< detected from the first bytes when several
+  auth_mode auth = auth_mode::none;
+  std::optional<tls_files> tls;
+  bool proxy_protocol = false;
+  std::string forward;        ///< backend name; non-empty: no handshake, every session goes there
+  std::string sql602_tunnel;  ///< backend name for 602SQL HTTP-tunnel POSTs
+  std::string fallback;       ///< "404" (default) or a backend name
+  std::optional<endpoint_spec> udp_bind;
+  source_mark mark;
+};
+
+struct health_check_config {
+  duration interval{5000};
+  duration timeout{2000};
+};
+
+enum class backend_kind : std::uint8_t { tcp, sql602 };
+
+struct ipv4_range {
+  std::array<std::uint8_t, 4> first{};
+  std::array<std::uint8_t, 4> last{};
+};
+
+struct backend_tls {
+  std::string ca;
+  std::string server_name;
+};
+
+struct backend_config {
+  std::string name;
+  std::string host;
+  std::uint16_t portbase = 0;  ///< TCP sessions go to portbase + 1, UDP datagrams to portbase
+  backend_kind kind = backend_kind::tcp;
+  std::vector<ipv4_range> egress;
+  std::optional<health_check_config> health_check;
+  std::optional<backend_tls> tls;
+  source_mark mark;
+};
+
+struct user_config {
+  std::string name;
+  std::string password_hash;  ///< as printed by `edgerelay passwd`; never logged
+  source_mark mark;
+};
+
+struct limits_config {
+  std::uint32_t max_sessions = 20000;
+  std::uint32_t per_source = 512;
+  duration handshake_timeout{10000};
+  duration connect_timeout{10000};
+  duration idle_timeout{600000};
+  duration shutdown_grace{10000};
+};
+
+enum class log_level : std::uint8_t { debug, info, warn, error };
+
+struct log_config {
+  log_level level = log_level::info;
+  bool access_json = true;  ///< access: json | off
+};
+
+struct admin_config {
+  std::optional<endpoint_spec> bind;
+};
+
+struct reload_config {
+  bool recheck_sessions = false;
+};
+
+struct upstream_config {
+  std::string name;
+  std::string url;
+  source_mark mark;
+};
+
+/// One rule as written; policy.hpp compiles these into lookup-friendly form.
+struct rule_config {
+  std::string name;
+  bool allow = false;
+  std::vector<std::string> from;       ///< CIDRs as written
+  std::vector<std::string> to;         ///< entries as written (see DESIGN.md section 3)
+  std::vector<std::string> users;      ///< empty: any
+  std::vector<std::string> listeners;  ///< empty: any
+  std::string via;                     ///< upstream name, empty: direct
+  source_mark mark;
+};
+
+struct config {
+  std::string source;  ///< file path, or "<built-in>"
+  unsigned workers = 0;  ///< 0: one per core
+  std::vector<listener_config> listeners;
+  std::vector<backend_config> backends;
+  std::vector<user_config> users;
+  std::vector<rule_config> rules;
+  std::vector<upstream_config> upstreams;
+  limits_config limits;
+  log_config log;
+  admin_config admin;
+  reload_config reload;
+};
+
+}  // namespace edgerelay::config

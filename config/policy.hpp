@@ -1,0 +1,61 @@
+// The policy engine: rules compiled once, then decide() per request (first match wins, default deny).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model.hpp"
+
+namespace edgerelay::config {
+
+/// What a decision is asked about. `host` is the name the client asked for (empty when the client
+/// gave an address); `address` is the address to be dialled (absent before resolution).
+struct request {
+  ip_address source;
+  std::string_view user;      ///< empty: anonymous
+  std::string_view listener;
+  std::string_view host;
+  std::optional<ip_address> address;
+  std::uint16_t port = 0;
+};
+
+enum class verdict : std::uint8_t {
+  allow,
+  deny,
+  /// Only before resolution: an earlier rule depends on the address, so resolve and ask again
+  /// for each address. Never returned when `request.address` is set.
+  needs_address,
+};
+
+struct decision {
+  verdict result = verdict::deny;
+  int rule_index = -1;        ///< -1: no rule matched (default deny)
+  std::string_view rule_name; ///< "default" when rule_index == -1; points into the policy
+};
+
+class policy {
+ public:
+  /// Compile rules; the config must have passed validation.
+  static policy compile(const config& cfg);
+
+  /// First match wins; no match denies. Pure: no I/O, no clock, no allocation.
+  decision decide(const request& req) const noexcept;
+
+  /// For `explain`: the decision plus, for each earlier rule, the first condition that did not match.
+  std::string explain(const request& req) const;
+
+  policy(policy&&) noexcept;
+  policy& operator=(policy&&) noexcept;
+  ~policy();
+
+ private:
+  struct compiled;
+  explicit policy(std::unique_ptr<compiled> c);
+  std::unique_ptr<compiled> impl_;
+};
+
+}  // namespace edgerelay::config
