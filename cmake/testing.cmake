@@ -1,15 +1,23 @@
 # Test helpers shared by every tests/ subfolder.
 include(GoogleTest)
 
-# edgerelay_unit_test(NAME n SOURCES a.cpp ... LIBS lib ...): a GoogleTest binary labelled `unit`.
+# edgerelay_unit_test(NAME n SOURCES a.cpp ... LIBS lib ... [LABEL l] [NETNS]): a GoogleTest binary
+# labelled `unit` (or LABEL); NETNS runs it in a private network namespace.
 function(edgerelay_unit_test)
-  cmake_parse_arguments(T "" "NAME;LABEL" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "NETNS" "NAME;LABEL" "SOURCES;LIBS" ${ARGN})
   if(NOT T_LABEL)
     set(T_LABEL unit)
   endif()
-  add_executable(${T_NAME} ${T_SOURCES})
+  if(T_NETNS)
+    # Runs in a private network namespace when permitted (tests/integration/netns_main.cpp).
+    add_executable(${T_NAME} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/integration/netns_main.cpp)
+    target_link_libraries(${T_NAME} PRIVATE GTest::gtest)
+  else()
+    add_executable(${T_NAME} ${T_SOURCES})
+    target_link_libraries(${T_NAME} PRIVATE GTest::gtest_main)
+  endif()
   target_include_directories(${T_NAME} PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main edgerelay_flags)
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest edgerelay_flags)
   gtest_discover_tests(${T_NAME} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS ${T_LABEL} TIMEOUT 300)
 endfunction()

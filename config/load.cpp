@@ -1,0 +1,985 @@
+// YAML (yaml-cpp) -> config model, collecting every problem as a file:line:col diagnostic.
+#include "config/load.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <sstream>
+
+#include "config/address.hpp"
+#include "config/duration.hpp"
+#include "config/password.hpp"
+#include "config/validate.hpp"
+
+namespace edgerelay::config {
+
+std::string to_string(const diagnostic& d) {
+  std::string out = d.where.file;
+  if (d.where.line > 0) {
+    out += ':' + std::to_string(d.where.line) + ':' + std::to_string(d.where.column);
+  }
+  out += ": ";
+  if (d.level == severity::warning) {
+    out += "warning: ";
+  }
+  out += d.message;
+  return out;
+}
+
+namespace {
+
+using keys = std::initializer_list<std::string_view>;
+
+std::string join(keys list) {
+  std::string out;
+  for (auto k : list) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += k;
+  }
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; });
+  return out;
+}
+
+/// Names that appear in rules, logs and metrics: letters, digits, '-', '_', '.'.
+bool is_config_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+struct scalar_item {
+  std::string text;
+  source_mark where;
+};
+
+/// A name someone refers to, checked once every section is read.
+struct reference {
+  std::string kind;  ///< "backend", "user", "listener", "upstream"
+  std::string name;
+  source_mark where;
+  std::string field;  ///< e.g. "forward"
+  std::string owner;  ///< e.g. "listener 'door'", filled in once the owner's name is known
+};
+
+struct definition {
+  std::string name;
+  source_mark where;
+};
+
+class reader {
+ public:
+  reader(std::string file, std::filesystem::path base_dir, std::vector<diagnostic>& diags)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)), diags_(diags) {}
+
+  void read_document(const YAML::Node& root, config& out);
+
+ private:
+  source_mark mark(const YAML::Node& n, const source_mark& fallback) const {
+    const YAML::Mark m = n.Mark();
+    if (m.is_null() || m.line < 0) {
+      return fallback;
+    }
+    return source_mark{file_, m.line + 1, m.column + 1};
+  }
+
+  void error(const source_mark& where, std::string message) {
+    diags_.push_back(diagnostic{severity::error, where, std::move(message)});
+  }
+  void warning(const source_mark& where, std::string message) {
+    diags_.push_back(diagnostic{severity::warning, where, std::move(message)});
+  }
+
+  /// Walk a map: reports non-map values, duplicate keys and unknown keys (naming the allowed
+  /// ones), then calls `f(key, value, value_mark)` for each allowed key. False if not a map.
+  bool for_each_key(const YAML::Node& n, const source_mark& where, std::string_view what, keys allowed,
+                    const std::function<void(const std::string&, const YAML::Node&, const source_mark&)>& f) {
+    if (!n.IsMap()) {
+      error(mark(n, where), "expected a map for " + std::string(what) + " (keys: " + join(allowed) + ")");
+      return false;
+    }
+    std::map<std::string, source_mark> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const source_mark km = mark(it->first, where);
+      if (!it->first.IsScalar()) {
+        error(km, "expected a plain key in " + std::string(what));
+        continue;
+      }
+      const std::string key = it->first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        error(km, "unknown key '" + key + "' in " + std::string(what) + " (expected one of: " + join(allowed) + ")");
+        continue;
+      }
+      if (auto [pos, inserted] = seen.emplace(key, km); !inserted) {
+        error(km, "duplicate key '" + key + "' in " + std::string(what) + " (first at " +
+                      std::to_string(pos->second.line) + ":" + std::to_string(pos->second.column) + ")");
+        continue;
+      }
+      // A missing value ("key:" then nothing) has no position of its own worth showing: use the key's.
+      f(key, it->second, it->second.IsNull() ? km : mark(it->second, km));
+    }
+    return true;
+  }
+
+  std::optional<std::string> scalar(const YAML::Node& v, const source_mark& where, std::string_view what,
+                                    std::string_view expected) {
+    if (!v.IsScalar()) {
+      error(where, std::string(v.IsNull() ? "missing value for " : "expected a single value for ") +
+                       std::string(what) + " (expected " + std::string(expected) + ")");
+      return std::nullopt;
+    }
+    return v.Scalar();
+  }
+
+  /// A list of scalars; a single scalar is taken as a one-element list.
+  std::optional<std::vector<scalar_item>> scalar_list(const YAML::Node& v, const source_mark& where,
+                                                      std::string_view what, std::string_view expected) {
+    std::vector<scalar_item> out;
+    if (v.IsScalar()) {
+      out.push_back({v.Scalar(), where});
+      return out;
+    }
+    if (!v.IsSequence()) {
+      error(where, "expected a list for " + std::string(what) + " (of " + std::string(expected) + ")");
+      return std::nullopt;
+    }
+    bool ok = true;
+    for (const auto& item : v) {
+      const source_mark m = mark(item, where);
+      if (!item.IsScalar()) {
+        error(m, "expected " + std::string(expected) + " in " + std::string(what));
+        ok = false;
+        continue;
+      }
+      out.push_back({item.Scalar(), m});
+    }
+    if (!ok) {
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& v, const source_mark& where, std::string_view what) {
+    auto s = scalar(v, where, what, "true or false");
+    if (!s) {
+      return std::nullopt;
+    }
+    const std::string l = lower(*s);
+    if (l == "true" || l == "yes" || l == "on") {
+      return true;
+    }
+    if (l == "false" || l == "no" || l == "off") {
+      return false;
+    }
+    error(where, "bad value '" + *s + "' for " + std::string(what) + " (expected true or false)");
+    return std::nullopt;
+  }
+
+  std::optional<std::uint64_t> number(const YAML::Node& v, const source_mark& where, std::string_view what,
+                                      std::uint64_t min, std::uint64_t max) {
+    const std::string range = std::to_string(min) + "-" + std::to_string(max);
+    auto s = scalar(v, where, what, "a whole number " + range);
+    if (!s) {
+      return std::nullopt;
+    }
+    std::uint64_t value = 0;
+    auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), value);
+    if (s->empty() || ec != std::errc{} || ptr != s->data() + s->size() || value < min || value > max) {
+      error(where, "bad value '" + *s + "' for " + std::string(what) + " (expected a whole number " + range + ")");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  void read_duration(const YAML::Node& v, const source_mark& where, std::string_view what, duration& out,
+                     bool allow_zero) {
+    auto s = scalar(v, where, what, "a duration like 250ms, 10s or 5m");
+    if (!s) {
+      return;
+    }
+    const auto d = parse_duration(*s);
+    if (!d) {
+      error(where, "bad duration '" + *s + "' for " + std::string(what) +
+                       " (expected a whole number with unit ms, s or m, e.g. 250ms, 10s, 5m)");
+      return;
+    }
+    if (!allow_zero && d->count() == 0) {
+      error(where, "bad duration '" + *s + "' for " + std::string(what) + " (must be greater than zero)");
+      return;
+    }
+    out = *d;
+  }
+
+  /// One of a fixed set of words.
+  std::optional<std::string> choice(const YAML::Node& v, const source_mark& where, std::string_view what,
+                                    keys allowed) {
+    const std::string expected = "one of: " + join(allowed);
+    auto s = scalar(v, where, what, expected);
+    if (!s) {
+      return std::nullopt;
+    }
+    if (std::find(allowed.begin(), allowed.end(), *s) == allowed.end()) {
+      error(where, "bad value '" + *s + "' for " + std::string(what) + " (expected " + expected + ")");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::optional<endpoint_spec> endpoint(const YAML::Node& v, const source_mark& where, std::string_view what) {
+    auto s = scalar(v, where, what, "\"host:port\" or \"[v6]:port\"");
+    if (!s) {
+      return std::nullopt;
+    }
+    std::string why;
+    auto e = parse_endpoint(*s, &why);
+    if (!e) {
+      error(where, "bad " + std::string(what) + " '" + *s + "': " + why +
+                       " (expected \"host:port\" or \"[v6]:port\" with a literal IP address)");
+    }
+    return e;
+  }
+
+  std::optional<std::string> name_value(const YAML::Node& v, const source_mark& where, std::string_view what) {
+    auto s = scalar(v, where, what, "a name of letters, digits, '-', '_' or '.'");
+    if (s && !is_config_name(*s)) {
+      error(where, "bad name '" + *s + "' for " + std::string(what) + " (expected letters, digits, '-', '_' or '.')");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::string path_value(const std::string& p) const {
+    if (p.empty() || base_dir_.empty() || std::filesystem::path(p).is_absolute()) {
+      return p;
+    }
+    return (base_dir_ / p).lexically_normal().string();
+  }
+
+  /// Read a sequence of maps, calling `item(node, mark, index)` for each.
+  void for_each_item(const YAML::Node& v, const source_mark& where, std::string_view what,
+                     const std::function<void(const YAML::Node&, const source_mark&)>& item) {
+    if (v.IsNull()) {
+      return;
+    }
+    if (!v.IsSequence()) {
+      error(where, "expected a list of " + std::string(what) + "s");
+      return;
+    }
+    for (const auto& n : v) {
+      item(n, mark(n, where));
+    }
+  }
+
+  void read_listener(const YAML::Node& n, const source_mark& where, config& out);
+  void read_listener_tls(const YAML::Node& n, const source_mark& where, tls_files& tls);
+  void read_backend(const YAML::Node& n, const source_mark& where, config& out);
+  void read_user(const YAML::Node& n, const source_mark& where, config& out);
+  void read_rule(const YAML::Node& n, const source_mark& where, config& out);
+  void read_upstream(const YAML::Node& n, const source_mark& where, config& out);
+  void read_limits(const YAML::Node& n, const source_mark& where, limits_config& out);
+  void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
+  void check_references(const config& cfg);
+  void check_listeners(const config& cfg);
+
+  std::string file_;
+  std::filesystem::path base_dir_;
+  std::vector<diagnostic>& diags_;
+  std::vector<reference> refs_;
+  std::vector<definition> listener_names_, backend_names_, user_names_, rule_names_, upstream_names_;
+};
+
+void reader::read_document(const YAML::Node& root, config& out) {
+  const source_mark top{file_, 1, 1};
+  if (!root.IsDefined() || root.IsNull()) {
+    error(top, "empty config (expected a map with listeners, backends, users, rules, ...)");
+    return;
+  }
+  bool saw_listeners = false;
+  bool saw_rules = false;
+  const bool is_map = for_each_key(
+      root, top, "config",
+      {"listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers"},
+      [&](const std::string& key, const YAML::Node& v, const source_mark& m) {
+        if (key == "listeners") {
+          saw_listeners = true;
+          for_each_item(v, m, "listener", [&](const YAML::Node& n, const source_mark& im) { read_listener(n, im, out); });
+        } else if (key == "backends") {
+          for_each_item(v, m, "backend", [&](const YAML::Node& n, const source_mark& im) { read_backend(n, im, out); });
+        } else if (key == "users") {
+          for_each_item(v, m, "user", [&](const YAML::Node& n, const source_mark& im) { read_user(n, im, out); });
+        } else if (key == "rules") {
+          saw_rules = true;
+          for_each_item(v, m, "rule", [&](const YAML::Node& n, const source_mark& im) { read_rule(n, im, out); });
+        } else if (key == "upstreams") {
+          for_each_item(v, m, "upstream", [&](const YAML::Node& n, const source_mark& im) { read_upstream(n, im, out); });
+        } else if (key == "limits") {
+          read_limits(v, m, out.limits);
+        } else if (key == "admin") {
+          for_each_key(v, m, "admin", {"bind"}, [&](const std::string&, const YAML::Node& av, const source_mark& am) {
+            out.admin.bind = endpoint(av, am, "admin bind");
+          });
+        } else if (key == "log") {
+          for_each_key(v, m, "log", {"level", "access"},
+                       [&](const std::string& k, const YAML::Node& lv, const source_mark& lm) {
+                         if (k == "level") {
+                           if (auto c = choice(lv, lm, "log level", {"debug", "info", "warn", "error"})) {
+                             out.log.level = *c == "debug"  ? log_level::debug
+                                             : *c == "info" ? log_level::info
+                                             : *c == "warn" ? log_level::warn
+                                                            : log_level::error;
+                           }
+                         } else if (auto c = choice(lv, lm, "log access", {"json", "off"})) {
+                           out.log.access_json = *c == "json";
+                         }
+                       });
+        } else if (key == "reload") {
+          for_each_key(v, m, "reload", {"recheck_sessions"},
+                       [&](const std::string&, const YAML::Node& rv, const source_mark& rm) {
+                         if (auto b = boolean(rv, rm, "recheck_sessions")) {
+                           out.reload.recheck_sessions = *b;
+                         }
+                       });
+        } else if (key == "workers") {
+          auto s = scalar(v, m, "workers", "auto or a whole number 1-1024");
+          if (!s || *s == "auto") {
+            return;  // 0 (the default) means one worker per core
+          }
+          unsigned w = 0;
+          auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), w);
+          if (s->empty() || ec != std::errc{} || ptr != s->data() + s->size() || w < 1 || w > 1024) {
+            error(m, "bad value '" + *s + "' for workers (expected auto or a whole number 1-1024)");
+            return;
+          }
+          out.workers = w;
+        }
+      });
+  if (!is_map) {
+    return;
+  }
+  if (!saw_listeners || out.listeners.empty()) {
+    error(top, "no listeners defined (expected at least one entry under listeners)");
+  }
+  if (!saw_rules || out.rules.empty()) {
+    warning(top, "no rules defined: every request will be denied (rules: first match wins, no match denies)");
+  }
+  check_names("listener", listener_names_, false);
+  check_names("backend", backend_names_, false);
+  check_names("user", user_names_, true);
+  check_names("rule", rule_names_, false);
+  check_names("upstream", upstream_names_, false);
+  check_references(out);
+  check_listeners(out);
+}
+
+void reader::read_listener_tls(const YAML::Node& n, const source_mark& where, tls_files& tls) {
+  source_mark cert_mark = where;
+  for_each_key(n, where, "listener tls", {"cert", "key", "client_ca", "min_version", "required", "certs"},
+               [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+                 if (k == "cert" || k == "key" || k == "client_ca") {
+                   auto s = scalar(v, m, "tls " + k, "a file path");
+                   if (!s) {
+                     return;
+                   }
+                   (k == "cert" ? tls.cert : k == "key" ? tls.key : tls.client_ca) = path_value(*s);
+                   cert_mark = k == "cert" ? m : cert_mark;
+                 } else if (k == "min_version") {
+                   if (auto c = choice(v, m, "tls min_version", {"1.2", "1.3"})) {
+                     tls.min_version = *c;
+                   }
+                 } else if (k == "required") {
+                   if (auto b = boolean(v, m, "tls required")) {
+                     tls.required = *b;
+                   }
+                 } else {
+                   for_each_item(v, m, "tls cert", [&](const YAML::Node& cn, const source_mark& cm) {
+                     tls_cert c;
+                     for_each_key(cn, cm, "tls certs entry", {"cert", "key"},
+                                  [&](const std::string& ck, const YAML::Node& cv, const source_mark& cvm) {
+                                    if (auto s = scalar(cv, cvm, "tls certs " + ck, "a file path")) {
+                                      (ck == "cert" ? c.cert : c.key) = path_value(*s);
+                                    }
+                                  });
+                     if (cn.IsMap() && (c.cert.empty() || c.key.empty())) {
+                       error(cm, "tls certs entry needs both cert and key");
+                     }
+                     tls.certs.push_back(std::move(c));
+                   });
+                 }
+               });
+  if (!n.IsMap()) {
+    return;
+  }
+  if (tls.cert.empty() != tls.key.empty()) {
+    error(where, std::string("listener tls has ") + (tls.cert.empty() ? "a key but no cert" : "a cert but no key"));
+  } else if (tls.cert.empty() && tls.certs.empty()) {
+    error(where, "listener tls needs cert and key (or a certs list)");
+  }
+}
+
+void reader::read_listener(const YAML::Node& n, const source_mark& where, config& out) {
+  listener_config l;
+  l.mark = where;
+  const std::size_t first_ref = refs_.size();
+  source_mark forward_mark = where;
+  source_mark protocols_mark = where;
+  bool has_name = false;
+  bool has_protocols = false;
+  bool protocol_errors = false;
+  bool has_bind = false;
+  bool has_fallback = false;
+  const bool ok = for_each_key(
+      n, where, "listener",
+      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind"},
+      [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+        if (k == "name") {
+          has_name = true;
+          if (auto s = name_value(v, m, "listener name")) {
+            l.name = *s;
+            listener_names_.push_back({*s, m});
+          }
+        } else if (k == "bind") {
+          has_bind = true;
+          if (auto e = endpoint(v, m, "bind")) {
+            l.bind = *e;
+          }
+        } else if (k == "udp_bind") {
+          l.udp_bind = endpoint(v, m, "udp_bind");
+        } else if (k == "protocols") {
+          protocols_mark = m;
+          has_protocols = true;
+          auto list = scalar_list(v, m, "protocols", "socks5, socks4 or http");
+          if (!list) {
+            protocol_errors = true;
+            return;
+          }
+          for (const auto& item : *list) {
+            protocol p{};
+            if (item.text == "socks5") {
+              p = protocol::socks5;
+            } else if (item.text == "socks4") {
+              p = protocol::socks4;
+            } else if (item.text == "http") {
+              p = protocol::http;
+            } else {
+              error(item.where, "unknown protocol '" + item.text + "' (expected one of: socks5, socks4, http)");
+              protocol_errors = true;
+              continue;
+            }
+            if (std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end()) {
+              error(item.where, "protocol '" + item.text + "' listed twice");
+              continue;
+            }
+            l.protocols.push_back(p);
+          }
+        } else if (k == "auth") {
+          if (auto c = choice(v, m, "auth", {"none", "password"})) {
+            l.auth = *c == "password" ? auth_mode::password : auth_mode::none;
+          }
+        } else if (k == "tls") {
+          tls_files tls;
+          read_listener_tls(v, m, tls);
+          l.tls = std::move(tls);
+        } else if (k == "proxy_protocol") {
+          if (auto b = boolean(v, m, "proxy_protocol")) {
+            l.proxy_protocol = *b;
+          }
+        } else if (k == "forward" || k == "sql602_tunnel") {
+          if (auto s = name_value(v, m, k)) {
+            (k == "forward" ? l.forward : l.sql602_tunnel) = *s;
+            forward_mark = k == "forward" ? m : forward_mark;
+            refs_.push_back({"backend", *s, m, k, {}});
+          }
+        } else {
+          has_fallback = true;
+          if (auto s = name_value(v, m, "fallback")) {
+            l.fallback = *s;
+            if (*s != "404") {
+              refs_.push_back({"backend", *s, m, "fallback (404 or a backend)", {}});
+            }
+          }
+        }
+      });
+  if (!ok) {
+    return;
+  }
+  const std::string who = l.name.empty() ? std::string("listener") : "listener '" + l.name + "'";
+  for (std::size_t i = first_ref; i < refs_.size(); ++i) {
+    refs_[i].owner = who;
+  }
+  if (!has_name) {
+    error(where, "listener needs a name");
+  }
+  if (!has_bind) {
+    error(where, who + " needs a bind address (\"host:port\")");
+  }
+  const bool has_http = std::find(l.protocols.begin(), l.protocols.end(), protocol::http) != l.protocols.end();
+  if (!l.forward.empty()) {
+    if (!l.protocols.empty()) {
+      error(protocols_mark, who + " has forward, so it takes no protocols (sessions go to backend '" + l.forward +
+                                "' without a handshake)");
+    }
+    if (l.auth == auth_mode::password) {
+      error(forward_mark, who + " has forward, so it cannot ask for a password (there is no handshake)");
+    }
+    if (!l.sql602_tunnel.empty() || has_fallback) {
+      error(forward_mark, who + " has forward, so it takes no sql602_tunnel or fallback");
+    }
+  } else {
+    if (!has_protocols) {
+      error(where, who + " needs protocols (one or more of: socks5, socks4, http) or forward");
+    } else if (l.protocols.empty() && !protocol_errors) {
+      error(protocols_mark, who + " needs at least one protocol (socks5, socks4, http) or forward");
+    }
+    if (!has_http && !l.protocols.empty() && (!l.sql602_tunnel.empty() || has_fallback)) {
+      error(where, who + " has sql602_tunnel or fallback, which need protocol http");
+    }
+  }
+  out.listeners.push_back(std::move(l));
+}
+
+void reader::read_backend(const YAML::Node& n, const source_mark& where, config& out) {
+  backend_config b;
+  b.mark = where;
+  bool has_portbase = false;
+  const bool ok = for_each_key(
+      n, where, "backend", {"name", "host", "portbase", "kind", "egress", "health_check", "tls"},
+      [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+        if (k == "name") {
+          if (auto s = name_value(v, m, "backend name")) {
+            b.name = *s;
+            backend_names_.push_back({*s, m});
+          }
+        } else if (k == "host") {
+          if (auto s = scalar(v, m, "backend host", "a host name or IP address")) {
+            if (!parse_ip_literal(*s) && !is_valid_host_name(*s)) {
+              error(m, "bad backend host '" + *s + "' (expected a host name or IP address)");
+            } else {
+              b.host = *s;
+            }
+          }
+        } else if (k == "portbase") {
+          has_portbase = true;
+          if (auto p = number(v, m, "portbase", 0, 65534)) {
+            b.portbase = static_cast<std::uint16_t>(*p);
+          }
+        } else if (k == "kind") {
+          if (auto c = choice(v, m, "backend kind", {"tcp", "sql602"})) {
+            b.kind = *c == "sql602" ? backend_kind::sql602 : backend_kind::tcp;
+          }
+        } else if (k == "egress") {
+          auto list = scalar_list(v, m, "egress", "IPv4 addresses or ranges like 10.9.0.10-10.9.0.127");
+          if (!list) {
+            return;
+          }
+          for (const auto& item : *list) {
+            const auto dash = item.text.find('-');
+            const auto first = parse_ip_address(std::string_view(item.text).substr(0, dash));
+            const auto last = dash == std::string::npos ? first
+                                                        : parse_ip_address(std::string_view(item.text).substr(dash + 1));
+            if (!first || !last || first->v6 || last->v6) {
+              error(item.where, "bad egress '" + item.text +
+                                    "' (expected an IPv4 address or a range like 10.9.0.10-10.9.0.127)");
+              continue;
+            }
+            ipv4_range r;
+            std::copy_n(first->bytes.begin(), 4, r.first.begin());
+            std::copy_n(last->bytes.begin(), 4, r.last.begin());
+            if (r.last < r.first) {
+              error(item.where, "bad egress '" + item.text + "' (the range ends before it starts)");
+              continue;
+            }
+            b.egress.push_back(r);
+          }
+        } else if (k == "health_check") {
+          health_check_config h;
+          source_mark timeout_mark = m;
+          if (for_each_key(v, m, "health_check", {"interval", "timeout"},
+                           [&](const std::string& hk, const YAML::Node& hv, const source_mark& hm) {
+                             read_duration(hv, hm, "health_check " + hk, hk == "interval" ? h.interval : h.timeout,
+                                           false);
+                             timeout_mark = hk == "timeout" ? hm : timeout_mark;
+                           })) {
+            if (h.timeout > h.interval) {
+              warning(timeout_mark, "health_check timeout " + format_duration(h.timeout) + " is longer than its interval " +
+                                        format_duration(h.interval));
+            }
+            b.health_check = h;
+          }
+        } else {
+          backend_tls t;
+          for_each_key(v, m, "backend tls", {"ca", "server_name"},
+                       [&](const std::string& tk, const YAML::Node& tv, const source_mark& tm) {
+                         if (auto s = scalar(tv, tm, "tls " + tk, tk == "ca" ? "a file path" : "a host name")) {
+                           if (tk == "ca") {
+                             t.ca = path_value(*s);
+                           } else {
+                             t.server_name = *s;
+                           }
+                         }
+                       });
+          b.tls = std::move(t);
+        }
+      });
+  if (!ok) {
+    return;
+  }
+  const std::string who = b.name.empty() ? std::string("backend") : "backend '" + b.name + "'";
+  if (!n["name"]) {
+    error(where, "backend needs a name");
+  }
+  if (!n["host"]) {
+    error(where, who + " needs a host");
+  }
+  if (!has_portbase) {
+    error(where, who + " needs a portbase (sessions go to portbase + 1)");
+  }
+  out.backends.push_back(std::move(b));
+}
+
+void reader::read_user(const YAML::Node& n, const source_mark& where, config& out) {
+  user_config u;
+  u.mark = where;
+  bool has_password = false;
+  const bool ok = for_each_key(
+      n, where, "user", {"name", "password"}, [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+        if (k == "name") {
+          auto s = scalar(v, m, "user name", "a user name");
+          if (!s) {
+            return;
+          }
+          // HTTP Basic splits user:password at the first colon, so a colon can never be sent.
+          if (s->empty() || s->find(':') != std::string::npos ||
+              std::any_of(s->begin(), s->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+            error(m, "bad user name '" + *s + "' (expected a non-empty name without ':' or control characters)");
+            return;
+          }
+          if (s->size() > 255) {
+            error(m, "user name is longer than 255 bytes (SOCKS5 cannot send it)");
+            return;
+          }
+          u.name = *s;
+          user_names_.push_back({*s, m});
+        } else {
+          has_password = true;
+          // The value may be a pasted plain-text password: never quote it in a message.
+          if (!v.IsScalar()) {
+            error(m, "expected a password hash for user '" + u.name + "' (run `edgerelay passwd` and paste its output)");
+            return;
+          }
+          std::string why;
+          if (!is_password_hash(v.Scalar(), &why)) {
+            error(m, "password of user '" + u.name + "' is not a hash: plain-text passwords are refused; " + why);
+            return;
+          }
+          u.password_hash = v.Scalar();
+        }
+      });
+  if (!ok) {
+    return;
+  }
+  if (!n["name"]) {
+    error(where, "user needs a name");
+  }
+  if (!has_password) {
+    error(where, "user '" + u.name + "' needs a password (a hash printed by `edgerelay passwd`)");
+  }
+  out.users.push_back(std::move(u));
+}
+
+void reader::read_rule(const YAML::Node& n, const source_mark& where, config& out) {
+  rule_config r;
+  r.mark = where;
+  const std::size_t first_ref = refs_.size();
+  bool has_name = false;
+  bool has_action = false;
+  const bool ok = for_each_key(
+      n, where, "rule", {"name", "action", "from", "to", "users", "listeners", "via"},
+      [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+        if (k == "name") {
+          has_name = true;
+          if (auto s = name_value(v, m, "rule name")) {
+            r.name = *s;
+            rule_names_.push_back({*s, m});
+          }
+        } else if (k == "action") {
+          has_action = true;
+          if (auto c = choice(v, m, "action", {"allow", "deny"})) {
+            r.allow = *c == "allow";
+          }
+        } else if (k == "from") {
+          auto list = scalar_list(v, m, "from", "CIDRs like 10.1.0.0/16 or 2001:db8::/32");
+          for (const auto& item : list.value_or(std::vector<scalar_item>{})) {
+            std::string why;
+            if (!parse_cidr(item.text, &why)) {
+              error(item.where, "bad CIDR '" + item.text + "' in from: " + why);
+            }
+            r.from.push_back(item.text);
+          }
+        } else if (k == "to") {
+          auto list = scalar_list(v, m, "to", "destinations");
+          for (const auto& item : list.value_or(std::vector<scalar_item>{})) {
+            std::string why;
+            auto t = parse_target_pattern(item.text, &why);
+            if (!t) {
+              error(item.where, "bad destination '" + item.text + "' in to: " + why +
+                                    " (expected backend:NAME, host[:ports], *.suffix[:ports], CIDR[:ports] or [v6]:ports)");
+            } else if (t->kind == target_kind::backend) {
+              refs_.push_back({"backend", item.text.substr(8), item.where, "to", {}});
+            }
+            r.to.push_back(item.text);
+          }
+        } else if (k == "users" || k == "listeners") {
+          auto list = scalar_list(v, m, k, k == "users" ? "user names" : "listener names");
+          for (const auto& item : list.value_or(std::vector<scalar_item>{})) {
+            refs_.push_back({k == "users" ? "user" : "listener", item.text, item.where, k, {}});
+            (k == "users" ? r.users : r.listeners).push_back(item.text);
+          }
+        } else {
+          if (auto s = name_value(v, m, "via")) {
+            r.via = *s;
+            refs_.push_back({"upstream", *s, m, "via", {}});
+          }
+        }
+      });
+  if (!ok) {
+    return;
+  }
+  for (std::size_t i = first_ref; i < refs_.size(); ++i) {
+    refs_[i].owner = "rule '" + r.name + "'";
+  }
+  if (!has_name) {
+    error(where, "rule needs a name");
+  }
+  if (!has_action) {
+    error(where, "rule '" + r.name + "' needs an action (allow or deny)");
+  }
+  out.rules.push_back(std::move(r));
+}
+
+void reader::read_upstream(const YAML::Node& n, const source_mark& where, config& out) {
+  upstream_config u;
+  u.mark = where;
+  const bool ok = for_each_key(
+      n, where, "upstream", {"name", "url"}, [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+        if (k == "name") {
+          if (auto s = name_value(v, m, "upstream name")) {
+            u.name = *s;
+            upstream_names_.push_back({*s, m});
+          }
+          return;
+        }
+        auto s = scalar(v, m, "upstream url", "http://host:port or socks5://host:port");
+        if (!s) {
+          return;
+        }
+        std::string_view rest = *s;
+        const auto scheme_end = rest.find("://");
+        const std::string_view scheme = scheme_end == std::string_view::npos ? "" : rest.substr(0, scheme_end);
+        rest = scheme_end == std::string_view::npos ? rest : rest.substr(scheme_end + 3);
+        if (!rest.empty() && rest.back() == '/') {
+          rest.remove_suffix(1);
+        }
+        std::string why = "expected http://host:port or socks5://host:port";
+        if ((scheme != "http" && scheme != "socks5") || !parse_host_port(rest, &why)) {
+          error(m, "bad upstream url '" + *s + "' (" + why + ")");
+          return;
+        }
+        u.url = *s;
+      });
+  if (!ok) {
+    return;
+  }
+  if (!n["name"]) {
+    error(where, "upstream needs a name");
+  }
+  if (!n["url"]) {
+    error(where, "upstream '" + u.name + "' needs a url (http://host:port or socks5://host:port)");
+  }
+  out.upstreams.push_back(std::move(u));
+}
+
+void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_config& out) {
+  for_each_key(n, where, "limits",
+               {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "shutdown_grace"},
+               [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+                 if (k == "max_sessions" || k == "per_source") {
+                   if (auto x = number(v, m, k, 1, 10'000'000)) {
+                     (k == "max_sessions" ? out.max_sessions : out.per_source) = static_cast<std::uint32_t>(*x);
+                   }
+                 } else if (k == "handshake_timeout") {
+                   read_duration(v, m, k, out.handshake_timeout, false);
+                 } else if (k == "connect_timeout") {
+                   read_duration(v, m, k, out.connect_timeout, false);
+                 } else if (k == "idle_timeout") {
+                   read_duration(v, m, k, out.idle_timeout, false);
+                 } else {
+                   read_duration(v, m, k, out.shutdown_grace, true);
+                 }
+               });
+}
+
+void reader::check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive) {
+  std::map<std::string, source_mark> first;
+  for (const auto& d : defs) {
+    auto [it, inserted] = first.emplace(case_sensitive ? d.name : lower(d.name), d.where);
+    if (!inserted) {
+      error(d.where, "duplicate " + std::string(kind) + " name '" + d.name + "' (first defined at " +
+                         std::to_string(it->second.line) + ":" + std::to_string(it->second.column) + ")");
+    }
+  }
+}
+
+void reader::check_references(const config& cfg) {
+  for (const auto& ref : refs_) {
+    const std::vector<definition>& defs = ref.kind == "backend"    ? backend_names_
+                                          : ref.kind == "user"     ? user_names_
+                                          : ref.kind == "listener" ? listener_names_
+                                                                   : upstream_names_;
+    const bool case_sensitive = ref.kind == "user";
+    const bool found = std::any_of(defs.begin(), defs.end(), [&](const definition& d) {
+      return case_sensitive ? d.name == ref.name : lower(d.name) == lower(ref.name);
+    });
+    if (found) {
+      continue;
+    }
+    std::string known;
+    for (const auto& d : defs) {
+      known += (known.empty() ? "" : ", ") + d.name;
+    }
+    error(ref.where, "unknown " + ref.kind + " '" + ref.name + "' in " + ref.field + " of " + ref.owner +
+                         (known.empty() ? " (no " + ref.kind + "s are defined)" : " (known " + ref.kind + "s: " + known + ")"));
+  }
+  // A 602SQL HTTP tunnel speaks the 602SQL framing, so its backend must be one.
+  for (const auto& l : cfg.listeners) {
+    if (l.sql602_tunnel.empty()) {
+      continue;
+    }
+    for (const auto& b : cfg.backends) {
+      if (lower(b.name) == lower(l.sql602_tunnel) && b.kind != backend_kind::sql602) {
+        error(l.mark, "listener '" + l.name + "' has sql602_tunnel '" + b.name +
+                          "', but that backend is not of kind sql602");
+      }
+    }
+  }
+}
+
+void reader::check_listeners(const config& cfg) {
+  std::map<std::pair<std::string, std::uint16_t>, std::string> tcp;
+  std::map<std::pair<std::string, std::uint16_t>, std::string> udp;
+  auto claim = [this](auto& table, const endpoint_spec& e, const listener_config& l, std::string_view what) {
+    if (e.port == 0 || e.host.empty()) {
+      return;  // port 0 picks a fresh port each time: no clash possible
+    }
+    const auto norm = parse_ip_address(e.host);
+    const std::string host = norm ? to_string(*norm) : e.host;
+    auto [it, inserted] = table.emplace(std::make_pair(host, e.port), l.name);
+    if (!inserted) {
+      error(l.mark, "listener '" + l.name + "' " + std::string(what) + " " + e.host + ":" + std::to_string(e.port) +
+                        " is already used by listener '" + it->second + "'");
+    }
+  };
+  const bool any_users = !cfg.users.empty();
+  for (const auto& l : cfg.listeners) {
+    claim(tcp, l.bind, l, "bind");
+    if (l.udp_bind) {
+      claim(udp, *l.udp_bind, l, "udp_bind");
+    }
+    if (l.auth == auth_mode::password && !any_users) {
+      warning(l.mark, "listener '" + l.name + "' asks for a password but no users are defined");
+    }
+  }
+}
+
+load_result load_impl(std::string_view yaml, const std::string& source_name, const std::filesystem::path& base_dir) {
+  load_result result;
+  config cfg;
+  cfg.source = source_name;
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml));
+    reader r(source_name, base_dir, result.diagnostics);
+    r.read_document(root, cfg);
+  } catch (const YAML::Exception& e) {
+    source_mark where{source_name, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
+    result.diagnostics.push_back({severity::error, where, "YAML syntax error: " + e.msg});
+  } catch (const std::exception& e) {
+    result.diagnostics.push_back({severity::error, source_mark{source_name, 0, 0}, std::string("cannot read config: ") + e.what()});
+  }
+  const bool has_error = std::any_of(result.diagnostics.begin(), result.diagnostics.end(),
+                                     [](const diagnostic& d) { return d.level == severity::error; });
+  if (!has_error) {
+    // Shadowed rules need every entry parsed, so they are looked for only in an otherwise valid config.
+    auto shadowed = find_shadowed_rules(cfg);
+    result.diagnostics.insert(result.diagnostics.end(), shadowed.begin(), shadowed.end());
+    result.value = std::move(cfg);
+  }
+  // Report in file order, whatever pass found them.
+  std::stable_sort(result.diagnostics.begin(), result.diagnostics.end(), [](const diagnostic& a, const diagnostic& b) {
+    return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+  });
+  return result;
+}
+
+}  // namespace
+
+load_result load_config_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    load_result result;
+    result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, "is a directory, not a config file"});
+    return result;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    load_result result;
+    result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, "cannot open config file"});
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    load_result result;
+    result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, "cannot read config file"});
+    return result;
+  }
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  return load_impl(text.str(), path, dir.empty() ? std::filesystem::path(".") : dir);
+}
+
+load_result load_config_text(std::string_view yaml, const std::string& source_name) {
+  return load_impl(yaml, source_name, {});
+}
+
+config default_config() {
+  config cfg;
+  cfg.source = "<built-in>";
+  listener_config l;
+  l.name = "default";
+  l.bind = endpoint_spec{"127.0.0.1", 1080};
+  l.protocols = {protocol::socks5, protocol::socks4, protocol::http};
+  l.auth = auth_mode::none;
+  l.mark = source_mark{cfg.source, 0, 0};
+  cfg.listeners.push_back(std::move(l));
+  rule_config r;
+  r.name = "loopback-clients";
+  r.allow = true;
+  r.from = {"127.0.0.0/8", "::1/128"};
+  r.mark = source_mark{cfg.source, 0, 0};
+  cfg.rules.push_back(std::move(r));
+  return cfg;
+}
+
+}  // namespace edgerelay::config

@@ -37,12 +37,21 @@ struct source_mark {
 enum class protocol : std::uint8_t { socks5, socks4, http };
 enum class auth_mode : std::uint8_t { none, password };
 
+/// One certificate chain and its private key (PEM file paths).
+struct tls_cert {
+  std::string cert;
+  std::string key;
+};
+
+/// File paths as written, except that load_config_file() resolves relative paths against the
+/// directory of the config file.
 struct tls_files {
   std::string cert;
   std::string key;
-  std::string client_ca;    ///< empty: no client certificates asked for
-  std::string min_version;  ///< "1.2" (default) or "1.3"
-  bool required = false;    ///< plaintext clients are closed
+  std::string client_ca;            ///< empty: no client certificates asked for
+  std::string min_version = "1.2";  ///< "1.2" (default) or "1.3"
+  bool required = false;            ///< plaintext clients are closed
+  std::vector<tls_cert> certs;      ///< more chains, chosen by SNI; `cert`/`key` may be empty when set
 };
 
 struct listener_config {
@@ -54,7 +63,7 @@ struct listener_config {
   bool proxy_protocol = false;
   std::string forward;        ///< backend name; non-empty: no handshake, every session goes there
   std::string sql602_tunnel;  ///< backend name for 602SQL HTTP-tunnel POSTs
-  std::string fallback;       ///< "404" (default) or a backend name
+  std::string fallback = "404";  ///< "404" (default) or a backend name
   std::optional<endpoint_spec> udp_bind;
   source_mark mark;
 };

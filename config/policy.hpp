@@ -14,6 +14,11 @@ namespace edgerelay::config {
 
 /// What a decision is asked about. `host` is the name the client asked for (empty when the client
 /// gave an address); `address` is the address to be dialled (absent before resolution).
+/// When the runtime has mapped a session to a backend (forward listener, sql602_tunnel, or a SOCKS
+/// target equal to a backend's host and portbase + 1), it passes the backend name as `host`, so
+/// that `backend:NAME` entries match. An IP literal passed in `host` with no `address` is treated
+/// as the address. IPv4-mapped IPv6 in `source` or `address` is folded to IPv4.
+/// The views must stay valid for the call only.
 struct request {
   ip_address source;
   std::string_view user;      ///< empty: anonymous
@@ -33,19 +38,24 @@ enum class verdict : std::uint8_t {
 
 struct decision {
   verdict result = verdict::deny;
-  int rule_index = -1;        ///< -1: no rule matched (default deny)
+  int rule_index = -1;        ///< 0-based; -1: no rule matched (default deny). For needs_address:
+                              ///< the first rule whose `to` depends on the address
   std::string_view rule_name; ///< "default" when rule_index == -1; points into the policy
 };
 
 class policy {
  public:
-  /// Compile rules; the config must have passed validation.
+  /// Compile rules; the config should have passed validation. A rule with an entry that does not
+  /// parse never matches (it is never silently broadened). Control thread: allocates.
   static policy compile(const config& cfg);
 
   /// First match wins; no match denies. Pure: no I/O, no clock, no allocation.
   decision decide(const request& req) const noexcept;
 
   /// For `explain`: the decision plus, for each earlier rule, the first condition that did not match.
+  /// One line per rule tried ("rule N 'name': no match: ...", N counted from 1), then
+  /// "decision: allow|deny by rule 'name'", "decision: deny by default (no rule matched)" or
+  /// "decision: needs address (...)". Every line ends with '\n'.
   std::string explain(const request& req) const;
 
   policy(policy&&) noexcept;

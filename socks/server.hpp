@@ -2,12 +2,16 @@
 //
 // The driver (proxy/handshake.cpp) loops: read bytes -> feed() -> act on the step:
 //   need_more     -> read more bytes and feed() them
-//   send          -> write `bytes` in ONE write; if close_after, close; else call feed({}) to go on
+//   send          -> write `bytes` in ONE write; if close_after, close; else if established(), the
+//                    handshake is over (take leftover()); else call feed({}) to go on
 //   authenticate  -> check the credentials, then on_auth(ok)
 //   connect       -> apply policy and dial, then on_connect(code, bound) -> a `send` step with the reply
 //   failed        -> close at once (nothing can be replied)
 // After the success reply the state is `established` and leftover() holds bytes the client sent
 // right behind its request (they belong to the tunnel).
+// A call that does not fit the current state (feed() while authenticating or once established,
+// on_auth() without an authenticate step, ...) returns `failed` and closes the machine; nothing
+// throws. Input that never becomes a message is bounded (SOCKS4 fields <= 255 bytes, max_buffered).
 #pragma once
 
 #include <cstddef>
@@ -27,6 +31,10 @@ struct server_options {
   bool accept_socks5 = true;
   bool accept_socks4 = true;
   bool require_password = false;  ///< SOCKS5 must use RFC 1929; SOCKS4 is answered 0x5D
+  /// Cap on unparsed input held before `established` (feed() beyond it -> failed). One handshake
+  /// message is at most 520 bytes; the rest is room for payload a client pipelines behind its
+  /// request and the driver reads in the same read.
+  std::size_t max_buffered = 64 * 1024;
 };
 
 /// The address reported in a reply (BND.ADDR/BND.PORT).
@@ -81,6 +89,14 @@ class socks_server {
 
  private:
   enum class state : std::uint8_t { greeting, userpass, request, authenticating, connecting, established, closed };
+  step_t advance();
+  step_t on_greeting(std::span<const std::uint8_t> input);
+  step_t on_userpass(std::span<const std::uint8_t> input);
+  step_t on_socks5_request(std::span<const std::uint8_t> input);
+  step_t on_socks4_request(std::span<const std::uint8_t> input);
+  step_t reply(std::vector<std::uint8_t> bytes, bool close_after);
+  step_t fail(std::string_view reason);
+
   server_options options_;
   state state_ = state::greeting;
   version version_ = version::unknown;

@@ -1,0 +1,97 @@
+// Shadowed-rule detection: a rule is dead when an earlier rule matches everything it matches.
+#include "config/validate.hpp"
+
+#include <algorithm>
+
+#include "config/address.hpp"
+
+namespace edgerelay::config {
+namespace {
+
+struct parsed_rule {
+  bool valid = true;
+  std::vector<cidr> from;
+  std::vector<target_pattern> to;
+};
+
+parsed_rule parse(const rule_config& r) {
+  parsed_rule out;
+  for (const auto& f : r.from) {
+    auto c = parse_cidr(f);
+    out.valid = out.valid && c.has_value();
+    if (c) {
+      out.from.push_back(*c);
+    }
+  }
+  for (const auto& t : r.to) {
+    auto p = parse_target_pattern(t);
+    out.valid = out.valid && p.has_value();
+    if (p) {
+      out.to.push_back(*p);
+    }
+  }
+  return out;
+}
+
+bool lower_equal(const std::string& a, const std::string& b) { return host_equals(a, b); }
+
+/// An empty list means "anything"; otherwise every inner item must be covered by an outer one.
+template <class T, class Covers>
+bool list_covers(const std::vector<T>& outer, const std::vector<T>& inner, Covers covers_one) {
+  if (outer.empty()) {
+    return true;
+  }
+  if (inner.empty()) {
+    // "anything" is covered only by an outer entry that itself covers anything.
+    return false;
+  }
+  return std::all_of(inner.begin(), inner.end(), [&](const T& i) {
+    return std::any_of(outer.begin(), outer.end(), [&](const T& o) { return covers_one(o, i); });
+  });
+}
+
+bool to_covers(const std::vector<target_pattern>& outer, const std::vector<target_pattern>& inner) {
+  const bool outer_any = outer.empty() || std::any_of(outer.begin(), outer.end(), [](const target_pattern& p) {
+                           return p.kind == target_kind::any && p.ports.is_any();
+                         });
+  if (outer_any) {
+    return true;
+  }
+  return list_covers(outer, inner, [](const target_pattern& o, const target_pattern& i) { return covers(o, i); });
+}
+
+}  // namespace
+
+std::vector<diagnostic> find_shadowed_rules(const config& cfg) {
+  std::vector<diagnostic> out;
+  std::vector<parsed_rule> parsed;
+  parsed.reserve(cfg.rules.size());
+  for (const auto& r : cfg.rules) {
+    parsed.push_back(parse(r));
+  }
+  for (std::size_t j = 0; j < cfg.rules.size(); ++j) {
+    if (!parsed[j].valid) {
+      continue;
+    }
+    for (std::size_t i = 0; i < j; ++i) {
+      const rule_config& a = cfg.rules[i];
+      const rule_config& b = cfg.rules[j];
+      if (!parsed[i].valid) {
+        continue;
+      }
+      const bool covered =
+          list_covers(parsed[i].from, parsed[j].from, [](const cidr& o, const cidr& n) { return contains(o, n); }) &&
+          list_covers(a.users, b.users, [](const std::string& o, const std::string& n) { return o == n; }) &&
+          list_covers(a.listeners, b.listeners, lower_equal) && to_covers(parsed[i].to, parsed[j].to);
+      if (covered) {
+        out.push_back(diagnostic{severity::warning, b.mark,
+                                 "rule '" + b.name + "' can never match: the earlier rule '" + a.name + "' (line " +
+                                     std::to_string(a.mark.line) + ") matches every request it would match"});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace edgerelay::config

@@ -1,0 +1,137 @@
+// Connector implementation.
+#include "proxy/connector.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "proxy/log.hpp"
+
+namespace edgerelay::proxy {
+
+config::ip_address to_config_address(const net::ip::address& a) noexcept {
+  config::ip_address out;
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+    return out;
+  }
+  const auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) {
+    const auto b = net::ip::make_address_v4(net::ip::v4_mapped, v6).to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+    return out;
+  }
+  const auto b = v6.to_bytes();
+  out.v6 = true;
+  std::copy(b.begin(), b.end(), out.bytes.begin());
+  return out;
+}
+
+target from_socks(const socks::target_address& t) {
+  target out;
+  out.port = t.port;
+  if (const auto* v4 = std::get_if<socks::ipv4_bytes>(&t.host)) {
+    out.address = net::ip::address_v4(*v4);
+  } else if (const auto* v6 = std::get_if<socks::ipv6_bytes>(&t.host)) {
+    out.address = net::ip::address_v6(*v6);
+  } else {
+    out.host = std::get<std::string>(t.host);
+  }
+  return out;
+}
+
+std::string to_string(const tcp::endpoint& ep) {
+  const auto a = ep.address();
+  if (a.is_v6()) {
+    return concat('[', a.to_string(), "]:", ep.port());
+  }
+  return concat(a.to_string(), ':', ep.port());
+}
+
+std::string to_string(const target& t) {
+  if (t.address) {
+    return to_string(tcp::endpoint(*t.address, t.port));
+  }
+  return concat(t.host, ':', t.port);
+}
+
+namespace {
+
+void tune(tcp::socket& s) {
+  error_code ignored;
+  s.set_option(tcp::no_delay(true), ignored);
+  s.set_option(net::socket_base::keep_alive(true), ignored);
+}
+
+}  // namespace
+
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where) {
+  dial_result out;
+  try {
+    const auto ex = co_await net::this_coro::executor;
+    config::request req{who.source, who.user, who.listener, where.host, std::nullopt, where.port};
+
+    std::vector<tcp::endpoint> candidates;
+    if (where.address) {
+      candidates.emplace_back(*where.address, where.port);
+    } else {
+      const config::decision early = pol.decide(req);
+      if (early.result == config::verdict::deny) {
+        out.result = outcome::denied;
+        out.rule = std::string(early.rule_name);
+        co_return out;
+      }
+      tcp::resolver resolver(ex);
+      auto [ec, results] = co_await resolver.async_resolve(where.host, std::to_string(where.port),
+                                                           tcp::resolver::numeric_service, use_ec);
+      if (ec) {
+        out.result = outcome_of_connect_error(ec);
+        if (out.result == outcome::general_failure || out.result == outcome::connect_timeout) {
+          out.result = ec == net::error::operation_aborted ? outcome::connect_timeout : outcome::host_unreachable;
+        }
+        co_return out;
+      }
+      for (const auto& r : results) {
+        candidates.push_back(r.endpoint());
+      }
+    }
+
+    bool any_allowed = false;
+    error_code last_error = net::error::host_not_found;
+    for (const tcp::endpoint& ep : candidates) {
+      req.address = to_config_address(ep.address());
+      const config::decision d = pol.decide(req);
+      if (d.result != config::verdict::allow) {
+        if (!any_allowed && out.rule.empty()) {
+          out.rule = std::string(d.rule_name);
+        }
+        continue;
+      }
+      if (!any_allowed) {
+        out.rule = std::string(d.rule_name);
+        any_allowed = true;
+      }
+      out.dialled = ep;
+      tcp::socket s(ex);
+      auto [ec] = co_await s.async_connect(ep, use_ec);
+      if (!ec) {
+        tune(s);
+        out.rule = std::string(d.rule_name);
+        out.result = outcome::success;
+        out.socket.emplace(std::move(s));
+        co_return out;
+      }
+      last_error = ec;
+      if (ec == net::error::operation_aborted) {
+        break;
+      }
+    }
+    out.result = any_allowed ? outcome_of_connect_error(last_error) : outcome::denied;
+  } catch (const std::exception& e) {
+    log::error("connector", "dial failed: ", e.what());
+    out.result = outcome::general_failure;
+  }
+  co_return out;
+}
+
+}  // namespace edgerelay::proxy

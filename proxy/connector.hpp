@@ -1,0 +1,48 @@
+// Connector: resolve a target, check policy on every address it would dial, connect.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/policy.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/outcome.hpp"
+#include "socks/target.hpp"
+
+namespace edgerelay::proxy {
+
+/// A destination as a client named it: a host name, or an address, and a port.
+struct target {
+  std::string host;                         ///< empty when the client gave an address
+  std::optional<net::ip::address> address;  ///< set when the client gave an address
+  std::uint16_t port = 0;
+};
+
+target from_socks(const socks::target_address& t);
+/// "host:port" or "[v6]:port", for logs.
+std::string to_string(const target& t);
+std::string to_string(const tcp::endpoint& ep);
+config::ip_address to_config_address(const net::ip::address& a) noexcept;
+
+/// Who asks, for the policy.
+struct dial_identity {
+  config::ip_address source;
+  std::string_view user;
+  std::string_view listener;
+};
+
+struct dial_result {
+  outcome result = outcome::general_failure;
+  std::optional<tcp::socket> socket;  ///< connected, TCP_NODELAY and SO_KEEPALIVE set, on success
+  tcp::endpoint dialled;              ///< the address connected to (or last tried)
+  std::string rule;                   ///< the deciding rule's name ("default" for default deny)
+};
+
+/// Decides on the name first (deny early, before DNS), then on every resolved address, and
+/// connects to the first allowed address that answers. Never throws. Run it under the connect
+/// deadline: cancellation ends a pending resolve or connect.
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where);
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,12 @@
+// A timer wait that never throws, the losing branch of with_deadline().
+#include "proxy/deadline.hpp"
+
+namespace edgerelay::proxy {
+
+net::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  timer.expires_after(d);
+  co_await timer.async_wait(use_ec);
+}
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,173 @@
+// edgerelay command line: run | check | explain | passwd | --version | --help.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/load.hpp"
+#include "config/password.hpp"
+#include "proxy/log.hpp"
+#include "proxy/server.hpp"
+
+#ifndef EDGERELAY_VERSION
+#define EDGERELAY_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace edgerelay;
+
+constexpr std::string_view usage_text =
+    "usage: edgerelay [run] [--config FILE] [--workers N]\n"
+    "       edgerelay check --config FILE\n"
+    "       edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L]\n"
+    "       edgerelay passwd            (reads a password on stdin, prints its hash)\n"
+    "       edgerelay --version | --help\n"
+    "\n"
+    "Without --config, edgerelay runs its built-in default: 127.0.0.1:1080, SOCKS5, SOCKS4 and\n"
+    "HTTP CONNECT, loopback clients only. Signals: SIGHUP reloads, SIGTERM/SIGINT drain and stop.\n"
+    "Config reference: docs/config.md\n";
+
+struct arguments {
+  std::string command = "run";
+  std::optional<std::string> config_path;
+  std::optional<unsigned> workers;
+  std::string from, to, user, listener;
+};
+
+/// Parses argv; on error prints why and returns nullopt.
+std::optional<arguments> parse_arguments(int argc, char** argv) {
+  arguments a;
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  std::size_t i = 0;
+  if (!args.empty() && !args[0].starts_with("-")) {
+    a.command = std::string(args[0]);
+    i = 1;
+  }
+  for (; i < args.size(); ++i) {
+    const std::string_view key = args[i];
+    if (key == "--help" || key == "-h") {
+      a.command = "help";
+      return a;
+    }
+    if (key == "--version") {
+      a.command = "version";
+      return a;
+    }
+    if (i + 1 >= args.size()) {
+      std::cerr << "edgerelay: " << key << ": missing value or unknown option\n" << usage_text;
+      return std::nullopt;
+    }
+    const std::string value(args[++i]);
+    if (key == "--config" || key == "-c") {
+      a.config_path = value;
+    } else if (key == "--workers") {
+      try {
+        a.workers = static_cast<unsigned>(std::stoul(value));
+      } catch (const std::exception&) {
+        std::cerr << "edgerelay: --workers takes a number, not '" << value << "'\n";
+        return std::nullopt;
+      }
+    } else if (key == "--from") {
+      a.from = value;
+    } else if (key == "--to") {
+      a.to = value;
+    } else if (key == "--user") {
+      a.user = value;
+    } else if (key == "--listener") {
+      a.listener = value;
+    } else {
+      std::cerr << "edgerelay: unknown option " << key << "\n" << usage_text;
+      return std::nullopt;
+    }
+  }
+  return a;
+}
+
+/// Loads the config named on the command line (or the built-in one), printing diagnostics.
+std::optional<config::config> load(const arguments& a) {
+  if (!a.config_path) {
+    return config::default_config();
+  }
+  auto loaded = config::load_config_file(*a.config_path);
+  for (const auto& d : loaded.diagnostics) {
+    std::cerr << config::to_string(d) << "\n";
+  }
+  return std::move(loaded.value);
+}
+
+/// Raises the soft descriptor limit to the hard one: every tunnel holds two descriptors.
+void raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    if (lim.rlim_cur < lim.rlim_max) {
+      lim.rlim_cur = lim.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &lim);
+      ::getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    proxy::log::info("server", "open descriptor limit: ", static_cast<unsigned long long>(lim.rlim_cur));
+  }
+}
+
+int run(const arguments& a) {
+  auto cfg = load(a);
+  if (!cfg) {
+    std::cerr << "edgerelay: not starting: the config has errors\n";
+    return 1;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_descriptor_limit();
+  proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true};
+  proxy::server srv(std::move(*cfg), options);
+  try {
+    srv.start();
+  } catch (const std::exception& e) {
+    std::cerr << "edgerelay: " << e.what() << "\n";
+    return 1;
+  }
+  proxy::log::info("server", "edgerelay ", EDGERELAY_VERSION, " running with ",
+                   a.config_path ? *a.config_path : std::string("the built-in config"));
+  return srv.run();
+}
+
+int passwd() {
+  std::string password;
+  if (!std::getline(std::cin, password) || password.empty()) {
+    std::cerr << "edgerelay passwd: type a password on standard input\n";
+    return 1;
+  }
+  std::cout << config::hash_password(password) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = parse_arguments(argc, argv);
+  if (!args) {
+    return 2;
+  }
+  try {
+    if (args->command == "help") {
+      std::cout << usage_text;
+      return 0;
+    }
+    if (args->command == "version") {
+      std::cout << "edgerelay " << EDGERELAY_VERSION << "\n";
+      return 0;
+    }
+    if (args->command == "run") return run(*args);
+    if (args->command == "passwd") return passwd();
+    std::cerr << "edgerelay: unknown command '" << args->command << "'\n" << usage_text;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "edgerelay: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,187 @@
+// Control thread: signals, reload, and total-then-terminal shutdown.
+#include "proxy/server.hpp"
+
+#include <csignal>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+
+#include "config/load.hpp"
+#include "proxy/connector.hpp"
+#include "proxy/deadline.hpp"
+#include "proxy/log.hpp"
+
+namespace edgerelay::proxy {
+namespace {
+
+unsigned worker_count(const server_options& o, const config::config& cfg) {
+  if (o.workers != 0) return o.workers;
+  if (cfg.workers != 0) return cfg.workers;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : cores;
+}
+
+tcp::endpoint endpoint_of_spec(const config::endpoint_spec& spec) {
+  error_code ec;
+  const auto address = net::ip::make_address(spec.host, ec);
+  if (ec) {
+    throw std::runtime_error(concat("'", spec.host, "' is not an IP address to listen on"));
+  }
+  return tcp::endpoint(address, spec.port);
+}
+
+bool same_endpoint(const config::endpoint_spec& a, const config::endpoint_spec& b) {
+  return a.host == b.host && a.port == b.port;
+}
+
+}  // namespace
+
+server::server(config::config cfg, server_options options)
+    : options_(std::move(options)),
+      keep_running_(net::make_work_guard(control_)),
+      signals_(control_) {
+  log::set_level(cfg.log.level);
+  snapshot_ = make_snapshot(std::move(cfg), 1);
+}
+
+server::~server() {
+  for (auto& w : workers_) {
+    w->stop_loop();
+    w->join();
+  }
+}
+
+void server::start() {
+  const unsigned n = worker_count(options_, snapshot_->cfg);
+  for (unsigned i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_));
+  }
+  for (const auto& l : snapshot_->cfg.listeners) {
+    tcp::endpoint at = endpoint_of_spec(l.bind);
+    // Worker 0 binds first so port 0 becomes one concrete port that the others share.
+    for (auto& w : workers_) {
+      at = w->add_listener(l.name, at);
+    }
+    bound_.emplace_back(l.name, at);
+    log::info("listener", l.name, ": listening on ", to_string(at), " with ", n, " worker(s)");
+  }
+  for (auto& w : workers_) {
+    w->start();
+  }
+}
+
+tcp::endpoint server::endpoint_of(std::string_view listener) const {
+  for (const auto& [name, ep] : bound_) {
+    if (name == listener) return ep;
+  }
+  throw std::out_of_range(concat("no listener named '", listener, "'"));
+}
+
+void server::shutdown() {
+  net::post(control_, [this] {
+    if (shutting_down_) {
+      // A second request skips the grace period.
+      force_close_ = true;
+      return;
+    }
+    shutting_down_ = true;
+    net::co_spawn(control_, shutdown_sequence(), [](const std::exception_ptr&) {});
+  });
+}
+
+void server::reload() {
+  net::post(control_, [this] { do_reload(); });
+}
+
+net::awaitable<void> server::shutdown_sequence() {
+  const auto grace = snapshot_->cfg.limits.shutdown_grace;
+  log::info("server", "shutting down: no new sessions; draining ", active_.load(), " session(s) for up to ",
+            grace.count(), " ms");
+  for (auto& w : workers_) w->stop_accepting();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (active_.load() > 0 && !force_close_ && std::chrono::steady_clock::now() < deadline) {
+    co_await sleep_for(std::chrono::milliseconds(20));
+  }
+  if (active_.load() > 0) {
+    log::info("server", "closing ", active_.load(), " session(s) still open");
+    for (auto& w : workers_) w->close_sessions();
+  }
+  // Closed sessions finish within a few event-loop turns; stop any loop that still lingers.
+  const auto last_call = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (auto& w : workers_) {
+    while (!w->finished() && std::chrono::steady_clock::now() < last_call) {
+      co_await sleep_for(std::chrono::milliseconds(10));
+    }
+    w->stop_loop();
+    w->join();
+  }
+  log::info("server", "stopped");
+  signals_.cancel();
+  keep_running_.reset();
+}
+
+void server::do_reload() {
+  if (options_.config_path.empty()) {
+    log::info("reload", "running the built-in config: nothing to reload");
+    return;
+  }
+  auto loaded = config::load_config_file(options_.config_path);
+  for (const auto& d : loaded.diagnostics) {
+    if (d.level == config::severity::error) {
+      log::error("reload", config::to_string(d));
+    } else {
+      log::warn("reload", config::to_string(d));
+    }
+  }
+  if (!loaded.value) {
+    log::error("reload", "failed; keeping generation ", snapshot_->generation);
+    return;
+  }
+  config::config& next = *loaded.value;
+  for (const auto& l : next.listeners) {
+    const auto* old = snapshot_->find_listener(l.name);
+    if (old == nullptr) {
+      log::warn("reload", "listener '", l.name, "' is new: it needs a restart to open");
+    } else if (!same_endpoint(old->bind, l.bind)) {
+      log::warn("reload", "listener '", l.name, "': bind change to ", l.bind.host, ':', l.bind.port,
+                " needs a restart; still on ", old->bind.host, ':', old->bind.port);
+    }
+  }
+  try {
+    auto snap = make_snapshot(std::move(next), snapshot_->generation + 1);
+    log::set_level(snap->cfg.log.level);
+    snapshot_ = snap;
+    for (auto& w : workers_) w->publish(snap);
+    log::info("reload", "ok: generation ", snap->generation, " (", snap->cfg.rules.size(), " rules)");
+  } catch (const std::exception& e) {
+    log::error("reload", "failed: ", e.what(), "; keeping generation ", snapshot_->generation);
+  }
+}
+
+void server::wait_signal() {
+  signals_.async_wait([this](const error_code& ec, int signo) {
+    if (ec) return;
+    if (signo == SIGHUP) {
+      log::info("server", "SIGHUP: reloading ", options_.config_path);
+      do_reload();
+    } else {
+      log::info("server", signo == SIGINT ? "SIGINT" : "SIGTERM", " received");
+      shutdown();
+    }
+    wait_signal();
+  });
+}
+
+int server::run() {
+  if (options_.handle_signals) {
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.add(SIGHUP);
+    wait_signal();
+  }
+  control_.run();
+  return 0;
+}
+
+}  // namespace edgerelay::proxy

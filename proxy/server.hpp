@@ -1,0 +1,64 @@
+// server: the workers plus the control thread (signals, reload, graceful shutdown).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "proxy/asio.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/worker.hpp"
+
+namespace edgerelay::proxy {
+
+struct server_options {
+  std::string config_path;  ///< empty: the built-in default (reload then only re-applies it)
+  unsigned workers = 0;     ///< 0: config's `workers`, else one per core
+  bool handle_signals = true;
+};
+
+class server {
+ public:
+  server(config::config cfg, server_options options);
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+  ~server();
+
+  /// Binds every listener on every worker and starts the worker threads. Throws on bind errors.
+  void start();
+  /// The address a listener is bound to (its port when the config said port 0).
+  tcp::endpoint endpoint_of(std::string_view listener) const;
+  std::int64_t active_sessions() const noexcept { return active_.load(std::memory_order_relaxed); }
+
+  /// Thread-safe. Stop accepting, drain up to shutdown_grace, then close what is left.
+  void shutdown();
+  /// Thread-safe. Re-read the config file; a bad file keeps the running config.
+  void reload();
+
+  /// Runs the control loop in the calling thread until shutdown has completed. Returns the exit code.
+  int run();
+
+ private:
+  net::awaitable<void> shutdown_sequence();
+  void do_reload();
+  void wait_signal();
+
+  server_options options_;
+  std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
+  std::atomic<std::int64_t> active_{0};
+  net::io_context control_;
+  net::executor_work_guard<net::io_context::executor_type> keep_running_;
+  net::signal_set signals_;
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::pair<std::string, tcp::endpoint>> bound_;
+  bool shutting_down_ = false;
+  bool force_close_ = false;
+};
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,34 @@
+// run_session(): one client connection from accept to close (DESIGN section 2).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "config/password.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/relay_pools.hpp"
+#include "proxy/session_registry.hpp"
+#include "proxy/snapshot.hpp"
+
+namespace edgerelay::proxy {
+
+/// What a worker thread lends its sessions. Touched only on that worker's thread.
+struct worker_services {
+  relay_pools pools;
+  session_registry registry;
+  config::password_cache passwords;
+  std::shared_ptr<const runtime_snapshot> snapshot;  ///< the current one; sessions copy it at start
+  std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
+};
+
+struct session_context {
+  std::shared_ptr<const runtime_snapshot> snapshot;
+  const config::listener_config* listener = nullptr;  ///< points into *snapshot
+  worker_services* services = nullptr;
+};
+
+/// The session coroutine. Owns `client`; never throws out (errors are logged and end the session).
+net::awaitable<void> run_session(tcp::socket client, session_context ctx);
+
+}  // namespace edgerelay::proxy

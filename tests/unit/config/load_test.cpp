@@ -1,0 +1,432 @@
+// Config loading: values land in the model, and every problem is an exact "file:line:col: message".
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "config/load.hpp"
+#include "config/password.hpp"
+
+namespace edgerelay::config {
+namespace {
+
+const std::string& test_hash() {
+  static const std::string hash = hash_password("secret", 1000);
+  return hash;
+}
+
+std::vector<std::string> diagnostics_of(const std::string& yaml) {
+  const load_result r = load_config_text(yaml, "test.yaml");
+  std::vector<std::string> out;
+  for (const auto& d : r.diagnostics) {
+    out.push_back(to_string(d));
+  }
+  const bool has_error = std::any_of(r.diagnostics.begin(), r.diagnostics.end(),
+                                     [](const diagnostic& d) { return d.level == severity::error; });
+  EXPECT_EQ(r.value.has_value(), !has_error) << "value is set exactly when there is no error";
+  return out;
+}
+
+using lines = std::vector<std::string>;
+
+/// A valid head to which tests append the section under test.
+const char* const minimal =
+    "listeners:\n"
+    "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+    "rules:\n"
+    "  - {name: all, action: allow}\n";
+
+TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - name: edge\n"
+                           "    bnd: \"0.0.0.0:80\"\n"
+                           "    protocols: [http]\n"
+                           "rules: [{name: all, action: allow, form: [10.0.0.0/8]}]\n"),
+            (lines{"test.yaml:2:5: listener 'edge' needs a bind address (\"host:port\")",
+                   "test.yaml:3:5: unknown key 'bnd' in listener (expected one of: name, bind, protocols, auth, tls, "
+                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind)",
+                   "test.yaml:5:36: unknown key 'form' in rule (expected one of: name, action, from, to, users, "
+                   "listeners, via)"}));
+}
+
+TEST(ConfigErrors, UnknownTopLevelKey) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limit: {max_sessions: 5}\n"),
+            (lines{"test.yaml:5:1: unknown key 'limit' in config (expected one of: listeners, backends, users, rules, "
+                   "limits, admin, log, reload, upstreams, workers)"}));
+}
+
+TEST(ConfigErrors, BadDurationsAreAllReported) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "limits:\n"
+                           "  handshake_timeout: 10x\n"
+                           "  idle_timeout: 5\n"
+                           "  connect_timeout: 0s\n"),
+            (lines{"test.yaml:6:22: bad duration '10x' for handshake_timeout (expected a whole number with unit ms, s "
+                   "or m, e.g. 250ms, 10s, 5m)",
+                   "test.yaml:7:17: bad duration '5' for idle_timeout (expected a whole number with unit ms, s or m, "
+                   "e.g. 250ms, 10s, 5m)",
+                   "test.yaml:8:20: bad duration '0s' for connect_timeout (must be greater than zero)"}));
+}
+
+TEST(ConfigErrors, BadPorts) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - name: edge\n"
+                           "    bind: \"127.0.0.1:70000\"\n"
+                           "    protocols: [http]\n"
+                           "    udp_bind: \"::1:53\"\n"
+                           "backends:\n"
+                           "  - {name: b, host: db.internal, portbase: 65535}\n"
+                           "rules: [{name: all, action: allow}]\n"),
+            (lines{"test.yaml:3:11: bad bind '127.0.0.1:70000': port '70000' must be a number 0-65535 (expected "
+                   "\"host:port\" or \"[v6]:port\" with a literal IP address)",
+                   "test.yaml:5:15: bad udp_bind '::1:53': an IPv6 address needs brackets before a port, as in "
+                   "[::1]:1080 (expected \"host:port\" or \"[v6]:port\" with a literal IP address)",
+                   "test.yaml:7:44: bad value '65535' for portbase (expected a whole number 0-65534)"}));
+}
+
+TEST(ConfigErrors, BadCidrsAndDestinations) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "  - name: r\n"
+                           "    action: allow\n"
+                           "    from:\n"
+                           "      - 10.0.0.0/33\n"
+                           "      - 10.1.2.3/16\n"
+                           "    to: [\"db.internal:http\", \"backend:\"]\n"),
+            (lines{"test.yaml:8:9: bad CIDR '10.0.0.0/33' in from: prefix length must be 0-32 for IPv4",
+                   "test.yaml:9:9: bad CIDR '10.1.2.3/16' in from: host bits are set (did you mean 10.1.0.0/16?)",
+                   "test.yaml:10:10: bad destination 'db.internal:http' in to: port 'http' must be a number 0-65535 "
+                   "or a range like 5000-5010 (expected backend:NAME, host[:ports], *.suffix[:ports], CIDR[:ports] or "
+                   "[v6]:ports)",
+                   "test.yaml:10:30: bad destination 'backend:' in to: expected a backend name after 'backend:' "
+                   "(expected backend:NAME, host[:ports], *.suffix[:ports], CIDR[:ports] or [v6]:ports)"}));
+}
+
+TEST(ConfigErrors, DuplicateNames) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+                           "  - {name: Edge, bind: \"127.0.0.1:0\", protocols: [socks5]}\n"
+                           "backends:\n"
+                           "  - {name: sql, host: a.internal, portbase: 5001}\n"
+                           "  - {name: sql, host: b.internal, portbase: 5001}\n"
+                           "rules:\n"
+                           "  - {name: all, action: allow}\n"
+                           "  - {name: all, action: deny}\n"),
+            (lines{"test.yaml:3:12: duplicate listener name 'Edge' (first defined at 2:12)",
+                   "test.yaml:6:12: duplicate backend name 'sql' (first defined at 5:12)",
+                   "test.yaml:9:12: duplicate rule name 'all' (first defined at 8:12)"}));
+}
+
+TEST(ConfigErrors, UnknownReferences) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: door, bind: \"127.0.0.1:0\", forward: sqll}\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], fallback: web}\n"
+                           "backends:\n"
+                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                           "rules:\n"
+                           "  - {name: r, action: allow, to: [\"backend:sq\"], users: [carol], listeners: [dor], via: corp}\n"),
+            (lines{"test.yaml:2:48: unknown backend 'sqll' in forward of listener 'door' (known backends: sql)",
+                   "test.yaml:3:68: unknown backend 'web' in fallback (404 or a backend) of listener 'edge' (known "
+                   "backends: sql)",
+                   "test.yaml:7:35: unknown backend 'sq' in to of rule 'r' (known backends: sql)",
+                   "test.yaml:7:58: unknown user 'carol' in users of rule 'r' (no users are defined)",
+                   "test.yaml:7:78: unknown listener 'dor' in listeners of rule 'r' (known listeners: door, edge)",
+                   "test.yaml:7:89: unknown upstream 'corp' in via of rule 'r' (no upstreams are defined)"}));
+}
+
+TEST(ConfigErrors, PlainTextPasswordRefusedWithoutQuotingIt) {
+  const lines got = diagnostics_of(std::string(minimal) +
+                                   "users:\n"
+                                   "  - {name: alice, password: hunter2}\n");
+  EXPECT_EQ(got, (lines{"test.yaml:6:29: password of user 'alice' is not a hash: plain-text passwords are refused; "
+                        "expected a hash of the form pbkdf2-sha256$<iterations>$<salt>$<hash> as printed by "
+                        "`edgerelay passwd`"}));
+  for (const auto& line : got) {
+    EXPECT_EQ(line.find("hunter2"), std::string::npos);
+  }
+}
+
+TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
+                           "  - {name: bare, bind: \"127.0.0.1:0\"}\n"
+                           "  - {name: none, bind: \"127.0.0.1:0\", protocols: []}\n"
+                           "  - {name: odd, bind: \"127.0.0.1:0\", protocols: [socks5, gopher, socks5]}\n"
+                           "backends:\n"
+                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                           "rules: [{name: all, action: allow}]\n"),
+            (lines{"test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
+                   "'sql' without a handshake)",
+                   "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http) or forward",
+                   "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http) or forward",
+                   "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http)",
+                   "test.yaml:5:66: protocol 'socks5' listed twice"}));
+}
+
+TEST(ConfigErrors, BadValuesOfEveryKind) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "log: {level: verbose, access: json}\n"
+                           "workers: many\n"
+                           "reload: {recheck_sessions: maybe}\n"
+                           "limits: {max_sessions: -1}\n"
+                           "upstreams: [{name: corp, url: \"ftp://proxy:21\"}]\n"
+                           "admin: {bind: localhost}\n"),
+            (lines{"test.yaml:5:14: bad value 'verbose' for log level (expected one of: debug, info, warn, error)",
+                   "test.yaml:6:10: bad value 'many' for workers (expected auto or a whole number 1-1024)",
+                   "test.yaml:7:28: bad value 'maybe' for recheck_sessions (expected true or false)",
+                   "test.yaml:8:24: bad value '-1' for max_sessions (expected a whole number 1-10000000)",
+                   "test.yaml:9:31: bad upstream url 'ftp://proxy:21' (expected http://host:port or socks5://host:port)",
+                   "test.yaml:10:15: bad admin bind 'localhost': missing ':port' (expected \"host:port\" or "
+                   "\"[v6]:port\" with a literal IP address)"}));
+}
+
+TEST(ConfigErrors, WrongShapes) {
+  EXPECT_EQ(diagnostics_of("listeners: {name: edge}\n"
+                           "rules:\n"
+                           "  - name: [a, b]\n"
+                           "    action:\n"
+                           "  - just-a-string\n"),
+            (lines{"test.yaml:1:1: no listeners defined (expected at least one entry under listeners)",
+                   "test.yaml:1:12: expected a list of listeners",
+                   "test.yaml:3:11: expected a single value for rule name (expected a name of letters, digits, '-', "
+                   "'_' or '.')",
+                   "test.yaml:4:5: missing value for action (expected one of: allow, deny)",
+                   "test.yaml:5:5: expected a map for rule (keys: name, action, from, to, users, listeners, via)"}));
+}
+
+TEST(ConfigErrors, EmptyAndBrokenDocuments) {
+  EXPECT_EQ(diagnostics_of(""),
+            (lines{"test.yaml:1:1: empty config (expected a map with listeners, backends, users, rules, ...)"}));
+  EXPECT_EQ(diagnostics_of("# only a comment\n~\n"),
+            (lines{"test.yaml:1:1: empty config (expected a map with listeners, backends, users, rules, ...)"}));
+  EXPECT_EQ(diagnostics_of("- a\n- b\n"),
+            (lines{"test.yaml:1:1: expected a map for config (keys: listeners, backends, users, rules, limits, admin, "
+                   "log, reload, upstreams, workers)"}));
+  EXPECT_EQ(diagnostics_of("listeners: [\n"), (lines{"test.yaml:2:1: YAML syntax error: end of sequence flow not found"}));
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "rules: []\n"),
+            (lines{"test.yaml:5:1: duplicate key 'rules' in config (first at 3:1)"}));
+}
+
+TEST(ConfigErrors, ConflictingBindsAndTls) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: a, bind: \"0.0.0.0:1080\", protocols: [socks5], tls: {cert: gw.pem}}\n"
+                           "  - {name: b, bind: \"0.0.0.0:1080\", protocols: [socks4], tls: {cert: c, key: k, min_version: 1.1}}\n"
+                           "rules: [{name: all, action: allow}]\n"),
+            (lines{"test.yaml:2:63: listener tls has a cert but no key",
+                   "test.yaml:3:5: listener 'b' bind 0.0.0.0:1080 is already used by listener 'a'",
+                   "test.yaml:3:94: bad value '1.1' for tls min_version (expected one of: 1.2, 1.3)"}));
+}
+
+TEST(ConfigWarnings, ShadowedRules) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+                           "rules:\n"
+                           "  - {name: office, action: allow, from: [10.1.0.0/16], to: [\"*.corp.example\"]}\n"
+                           "  - {name: team, action: deny, from: [10.1.2.0/24], to: [\"a.corp.example:443\"]}\n"
+                           "  - {name: other, action: allow, from: [10.2.0.0/16]}\n"
+                           "  - {name: everyone, action: deny}\n"
+                           "  - {name: never, action: allow, from: [192.0.2.0/24], users: []}\n"),
+            (lines{"test.yaml:5:5: warning: rule 'team' can never match: the earlier rule 'office' (line 4) matches "
+                   "every request it would match",
+                   "test.yaml:8:5: warning: rule 'never' can never match: the earlier rule 'everyone' (line 7) "
+                   "matches every request it would match"}));
+}
+
+TEST(ConfigWarnings, NarrowerEarlierRuleIsNotShadowing) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+                           "rules:\n"
+                           "  - {name: a, action: deny, to: [10.0.0.0/8], users: [] }\n"
+                           "  - {name: b, action: allow, to: [db.internal]}\n"
+                           "  - {name: c, action: allow, from: [10.0.0.0/8], to: [\"*\"]}\n"
+                           "  - {name: d, action: allow, to: [\"10.1.0.0/16:80\"]}\n"),
+            (lines{"test.yaml:7:5: warning: rule 'd' can never match: the earlier rule 'a' (line 4) matches every "
+                   "request it would match"}));
+}
+
+TEST(ConfigWarnings, NoRulesAndPasswordWithoutUsers) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], auth: password}\n"),
+            (lines{"test.yaml:1:1: warning: no rules defined: every request will be denied (rules: first match wins, "
+                   "no match denies)",
+                   "test.yaml:2:5: warning: listener 'edge' asks for a password but no users are defined"}));
+}
+
+TEST(ConfigLoad, FullConfigLandsInTheModel) {
+  const std::string yaml =
+      "listeners:\n"
+      "  - name: edge\n"
+      "    bind: \"[::]:8080\"\n"
+      "    protocols: [http, socks5, socks4]\n"
+      "    auth: password\n"
+      "    tls: {cert: gw.pem, key: gw.key, client_ca: ca.pem, min_version: \"1.3\", required: true,\n"
+      "          certs: [{cert: b.pem, key: b.key}]}\n"
+      "    proxy_protocol: true\n"
+      "    sql602_tunnel: sql\n"
+      "    fallback: web\n"
+      "  - {name: door, bind: \"0.0.0.0:5002\", forward: sql, udp_bind: \"0.0.0.0:5001\"}\n"
+      "backends:\n"
+      "  - name: sql\n"
+      "    host: db.internal\n"
+      "    portbase: 5001\n"
+      "    kind: sql602\n"
+      "    egress: [\"10.9.0.10-10.9.0.127\", 10.9.1.1]\n"
+      "    health_check: {interval: 5s, timeout: 250ms}\n"
+      "  - {name: web, host: 10.0.0.80, portbase: 79, tls: {ca: ca.pem, server_name: web.internal}}\n"
+      "users:\n"
+      "  - {name: alice, password: \"" + test_hash() + "\"}\n"
+      "rules:\n"
+      "  - name: office\n"
+      "    action: allow\n"
+      "    from: 10.1.0.0/16\n"
+      "    to: [\"backend:sql\", \"10.2.0.0/24:5000-5010\"]\n"
+      "    users: [alice]\n"
+      "    listeners: [edge]\n"
+      "    via: corp\n"
+      "limits: {max_sessions: 100, per_source: 10, handshake_timeout: 250ms, connect_timeout: 2s, idle_timeout: 5m,\n"
+      "         shutdown_grace: 0s}\n"
+      "admin: {bind: \"127.0.0.1:9090\"}\n"
+      "log: {level: warn, access: off}\n"
+      "reload: {recheck_sessions: true}\n"
+      "upstreams: [{name: corp, url: \"http://proxy.corp:3128\"}]\n"
+      "workers: 2\n";
+  const load_result r = load_config_text(yaml, "full.yaml");
+  ASSERT_TRUE(r.value.has_value()) << (r.diagnostics.empty() ? "" : to_string(r.diagnostics[0]));
+  EXPECT_TRUE(r.diagnostics.empty()) << to_string(r.diagnostics[0]);
+  const config& c = *r.value;
+  EXPECT_EQ(c.source, "full.yaml");
+  ASSERT_EQ(c.listeners.size(), 2U);
+  const listener_config& edge = c.listeners[0];
+  EXPECT_EQ(edge.bind.host, "::");
+  EXPECT_EQ(edge.bind.port, 8080);
+  EXPECT_EQ(edge.protocols, (std::vector<protocol>{protocol::http, protocol::socks5, protocol::socks4}));
+  EXPECT_EQ(edge.auth, auth_mode::password);
+  ASSERT_TRUE(edge.tls.has_value());
+  EXPECT_EQ(edge.tls->cert, "gw.pem");  // text configs have no directory to resolve against
+  EXPECT_EQ(edge.tls->client_ca, "ca.pem");
+  EXPECT_EQ(edge.tls->min_version, "1.3");
+  EXPECT_TRUE(edge.tls->required);
+  ASSERT_EQ(edge.tls->certs.size(), 1U);
+  EXPECT_EQ(edge.tls->certs[0].key, "b.key");
+  EXPECT_TRUE(edge.proxy_protocol);
+  EXPECT_EQ(edge.sql602_tunnel, "sql");
+  EXPECT_EQ(edge.fallback, "web");
+  EXPECT_EQ(edge.mark.line, 2);
+  EXPECT_EQ(edge.mark.column, 5);
+  const listener_config& door = c.listeners[1];
+  EXPECT_EQ(door.forward, "sql");
+  EXPECT_TRUE(door.protocols.empty());
+  EXPECT_EQ(door.fallback, "404");
+  ASSERT_TRUE(door.udp_bind.has_value());
+  EXPECT_EQ(door.udp_bind->port, 5001);
+  ASSERT_EQ(c.backends.size(), 2U);
+  const backend_config& sql = c.backends[0];
+  EXPECT_EQ(sql.host, "db.internal");
+  EXPECT_EQ(sql.portbase, 5001);
+  EXPECT_EQ(sql.kind, backend_kind::sql602);
+  ASSERT_EQ(sql.egress.size(), 2U);
+  EXPECT_EQ(sql.egress[0].first, (std::array<std::uint8_t, 4>{10, 9, 0, 10}));
+  EXPECT_EQ(sql.egress[0].last, (std::array<std::uint8_t, 4>{10, 9, 0, 127}));
+  EXPECT_EQ(sql.egress[1].first, sql.egress[1].last);
+  ASSERT_TRUE(sql.health_check.has_value());
+  EXPECT_EQ(sql.health_check->timeout, duration{250});
+  EXPECT_EQ(c.backends[1].kind, backend_kind::tcp);
+  ASSERT_TRUE(c.backends[1].tls.has_value());
+  EXPECT_EQ(c.backends[1].tls->server_name, "web.internal");
+  ASSERT_EQ(c.users.size(), 1U);
+  EXPECT_EQ(c.users[0].password_hash, test_hash());
+  ASSERT_EQ(c.rules.size(), 1U);
+  EXPECT_TRUE(c.rules[0].allow);
+  EXPECT_EQ(c.rules[0].from, (std::vector<std::string>{"10.1.0.0/16"}));
+  EXPECT_EQ(c.rules[0].to.size(), 2U);
+  EXPECT_EQ(c.rules[0].via, "corp");
+  EXPECT_EQ(c.limits.max_sessions, 100U);
+  EXPECT_EQ(c.limits.per_source, 10U);
+  EXPECT_EQ(c.limits.handshake_timeout, duration{250});
+  EXPECT_EQ(c.limits.idle_timeout, duration{300'000});
+  EXPECT_EQ(c.limits.shutdown_grace, duration{0});
+  ASSERT_TRUE(c.admin.bind.has_value());
+  EXPECT_EQ(c.admin.bind->port, 9090);
+  EXPECT_EQ(c.log.level, log_level::warn);
+  EXPECT_FALSE(c.log.access_json);
+  EXPECT_TRUE(c.reload.recheck_sessions);
+  ASSERT_EQ(c.upstreams.size(), 1U);
+  EXPECT_EQ(c.upstreams[0].url, "http://proxy.corp:3128");
+  EXPECT_EQ(c.workers, 2U);
+}
+
+TEST(ConfigLoad, DefaultsWhenKeysAreLeftOut) {
+  const load_result r = load_config_text(minimal, "m.yaml");
+  ASSERT_TRUE(r.value.has_value());
+  const config& c = *r.value;
+  EXPECT_EQ(c.workers, 0U);
+  EXPECT_EQ(c.limits.max_sessions, 20000U);
+  EXPECT_EQ(c.limits.idle_timeout, duration{600'000});
+  EXPECT_EQ(c.log.level, log_level::info);
+  EXPECT_TRUE(c.log.access_json);
+  EXPECT_FALSE(c.admin.bind.has_value());
+  EXPECT_EQ(c.listeners[0].auth, auth_mode::none);
+  EXPECT_EQ(c.listeners[0].fallback, "404");
+}
+
+TEST(ConfigLoad, DefaultConfig) {
+  const config c = default_config();
+  EXPECT_EQ(c.source, "<built-in>");
+  ASSERT_EQ(c.listeners.size(), 1U);
+  EXPECT_EQ(c.listeners[0].name, "default");
+  EXPECT_EQ(c.listeners[0].bind.host, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].bind.port, 1080);
+  EXPECT_EQ(c.listeners[0].protocols, (std::vector<protocol>{protocol::socks5, protocol::socks4, protocol::http}));
+  ASSERT_EQ(c.rules.size(), 1U);
+  EXPECT_EQ(c.rules[0].name, "loopback-clients");
+  EXPECT_TRUE(c.rules[0].allow);
+  EXPECT_EQ(c.rules[0].from, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_TRUE(c.rules[0].to.empty());
+}
+
+TEST(ConfigLoad, FileMissingIsADiagnostic) {
+  const load_result r = load_config_file("/nonexistent/edgerelay.yaml");
+  EXPECT_FALSE(r.value.has_value());
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(to_string(r.diagnostics[0]), "/nonexistent/edgerelay.yaml: cannot open config file");
+}
+
+TEST(ConfigLoad, DirectoryIsADiagnostic) {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  const load_result r = load_config_file(dir);
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(to_string(r.diagnostics[0]), dir + ": is a directory, not a config file");
+}
+
+TEST(ConfigLoad, FileResolvesRelativeTlsPathsAgainstItsDirectory) {
+  const auto dir = std::filesystem::temp_directory_path() / "edgerelay-config-test";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "gw.yaml";
+  {
+    std::ofstream out(path);
+    out << "listeners:\n"
+           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], tls: {cert: gw.pem, key: /abs/gw.key}}\n"
+           "rules: [{name: all, action: allow}]\n";
+  }
+  const load_result r = load_config_file(path.string());
+  ASSERT_TRUE(r.value.has_value());
+  EXPECT_EQ(r.value->listeners[0].tls->cert, (dir / "gw.pem").string());
+  EXPECT_EQ(r.value->listeners[0].tls->key, "/abs/gw.key");
+  EXPECT_EQ(r.value->source, path.string());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigLoad, ShippedExampleLoadsWithoutFindings) {
+  const load_result r = load_config_file(EDGERELAY_EXAMPLE_CONFIG);
+  std::string all;
+  for (const auto& d : r.diagnostics) {
+    all += to_string(d) + "\n";
+  }
+  ASSERT_TRUE(r.value.has_value()) << all;
+  EXPECT_TRUE(r.diagnostics.empty()) << all;
+  EXPECT_GE(r.value->listeners.size(), 3U);
+  EXPECT_GE(r.value->users.size(), 1U);
+}
+
+}  // namespace
+}  // namespace edgerelay::config

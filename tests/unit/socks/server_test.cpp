@@ -1,0 +1,402 @@
+// Unit tests of socks_server: whole handshakes as a driver sees them, at every split, byte for byte.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "socks/server.hpp"
+#include "tests/unit/support/split_feed.hpp"
+
+namespace {
+
+using edgerelay::test::bytes;
+using edgerelay::test::concat;
+using edgerelay::test::driver_script;
+using edgerelay::test::drive_whole;
+using edgerelay::test::expect_same_at_every_split;
+using edgerelay::test::expect_truncations_wait;
+using edgerelay::test::transcript;
+namespace socks = edgerelay::socks;
+
+const bytes greet_noauth{0x05, 0x01, 0x00};
+const bytes greet_password{0x05, 0x01, 0x02};
+const bytes greet_both{0x05, 0x02, 0x00, 0x02};
+const bytes auth_bob{0x01, 0x03, 'b', 'o', 'b', 0x02, 'p', 'w'};
+const bytes connect_v4{0x05, 0x01, 0x00, 0x01, 0xC0, 0x00, 0x02, 0x01, 0x00, 0x50};
+const bytes connect_name{0x05, 0x01, 0x00, 0x03, 0x04, 'h', 'o', 's', 't', 0x01, 0xBB};
+const bytes payload{'G', 'E', 'T', ' ', '/', 0x00, 0x05, 0x01};
+const bytes sql602{0x04, 0x01, 0x13, 0x8A, 0xC0, 0x00, 0x02, 0x0A, 0x00};
+
+socks::server_options password_options() {
+  socks::server_options o;
+  o.require_password = true;
+  return o;
+}
+
+driver_script bound_at(socks::ipv4_bytes addr, std::uint16_t port, socks::reply_code code = socks::reply_code::succeeded) {
+  driver_script s;
+  s.connect_code = code;
+  s.bound = socks::bound_address{addr, port};
+  return s;
+}
+
+// Runs every check of split_feed.hpp on one input and returns the transcript.
+transcript grind(const socks::server_options& options, const driver_script& script, const bytes& input) {
+  expect_truncations_wait(options, script, input);
+  return expect_same_at_every_split(options, script, input);
+}
+
+TEST(Socks5Server, NoAuthConnect) {
+  const auto t = grind({}, bound_at({10, 0, 0, 5}, 40000), concat({greet_noauth, connect_v4}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "connect cmd=1 target=192.0.2.1:80 user=",
+                                                 "send 05 00 00 01 0a 00 00 05 9c 40"}));
+  EXPECT_EQ(t.end, "established");
+  EXPECT_TRUE(t.tunnel.empty());
+}
+
+TEST(Socks5Server, PipelinedGreetingRequestPayload) {
+  const auto t = grind({}, driver_script{}, concat({greet_noauth, connect_name, payload}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "connect cmd=1 target=host:443 user=",
+                                                 "send 05 00 00 01 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.end, "established");
+  EXPECT_EQ(t.tunnel, payload);
+}
+
+TEST(Socks5Server, LeftoverIsExactlyWhatFollowedTheRequest) {
+  socks::socks_server server({});
+  const bytes input = concat({greet_noauth, connect_v4, payload});
+  auto step = server.feed(input);
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(step));
+  EXPECT_TRUE(server.leftover().empty()) << "leftover before establishment must be empty";
+  step = server.feed({});
+  ASSERT_TRUE(std::holds_alternative<socks::step::connect>(step));
+  EXPECT_TRUE(server.leftover().empty());
+  step = server.on_connect(socks::reply_code::succeeded, {});
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(step));
+  EXPECT_FALSE(std::get<socks::step::send>(step).close_after);
+  EXPECT_TRUE(server.established());
+  EXPECT_EQ(server.protocol_version(), socks::version::v5);
+  const auto rest = server.leftover();
+  EXPECT_EQ(bytes(rest.begin(), rest.end()), payload);
+}
+
+TEST(Socks5Server, PasswordPipelinedInOneFeed) {
+  const auto t = grind(password_options(), driver_script{}, concat({greet_password, auth_bob, connect_v4, payload}));
+  EXPECT_EQ(t.events,
+            (std::vector<std::string>{"send 05 02", "authenticate user=bob password=pw", "send 01 00",
+                                      "connect cmd=1 target=192.0.2.1:80 user=bob",
+                                      "send 05 00 00 01 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.end, "established");
+  EXPECT_EQ(t.tunnel, payload);
+}
+
+TEST(Socks5Server, PasswordRejected) {
+  driver_script script;
+  script.auth_ok = false;
+  const auto t = grind(password_options(), script, concat({greet_password, auth_bob, connect_v4}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 02", "authenticate user=bob password=pw", "send+close 01 01"}));
+  EXPECT_EQ(t.end, "closed");
+}
+
+TEST(Socks5Server, PrefersPasswordWhenRequired) {
+  const auto t = grind(password_options(), driver_script{}, concat({greet_both, auth_bob, connect_v4}));
+  EXPECT_EQ(t.events.at(0), "send 05 02");
+  EXPECT_EQ(t.end, "established");
+}
+
+TEST(Socks5Server, PrefersNoAuthWhenAllowed) {
+  const auto t = grind({}, driver_script{}, concat({greet_both, connect_v4}));
+  EXPECT_EQ(t.events.at(0), "send 05 00");
+  EXPECT_EQ(t.events.at(1), "connect cmd=1 target=192.0.2.1:80 user=");
+}
+
+TEST(Socks5Server, NoAcceptableMethodWhenPasswordMissing) {
+  const auto t = grind(password_options(), driver_script{}, concat({greet_noauth, connect_v4}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 05 ff"}));
+  EXPECT_EQ(t.end, "closed");
+}
+
+TEST(Socks5Server, NoAcceptableMethodWhenOnlyPasswordOffered) {
+  const auto t = grind({}, driver_script{}, concat({greet_password, auth_bob}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 05 ff"}));
+}
+
+TEST(Socks5Server, NoAcceptableMethodForUnknownMethods) {
+  const auto t = grind({}, driver_script{}, bytes{0x05, 0x03, 0x01, 0x03, 0x80});
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 05 ff"}));
+}
+
+TEST(Socks5Server, RejectsZeroMethods) {
+  const auto t = grind({}, driver_script{}, bytes{0x05, 0x00});
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 05 ff"}));
+}
+
+TEST(Socks5Server, MalformedUserpassAnsweredAsFailure) {
+  const auto t = grind(password_options(), driver_script{}, concat({greet_password, bytes{0x01, 0x00, 0x01, 'p'}}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 02", "send+close 01 01"}));
+}
+
+TEST(Socks5Server, WrongUserpassVersionFails) {
+  const auto t = grind(password_options(), driver_script{}, concat({greet_password, bytes{0x05, 0x01, 'u', 0x01, 'p'}}));
+  EXPECT_EQ(t.events.at(0), "send 05 02");
+  EXPECT_EQ(t.end, "failed");
+}
+
+TEST(Socks5Server, EveryConnectOutcome) {
+  for (int rep = 0; rep <= 8; ++rep) {
+    SCOPED_TRACE("rep " + std::to_string(rep));
+    const auto code = static_cast<socks::reply_code>(rep);
+    const auto t = drive_whole({}, bound_at({1, 2, 3, 4}, 0x0506, code), concat({greet_noauth, connect_v4, payload}));
+    ASSERT_EQ(t.events.size(), 3U);
+    const std::string reply = edgerelay::test::hex(
+        bytes{0x05, static_cast<std::uint8_t>(rep), 0x00, 0x01, 1, 2, 3, 4, 0x05, 0x06});
+    if (rep == 0) {
+      EXPECT_EQ(t.events[2], "send " + reply);
+      EXPECT_EQ(t.end, "established");
+    } else {
+      EXPECT_EQ(t.events[2], "send+close " + reply);
+      EXPECT_EQ(t.end, "closed");
+    }
+  }
+}
+
+TEST(Socks5Server, ReplyWithIpv6Bound) {
+  driver_script script;
+  socks::ipv6_bytes v6{};
+  v6[15] = 1;
+  script.bound = socks::bound_address{v6, 8080};
+  const auto t = drive_whole({}, script, concat({greet_noauth, connect_v4}));
+  EXPECT_EQ(t.events.at(2), "send 05 00 00 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 1f 90");
+}
+
+TEST(Socks5Server, BindAndUdpAssociateReachTheDriver) {
+  const bytes bind{0x05, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0};
+  const bytes udp{0x05, 0x03, 0x00, 0x01, 0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(grind({}, driver_script{}, concat({greet_noauth, bind})).events.at(1), "connect cmd=2 target=0.0.0.0:0 user=");
+  EXPECT_EQ(grind({}, driver_script{}, concat({greet_noauth, udp})).events.at(1), "connect cmd=3 target=0.0.0.0:0 user=");
+}
+
+struct malformed_case {
+  std::string name;
+  bytes request;
+  std::string reply;
+};
+
+class Socks5ServerMalformed : public ::testing::TestWithParam<malformed_case> {};
+
+TEST_P(Socks5ServerMalformed, RepliesAndCloses) {
+  const auto& c = GetParam();
+  const auto t = grind({}, driver_script{}, concat({greet_noauth, c.request}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "send+close " + c.reply}));
+  EXPECT_EQ(t.end, "closed");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, Socks5ServerMalformed,
+    ::testing::Values(
+        malformed_case{"CommandZero", {0x05, 0x00, 0x00, 0x01, 1, 2, 3, 4, 0, 80}, "05 07 00 01 00 00 00 00 00 00"},
+        malformed_case{"CommandFour", {0x05, 0x04, 0x00, 0x01, 1, 2, 3, 4, 0, 80}, "05 07 00 01 00 00 00 00 00 00"},
+        malformed_case{"CommandMax", {0x05, 0xFF}, "05 07 00 01 00 00 00 00 00 00"},
+        malformed_case{"AddressTypeZero", {0x05, 0x01, 0x00, 0x00, 1, 2, 3, 4, 0, 80}, "05 08 00 01 00 00 00 00 00 00"},
+        malformed_case{"AddressTypeTwo", {0x05, 0x01, 0x00, 0x02}, "05 08 00 01 00 00 00 00 00 00"},
+        malformed_case{"AddressTypeFive", {0x05, 0x01, 0x00, 0x05}, "05 08 00 01 00 00 00 00 00 00"},
+        malformed_case{"EmptyDomain", {0x05, 0x01, 0x00, 0x03, 0x00, 0x00, 0x50}, "05 01 00 01 00 00 00 00 00 00"}),
+    [](const auto& param_info) { return param_info.param.name; });
+
+TEST(Socks5Server, WrongRequestVersionFails) {
+  const auto t = grind({}, driver_script{}, concat({greet_noauth, bytes{0x04, 0x01, 0x00, 0x50, 1, 2, 3, 4, 0}}));
+  EXPECT_EQ(t.events.at(0), "send 05 00");
+  EXPECT_EQ(t.end, "failed");
+}
+
+TEST(Socks4Server, The602SqlConnectGetsOneEightByteReply) {
+  socks::socks_server server({});
+  auto step = server.feed(sql602);
+  const auto* connect = std::get_if<socks::step::connect>(&step);
+  ASSERT_NE(connect, nullptr);
+  EXPECT_EQ(connect->cmd, socks::command::connect);
+  EXPECT_EQ(connect->target, (socks::target_address{socks::ipv4_bytes{192, 0, 2, 10}, 5002}));
+  EXPECT_EQ(connect->user, "");
+  EXPECT_EQ(server.protocol_version(), socks::version::v4);
+  step = server.on_connect(socks::reply_code::succeeded, {socks::ipv4_bytes{192, 0, 2, 10}, 5002});
+  const auto* send = std::get_if<socks::step::send>(&step);
+  ASSERT_NE(send, nullptr);
+  EXPECT_EQ(send->bytes, (bytes{0x00, 0x5A, 0x13, 0x8A, 0xC0, 0x00, 0x02, 0x0A}));
+  EXPECT_FALSE(send->close_after);
+  EXPECT_TRUE(server.established());
+  EXPECT_TRUE(server.leftover().empty());
+}
+
+TEST(Socks4Server, The602SqlConnectAtEverySplit) {
+  const auto t = grind({}, bound_at({192, 0, 2, 10}, 5002), sql602);
+  EXPECT_EQ(t.events, (std::vector<std::string>{"connect cmd=1 target=192.0.2.10:5002 user=",
+                                                 "send 00 5a 13 8a c0 00 02 0a"}));
+  EXPECT_EQ(t.end, "established");
+}
+
+TEST(Socks4Server, PipelinedPayloadKept) {
+  const auto t = grind({}, driver_script{}, concat({sql602, payload}));
+  EXPECT_EQ(t.events.at(1), "send 00 5a 00 00 00 00 00 00");
+  EXPECT_EQ(t.tunnel, payload);
+}
+
+TEST(Socks4Server, Socks4aDomain) {
+  const bytes in{0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 'u', 0x00, 'e', 'x', '.', 'o', 'r', 'g', 0x00};
+  const auto t = grind({}, driver_script{}, in);
+  EXPECT_EQ(t.events.at(0), "connect cmd=1 target=ex.org:80 user=u");
+}
+
+TEST(Socks4Server, EveryFailureIsRejected) {
+  for (int rep = 1; rep <= 8; ++rep) {
+    SCOPED_TRACE("rep " + std::to_string(rep));
+    const auto t = drive_whole({}, bound_at({1, 2, 3, 4}, 99, static_cast<socks::reply_code>(rep)), sql602);
+    EXPECT_EQ(t.events.at(1), "send+close 00 5b 00 63 01 02 03 04");
+    EXPECT_EQ(t.end, "closed");
+  }
+}
+
+TEST(Socks4Server, Ipv6BoundGivesZeros) {
+  driver_script script;
+  script.bound = socks::bound_address{socks::ipv6_bytes{0x20, 0x01}, 443};
+  EXPECT_EQ(drive_whole({}, script, sql602).events.at(1), "send 00 5a 00 00 00 00 00 00");
+}
+
+TEST(Socks4Server, BindReachesTheDriver) {
+  const bytes bind{0x04, 0x02, 0x00, 0x15, 10, 0, 0, 1, 'x', 0x00};
+  const auto t = grind({}, bound_at({0, 0, 0, 0}, 0, socks::reply_code::command_not_supported), bind);
+  EXPECT_EQ(t.events, (std::vector<std::string>{"connect cmd=2 target=10.0.0.1:21 user=x",
+                                                 "send+close 00 5b 00 00 00 00 00 00"}));
+}
+
+TEST(Socks4Server, PasswordRequiredGives5D) {
+  const auto t = grind(password_options(), driver_script{}, sql602);
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 00 5d 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.end, "closed");
+}
+
+TEST(Socks4Server, UnknownCommandGets5B) {
+  const auto t = grind({}, driver_script{}, bytes{0x04, 0x03, 0x00, 0x50, 1, 2, 3, 4, 0x00});
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 00 5b 00 00 00 00 00 00"}));
+}
+
+TEST(Socks4Server, OversizedUserIdCloses) {
+  bytes in{0x04, 0x01, 0x00, 0x50, 1, 2, 3, 4};
+  in.resize(in.size() + 300, 'u');
+  const auto t = grind({}, driver_script{}, in);
+  EXPECT_EQ(t.events.size(), 1U);
+  EXPECT_EQ(t.end, "failed");
+}
+
+TEST(Socks4Server, OversizedDomainCloses) {
+  bytes in{0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 0x00};
+  in.resize(in.size() + 256, 'd');
+  in.push_back(0);
+  EXPECT_EQ(grind({}, driver_script{}, in).end, "failed");
+}
+
+TEST(SocksServerVersion, UnknownFirstByteFails) {
+  for (int first = 0; first < 256; ++first) {
+    if (first == 4 || first == 5) {
+      continue;
+    }
+    socks::socks_server server({});
+    const bytes in{static_cast<std::uint8_t>(first), 0x01, 0x00};
+    EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed(in))) << "first byte " << first;
+  }
+}
+
+TEST(SocksServerVersion, DisabledVersionsFail) {
+  socks::server_options only5;
+  only5.accept_socks4 = false;
+  EXPECT_EQ(drive_whole(only5, driver_script{}, sql602).end, "failed");
+  EXPECT_EQ(drive_whole(only5, driver_script{}, concat({greet_noauth, connect_v4})).end, "established");
+  socks::server_options only4;
+  only4.accept_socks5 = false;
+  EXPECT_EQ(drive_whole(only4, driver_script{}, concat({greet_noauth, connect_v4})).end, "failed");
+  EXPECT_EQ(drive_whole(only4, driver_script{}, sql602).end, "established");
+}
+
+TEST(SocksServerVersion, EmptyFeedWaits) {
+  socks::socks_server server({});
+  EXPECT_TRUE(std::holds_alternative<socks::step::need_more>(server.feed({})));
+  EXPECT_EQ(server.protocol_version(), socks::version::unknown);
+}
+
+TEST(SocksServerState, OnAuthAtStartFails) {
+  socks::socks_server server({});
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.on_auth(true)));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed(greet_noauth)));
+}
+
+TEST(SocksServerState, OnConnectAtStartFails) {
+  socks::socks_server server({});
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.on_connect(socks::reply_code::succeeded, {})));
+}
+
+TEST(SocksServerState, OnAuthWithoutPasswordMethodFails) {
+  socks::socks_server server({});
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(server.feed(greet_noauth)));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.on_auth(true)));
+}
+
+TEST(SocksServerState, FeedWhileAuthenticatingFails) {
+  socks::socks_server server(password_options());
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(server.feed(greet_password)));
+  ASSERT_TRUE(std::holds_alternative<socks::step::authenticate>(server.feed(auth_bob)));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed({})));
+}
+
+TEST(SocksServerState, SecondOnConnectFails) {
+  socks::socks_server server({});
+  ASSERT_TRUE(std::holds_alternative<socks::step::connect>(server.feed(sql602)));
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(server.on_connect(socks::reply_code::succeeded, {})));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.on_connect(socks::reply_code::succeeded, {})));
+}
+
+TEST(SocksServerState, FeedAfterEstablishedFails) {
+  socks::socks_server server({});
+  ASSERT_TRUE(std::holds_alternative<socks::step::connect>(server.feed(sql602)));
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(server.on_connect(socks::reply_code::succeeded, {})));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed(payload)));
+  EXPECT_FALSE(server.established());
+}
+
+TEST(SocksServerState, EverythingFailsAfterClose) {
+  socks::socks_server server(password_options());
+  const auto step = server.feed(greet_noauth);
+  ASSERT_TRUE(std::get<socks::step::send>(step).close_after);
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed(connect_v4)));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.on_auth(true)));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.on_connect(socks::reply_code::succeeded, {})));
+  EXPECT_TRUE(server.leftover().empty());
+}
+
+TEST(SocksServerLimits, TooMuchInputFails) {
+  socks::server_options options;
+  options.max_buffered = 64;
+  socks::socks_server server(options);
+  const bytes start{0x04, 0x01, 0x00, 0x50, 1, 2, 3, 4};
+  ASSERT_TRUE(std::holds_alternative<socks::step::need_more>(server.feed(start)));
+  const bytes filler(57, 'u');
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed(filler)));
+}
+
+TEST(SocksServerLimits, InputUpToTheCapIsKept) {
+  socks::server_options options;
+  options.max_buffered = 64;
+  bytes in = concat({sql602, bytes(55, 'x')});
+  ASSERT_EQ(in.size(), 64U);
+  const auto t = drive_whole(options, driver_script{}, in);
+  EXPECT_EQ(t.end, "established");
+  EXPECT_EQ(t.tunnel, bytes(55, 'x'));
+}
+
+TEST(SocksServerLimits, DefaultCapAllowsABigPipelinedRead) {
+  const bytes big(16 * 1024, 'z');
+  const auto t = drive_whole({}, driver_script{}, concat({greet_noauth, connect_v4, big}));
+  EXPECT_EQ(t.end, "established");
+  EXPECT_EQ(t.tunnel, big);
+}
+
+}  // namespace
