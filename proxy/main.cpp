@@ -5,13 +5,17 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "config/commands.hpp"
 #include "config/load.hpp"
-#include "config/password.hpp"
+#include "proxy/connector.hpp"
+
+#include <boost/asio/io_context.hpp>
 #include "proxy/log.hpp"
 #include "proxy/server.hpp"
 
@@ -136,14 +140,45 @@ int run(const arguments& a) {
   return srv.run();
 }
 
+int emit(const config::command_result& r) {
+  std::cout << r.out;
+  std::cerr << r.err;
+  return r.exit_code;
+}
+
 int passwd() {
-  std::string password;
-  if (!std::getline(std::cin, password) || password.empty()) {
-    std::cerr << "edgerelay passwd: type a password on standard input\n";
-    return 1;
+  const std::string input{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+  return emit(config::passwd_command(input));
+}
+
+int check(const arguments& a) {
+  if (!a.config_path) {
+    std::cerr << "edgerelay check: --config FILE is required\n";
+    return config::exit_usage;
   }
-  std::cout << config::hash_password(password) << "\n";
-  return 0;
+  return emit(config::check_command(*a.config_path));
+}
+
+/// Resolves as the connector would (system resolver), for `explain`.
+std::vector<config::ip_address> resolve_for_explain(std::string_view host) {
+  std::vector<config::ip_address> out;
+  net::io_context ioc;
+  tcp::resolver resolver(ioc);
+  error_code ec;
+  const auto results = resolver.resolve(std::string(host), "0", ec);
+  if (!ec) {
+    for (const auto& r : results) out.push_back(proxy::to_config_address(r.endpoint().address()));
+  }
+  return out;
+}
+
+int explain(const arguments& a) {
+  if (a.from.empty() || a.to.empty()) {
+    std::cerr << "edgerelay explain: --from IP and --to HOST:PORT are required\n" << usage_text;
+    return config::exit_usage;
+  }
+  return emit(config::explain_command(a.config_path.value_or(""), a.from, a.to, a.user, a.listener,
+                                      resolve_for_explain));
 }
 
 }  // namespace
@@ -164,6 +199,8 @@ int main(int argc, char** argv) {
     }
     if (args->command == "run") return run(*args);
     if (args->command == "passwd") return passwd();
+    if (args->command == "check") return check(*args);
+    if (args->command == "explain") return explain(*args);
     std::cerr << "edgerelay: unknown command '" << args->command << "'\n" << usage_text;
     return 2;
   } catch (const std::exception& e) {
