@@ -19,11 +19,12 @@
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
 #include "socks/server.hpp"
+#include "tunnel/basic_auth.hpp"
+#include "tunnel/http_connect_codec.hpp"
 
 namespace edgerelay::proxy {
 namespace {
 
-using std::chrono::milliseconds;
 
 bool listener_speaks(const config::listener_config& l, config::protocol p) {
   return std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end();
@@ -48,12 +49,6 @@ outcome outcome_of_closing_reply(const std::vector<std::uint8_t>& bytes) {
   return outcome::malformed;
 }
 
-/// Result of the handshake phase: the client's request, or why there is none.
-struct negotiation {
-  std::optional<socks::step::connect> request;
-  outcome failure = outcome::malformed;
-};
-
 bool check_credentials(const session_context& ctx, const std::string& user, const std::string& password) {
   for (const auto& u : ctx.snapshot->cfg.users) {
     if (u.name == user) {
@@ -63,77 +58,157 @@ bool check_credentials(const session_context& ctx, const std::string& user, cons
   return false;
 }
 
-/// Reads and answers the SOCKS greeting, authentication and request. Never throws.
-net::awaitable<negotiation> negotiate(tcp::socket& client, socks::socks_server& machine, const session_context& ctx,
-                                      access_record& rec) {
-  negotiation out;
+/// The protocol state of one client handshake; lives in front_end's frame, gone before the relay.
+struct handshake_state {
+  explicit handshake_state(socks::server_options options) : socks(options) {}
+  detected kind = detected::unknown;
+  socks::socks_server socks;
+  std::optional<tunnel::request_head_reader> http;
+  socks::command cmd = socks::command::connect;
+  std::optional<target> where;  ///< set when the client asked for a destination
+  outcome failure = outcome::malformed;
+};
+
+outcome outcome_of_http_status(unsigned status) {
+  switch (status) {
+    case 405: return outcome::command_not_supported;
+    case 407: return outcome::bad_credentials;
+    case 403: return outcome::denied;
+    default: return outcome::malformed;
+  }
+}
+
+net::awaitable<void> negotiate_socks(tcp::socket& client, std::span<const std::uint8_t> first, handshake_state& hs,
+                                     const session_context& ctx, access_record& rec) {
+  std::array<std::uint8_t, 2048> buf;
+  socks::step_t step = hs.socks.feed(first);
+  for (;;) {
+    if (std::holds_alternative<socks::step::need_more>(step)) {
+      auto [ec, got] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (ec || got == 0) co_return;
+      step = hs.socks.feed(std::span<const std::uint8_t>(buf.data(), got));
+    } else if (auto* send = std::get_if<socks::step::send>(&step)) {
+      auto [ec, written] = co_await net::async_write(client, net::buffer(send->bytes), use_ec);
+      if (ec || send->close_after) {
+        hs.failure = ec ? outcome::general_failure : outcome_of_closing_reply(send->bytes);
+        co_return;
+      }
+      step = hs.socks.feed({});
+    } else if (auto* auth = std::get_if<socks::step::authenticate>(&step)) {
+      const bool ok = check_credentials(ctx, auth->user, auth->password);
+      rec.user = auth->user;
+      step = hs.socks.on_auth(ok);
+    } else if (auto* req = std::get_if<socks::step::connect>(&step)) {
+      rec.target = socks::to_string(req->target);
+      if (hs.socks.protocol_version() == socks::version::v4) {
+        rec.user = req->user;
+      }
+      hs.cmd = req->cmd;
+      hs.where = from_socks(req->target);
+      co_return;
+    } else {
+      co_return;  // failed: nothing can be replied
+    }
+  }
+}
+
+/// HTTP CONNECT (and the refusals of everything else this listener does not serve).
+net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::uint8_t> first, handshake_state& hs,
+                                    const session_context& ctx, access_record& rec) {
+  std::array<std::uint8_t, 4096> buf;
+  auto& reader = hs.http.emplace();
+  tunnel::head_result result = reader.feed(first);
+  while (std::holds_alternative<tunnel::need_more>(result)) {
+    auto [ec, got] = co_await client.async_read_some(net::buffer(buf), use_ec);
+    if (ec || got == 0) co_return;
+    result = reader.feed(std::span<const std::uint8_t>(buf.data(), got));
+  }
+  std::vector<std::uint8_t> refusal;
+  if (auto* err = std::get_if<tunnel::http_error>(&result)) {
+    hs.failure = outcome_of_http_status(err->status);
+    refusal = std::move(err->reply);
+  } else {
+    const tunnel::request_head& head = std::get<tunnel::parsed<tunnel::request_head>>(result).value;
+    rec.target = head.target;
+    if (!head.is_connect()) {
+      const bool to_gateway = head.form == tunnel::target_form::origin || head.form == tunnel::target_form::asterisk;
+      hs.failure = to_gateway ? outcome::malformed : outcome::command_not_supported;
+      rec.detail = to_gateway ? "not_a_proxy_request" : "method_not_supported";
+      refusal = tunnel::error_reply(to_gateway ? 404 : 405);
+    } else if (ctx.listener->auth == config::auth_mode::password) {
+      bool ok = false;
+      if (head.proxy_authorization) {
+        const auto creds = tunnel::parse_basic_auth(*head.proxy_authorization);
+        if (const auto* c = std::get_if<tunnel::credentials>(&creds)) {
+          rec.user = c->user;
+          ok = check_credentials(ctx, c->user, c->password);
+        }
+      }
+      if (!ok) {
+        hs.failure = outcome::bad_credentials;
+        refusal = tunnel::error_reply(407);
+      }
+    }
+    if (refusal.empty()) {
+      target t;
+      error_code ec;
+      const auto address = net::ip::make_address(head.authority.host, ec);
+      if (ec) {
+        t.host = head.authority.host;
+      } else {
+        t.address = address;
+      }
+      t.port = head.authority.port;
+      rec.target = tunnel::to_string(head.authority);
+      hs.where = std::move(t);
+      co_return;
+    }
+  }
+  co_await net::async_write(client, net::buffer(refusal), use_ec);
+}
+
+/// Reads the client's first bytes, detects its protocol and runs that handshake up to the point
+/// where a destination is known (or the client was refused). Never throws.
+net::awaitable<bool> negotiate(tcp::socket& client, handshake_state& hs, const session_context& ctx,
+                               access_record& rec) {
   try {
     std::array<std::uint8_t, 2048> buf;
     auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
     if (ec || n == 0) {
-      co_return out;
+      co_return false;
     }
     const std::span<const std::uint8_t> first(buf.data(), n);
-    switch (detect_protocol(first)) {
+    hs.kind = detect_protocol(first);
+    const config::listener_config& l = *ctx.listener;
+    switch (hs.kind) {
       case detected::socks5:
-        rec.protocol = "socks5";
-        break;
       case detected::socks4:
-        rec.protocol = "socks4";
+        rec.protocol = hs.kind == detected::socks5 ? "socks5" : "socks4";
+        if (listener_speaks(l, hs.kind == detected::socks5 ? config::protocol::socks5 : config::protocol::socks4)) {
+          co_await negotiate_socks(client, first, hs, ctx, rec);
+        }
         break;
       case detected::http:
         rec.protocol = "http";
-        co_return out;
+        if (listener_speaks(l, config::protocol::http)) {
+          co_await negotiate_http(client, first, hs, ctx, rec);
+        }
+        break;
       case detected::tls:
         rec.protocol = "tls";
-        co_return out;
+        break;
       default:
-        co_return out;
-    }
-    socks::step_t step = machine.feed(first);
-    for (;;) {
-      if (std::holds_alternative<socks::step::need_more>(step)) {
-        auto [rec_ec, got] = co_await client.async_read_some(net::buffer(buf), use_ec);
-        if (rec_ec || got == 0) {
-          co_return out;
-        }
-        step = machine.feed(std::span<const std::uint8_t>(buf.data(), got));
-      } else if (auto* send = std::get_if<socks::step::send>(&step)) {
-        auto [wec, written] = co_await net::async_write(client, net::buffer(send->bytes), use_ec);
-        if (wec || send->close_after) {
-          out.failure = wec ? outcome::general_failure : outcome_of_closing_reply(send->bytes);
-          co_return out;
-        }
-        step = machine.feed({});
-      } else if (auto* auth = std::get_if<socks::step::authenticate>(&step)) {
-        const bool ok = check_credentials(ctx, auth->user, auth->password);
-        rec.user = auth->user;
-        step = machine.on_auth(ok);
-      } else if (auto* req = std::get_if<socks::step::connect>(&step)) {
-        out.request = std::move(*req);
-        co_return out;
-      } else {
-        co_return out;  // failed: nothing can be replied
-      }
+        break;
     }
   } catch (const std::exception& e) {
     log::debug("session", "handshake ended: ", e.what());
   }
-  co_return out;
+  co_return true;
 }
 
-net::awaitable<bool> write_reply(tcp::socket& client, std::vector<std::uint8_t> bytes) {
+net::awaitable<bool> write_all(tcp::socket& s, std::vector<std::uint8_t> bytes) {
   try {
-    auto [ec, n] = co_await net::async_write(client, net::buffer(bytes), use_ec);
-    co_return !ec;
-  } catch (const std::exception&) {
-    co_return false;
-  }
-}
-
-net::awaitable<bool> write_leftover(tcp::socket& upstream, std::vector<std::uint8_t> bytes) {
-  try {
-    auto [ec, n] = co_await net::async_write(upstream, net::buffer(bytes), use_ec);
+    auto [ec, n] = co_await net::async_write(s, net::buffer(bytes), use_ec);
     co_return !ec;
   } catch (const std::exception&) {
     co_return false;
@@ -159,47 +234,55 @@ socks::bound_address bound_of(const tcp::socket& s) {
   return b;
 }
 
+/// The reply that tells the client how its request ended, in its own protocol.
+std::vector<std::uint8_t> final_reply(handshake_state& hs, outcome result, const socks::bound_address& bound) {
+  if (hs.kind == detected::http) {
+    return result == outcome::success ? tunnel::connect_established_reply()
+                                      : tunnel::error_reply(to_http_status(result));
+  }
+  auto reply = hs.socks.on_connect(to_socks5_reply(result), bound);
+  if (auto* send = std::get_if<socks::step::send>(&reply)) {
+    return std::move(send->bytes);
+  }
+  return {};
+}
+
+std::span<const std::uint8_t> leftover_of(const handshake_state& hs) {
+  return hs.kind == detected::http ? hs.http->leftover() : hs.socks.leftover();
+}
+
 /// Everything before the relay. On success `upstream` is connected and leftover client bytes have
 /// been delivered to it.
 net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
                                access_record& rec) {
   const config::listener_config& listener = *ctx.listener;
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
-  socks::socks_server machine(socks::server_options{
+  handshake_state hs(socks::server_options{
       .accept_socks5 = listener_speaks(listener, config::protocol::socks5),
       .accept_socks4 = listener_speaks(listener, config::protocol::socks4),
       .require_password = listener.auth == config::auth_mode::password,
   });
 
-  auto negotiated = co_await with_deadline(negotiate(client, machine, ctx, rec), limits.handshake_timeout);
+  const auto negotiated = co_await with_deadline(negotiate(client, hs, ctx, rec), limits.handshake_timeout);
   if (!negotiated) {
     rec.result = outcome::handshake_timeout;
     co_return false;
   }
-  if (!negotiated->request) {
-    rec.result = negotiated->failure;
+  if (!hs.where) {
+    rec.result = hs.failure;
     co_return false;
   }
-  const socks::step::connect& request = *negotiated->request;
-  rec.target = socks::to_string(request.target);
-  if (machine.protocol_version() == socks::version::v4) {
-    rec.user = request.user;
-  }
 
-  if (request.cmd != socks::command::connect) {
+  if (hs.cmd != socks::command::connect) {
     rec.result = outcome::command_not_supported;
-    auto reply = machine.on_connect(socks::reply_code::command_not_supported, {});
-    if (auto* send = std::get_if<socks::step::send>(&reply)) {
-      co_await with_deadline(write_reply(client, std::move(send->bytes)), limits.handshake_timeout);
-    }
+    co_await with_deadline(write_all(client, final_reply(hs, rec.result, {})), limits.handshake_timeout);
     co_return false;
   }
 
   error_code ec;
   const tcp::endpoint peer = client.remote_endpoint(ec);
   const dial_identity who{to_config_address(peer.address()), rec.user, listener.name};
-  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, from_socks(request.target)),
-                                        limits.connect_timeout);
+  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, *hs.where), limits.connect_timeout);
   outcome result = outcome::connect_timeout;
   if (dialled) {
     result = dialled->result;
@@ -210,15 +293,13 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   }
   rec.result = result;
 
-  const socks::bound_address bound =
-      result == outcome::success ? bound_of(*dialled->socket) : socks::bound_address{};
-  auto reply = machine.on_connect(to_socks5_reply(result), bound);
-  auto* send = std::get_if<socks::step::send>(&reply);
-  if (send == nullptr) {
+  const socks::bound_address bound = result == outcome::success ? bound_of(*dialled->socket) : socks::bound_address{};
+  std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
+  if (reply.empty()) {
     rec.result = outcome::general_failure;
     co_return false;
   }
-  const auto written = co_await with_deadline(write_reply(client, std::move(send->bytes)), limits.handshake_timeout);
+  const auto written = co_await with_deadline(write_all(client, std::move(reply)), limits.handshake_timeout);
   if (result != outcome::success) {
     co_return false;
   }
@@ -228,12 +309,11 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     co_return false;
   }
   upstream = std::move(*dialled->socket);
-  const auto leftover = machine.leftover();
+  const auto leftover = leftover_of(hs);
   if (!leftover.empty()) {
     rec.bytes_up += leftover.size();
-    auto delivered = co_await with_deadline(
-        write_leftover(upstream, std::vector<std::uint8_t>(leftover.begin(), leftover.end())),
-        limits.idle_timeout);
+    const auto delivered = co_await with_deadline(
+        write_all(upstream, std::vector<std::uint8_t>(leftover.begin(), leftover.end())), limits.idle_timeout);
     if (!delivered || !*delivered) {
       rec.detail = "upstream_gone";
       co_return false;

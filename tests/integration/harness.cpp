@@ -67,6 +67,14 @@ std::vector<tcp::endpoint> backend::peers() const {
   return peers_;
 }
 
+std::vector<tcp::endpoint> backend::wait_peers(std::size_t n) const {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (peers().size() < n && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return peers();
+}
+
 std::vector<std::size_t> backend::received_after_close() const {
   std::lock_guard lock(mu_);
   return received_;

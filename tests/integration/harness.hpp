@@ -51,6 +51,8 @@ class backend {
   tcp::endpoint endpoint() const { return endpoint_; }
   /// Peer addresses of accepted connections, in order.
   std::vector<tcp::endpoint> peers() const;
+  /// peers(), once at least `n` connections were accepted (waits up to 5 s).
+  std::vector<tcp::endpoint> wait_peers(std::size_t n) const;
   /// Byte counts recorded by close_then_read connections.
   std::vector<std::size_t> received_after_close() const;
 

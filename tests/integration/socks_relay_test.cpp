@@ -49,7 +49,7 @@ TEST(Socks5Connect, Ipv4TargetRelaysAndReportsTheOutboundLocalAddress) {
   c.send(std::string("ping"));
   EXPECT_EQ(to_text(c.read_exact(4)), "ping");
   // BND.ADDR/BND.PORT is the gateway's end of the outbound connection, as the target saw it.
-  const auto peers = echo.peers();
+  const auto peers = echo.wait_peers(1);
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(reply_port(reply), peers[0].port());
   EXPECT_EQ((bytes{reply[4], reply[5], reply[6], reply[7]}), (bytes{127, 0, 0, 1}));
@@ -63,7 +63,9 @@ TEST(Socks5Connect, Ipv6Target) {
   ASSERT_EQ(reply.size(), 22u);
   EXPECT_EQ(reply[1], 0x00);
   EXPECT_EQ(reply[3], 0x04);
-  EXPECT_EQ(reply_port(reply), echo.peers().at(0).port());
+  const auto peers = echo.wait_peers(1);
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(reply_port(reply), peers[0].port());
   c.send(std::string("six"));
   EXPECT_EQ(to_text(c.read_exact(3)), "six");
 }
