@@ -16,8 +16,10 @@
 #include "proxy/connector.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/detect.hpp"
+#include "proxy/http_serve.hpp"
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
+#include "proxy/write_all.hpp"
 #include "socks/server.hpp"
 #include "tunnel/basic_auth.hpp"
 #include "tunnel/http_connect_codec.hpp"
@@ -66,6 +68,7 @@ struct handshake_state {
   std::optional<tunnel::request_head_reader> http;
   socks::command cmd = socks::command::connect;
   std::optional<target> where;  ///< set when the client asked for a destination
+  std::optional<tunnel::request_head> http_request;  ///< a non-CONNECT request, for serve_http()
   outcome failure = outcome::malformed;
 };
 
@@ -131,11 +134,11 @@ net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::ui
     const tunnel::request_head& head = std::get<tunnel::parsed<tunnel::request_head>>(result).value;
     rec.target = head.target;
     if (!head.is_connect()) {
-      const bool to_gateway = head.form == tunnel::target_form::origin || head.form == tunnel::target_form::asterisk;
-      hs.failure = to_gateway ? outcome::malformed : outcome::command_not_supported;
-      rec.detail = to_gateway ? "not_a_proxy_request" : "method_not_supported";
-      refusal = tunnel::error_reply(to_gateway ? 404 : 405);
-    } else if (ctx.listener->auth == config::auth_mode::password) {
+      // Forward proxying, the 602SQL tunnel or the fallback: serve_http() takes the connection over.
+      hs.http_request = std::move(std::get<tunnel::parsed<tunnel::request_head>>(result).value);
+      co_return;
+    }
+    if (ctx.listener->auth == config::auth_mode::password) {
       bool ok = false;
       if (head.proxy_authorization) {
         const auto creds = tunnel::parse_basic_auth(*head.proxy_authorization);
@@ -206,15 +209,6 @@ net::awaitable<bool> negotiate(tcp::socket& client, handshake_state& hs, const s
   co_return true;
 }
 
-net::awaitable<bool> write_all(tcp::socket& s, std::vector<std::uint8_t> bytes) {
-  try {
-    auto [ec, n] = co_await net::async_write(s, net::buffer(bytes), use_ec);
-    co_return !ec;
-  } catch (const std::exception&) {
-    co_return false;
-  }
-}
-
 socks::bound_address bound_of(const tcp::socket& s) {
   error_code ec;
   const auto ep = s.local_endpoint(ec);
@@ -266,6 +260,13 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   const auto negotiated = co_await with_deadline(negotiate(client, hs, ctx, rec), limits.handshake_timeout);
   if (!negotiated) {
     rec.result = outcome::handshake_timeout;
+    co_return false;
+  }
+  if (hs.http_request) {
+    // The handshake deadline covered the first head; serve_http() applies its own per request.
+    const auto leftover = leftover_of(hs);
+    co_await serve_http(client, std::move(*hs.http_request), std::vector<std::uint8_t>(leftover.begin(), leftover.end()),
+                        ctx, rec);
     co_return false;
   }
   if (!hs.where) {
