@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "config/address.hpp"
 #include "proxy/log.hpp"
 
 namespace edgerelay::proxy {
@@ -65,15 +66,54 @@ void tune(tcp::socket& s) {
 
 }  // namespace
 
+void route_to_backend(const config::config& cfg, target& t) {
+  for (const auto& b : cfg.backends) {
+    const bool by_name = t.host.size() > 0 && config::host_equals(t.host, b.name);
+    bool by_address = false;
+    if (!by_name && t.port == static_cast<std::uint16_t>(b.portbase + 1)) {
+      if (t.address) {
+        error_code ec;
+        const auto backend_address = net::ip::make_address(b.host, ec);
+        by_address = !ec && backend_address == *t.address;
+      } else {
+        by_address = config::host_equals(t.host, b.host);
+      }
+    }
+    if (by_name || by_address) {
+      t.backend = &b;
+      return;
+    }
+  }
+}
+
+target backend_target(const config::backend_config& b) {
+  target t;
+  t.host = b.name;
+  t.port = static_cast<std::uint16_t>(b.portbase + 1);
+  t.backend = &b;
+  return t;
+}
+
 net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where) {
   dial_result out;
   try {
     const auto ex = co_await net::this_coro::executor;
-    config::request req{who.source, who.user, who.listener, where.host, std::nullopt, where.port};
+    // A backend is dialled at its own host; the policy sees the backend's name.
+    std::string dial_host = where.host;
+    std::optional<net::ip::address> dial_address = where.address;
+    std::string policy_host = where.host;
+    if (where.backend != nullptr) {
+      policy_host = where.backend->name;
+      error_code literal_ec;
+      const auto literal = net::ip::make_address(where.backend->host, literal_ec);
+      dial_address = literal_ec ? std::nullopt : std::optional<net::ip::address>(literal);
+      dial_host = where.backend->host;
+    }
+    config::request req{who.source, who.user, who.listener, policy_host, std::nullopt, where.port};
 
     std::vector<tcp::endpoint> candidates;
-    if (where.address) {
-      candidates.emplace_back(*where.address, where.port);
+    if (dial_address) {
+      candidates.emplace_back(*dial_address, where.port);
     } else {
       const config::decision early = pol.decide(req);
       if (early.result == config::verdict::deny) {
@@ -82,7 +122,7 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
         co_return out;
       }
       tcp::resolver resolver(ex);
-      auto [ec, results] = co_await resolver.async_resolve(where.host, std::to_string(where.port),
+      auto [ec, results] = co_await resolver.async_resolve(dial_host, std::to_string(where.port),
                                                            tcp::resolver::numeric_service, use_ec);
       if (ec) {
         out.result = outcome_of_connect_error(ec);

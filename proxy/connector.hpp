@@ -18,7 +18,18 @@ struct target {
   std::string host;                         ///< empty when the client gave an address
   std::optional<net::ip::address> address;  ///< set when the client gave an address
   std::uint16_t port = 0;
+  /// Set when the session goes to a named backend: the policy sees the backend's name (so
+  /// `backend:NAME` rules match) and the connector dials the backend's host.
+  const config::backend_config* backend = nullptr;
 };
+
+/// The backend a target names, if any: its host equals a backend's name (`CONNECT sql:5002`,
+/// SOCKS5 domain `sql`), or it is a backend's host and portbase + 1 (the stock 602SQL client
+/// behind a SOCKS4 firewall names the server itself). Sets `backend`; leaves the port as asked.
+void route_to_backend(const config::config& cfg, target& t);
+
+/// The target of a `forward` listener's sessions: the backend's host, port portbase + 1.
+target backend_target(const config::backend_config& b);
 
 target from_socks(const socks::target_address& t);
 /// "host:port" or "[v6]:port", for logs.

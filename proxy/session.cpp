@@ -12,6 +12,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "config/address.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/connector.hpp"
 #include "proxy/deadline.hpp"
@@ -49,6 +50,14 @@ outcome outcome_of_closing_reply(const std::vector<std::uint8_t>& bytes) {
     }
   }
   return outcome::malformed;
+}
+
+const config::backend_config* find_backend(const config::config& cfg, std::string_view name) {
+  if (name.empty()) return nullptr;
+  for (const auto& b : cfg.backends) {
+    if (config::host_equals(b.name, name)) return &b;
+  }
+  return nullptr;
 }
 
 bool check_credentials(const session_context& ctx, const std::string& user, const std::string& password) {
@@ -257,10 +266,18 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
       .require_password = listener.auth == config::auth_mode::password,
   });
 
-  const auto negotiated = co_await with_deadline(negotiate(client, hs, ctx, rec), limits.handshake_timeout);
-  if (!negotiated) {
-    rec.result = outcome::handshake_timeout;
-    co_return false;
+  const config::backend_config* forward_to = find_backend(ctx.snapshot->cfg, listener.forward);
+  if (forward_to != nullptr) {
+    // A forward door: no handshake, every session goes to the backend once the rules allow it.
+    rec.protocol = "forward";
+    hs.where = backend_target(*forward_to);
+    rec.target = concat(forward_to->name, ':', hs.where->port);
+  } else {
+    const auto negotiated = co_await with_deadline(negotiate(client, hs, ctx, rec), limits.handshake_timeout);
+    if (!negotiated) {
+      rec.result = outcome::handshake_timeout;
+      co_return false;
+    }
   }
   if (hs.http_request) {
     // The handshake deadline covered the first head; serve_http() applies its own per request.
@@ -280,6 +297,7 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     co_return false;
   }
 
+  route_to_backend(ctx.snapshot->cfg, *hs.where);
   error_code ec;
   const tcp::endpoint peer = client.remote_endpoint(ec);
   const dial_identity who{to_config_address(peer.address()), rec.user, listener.name};
@@ -294,19 +312,21 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   }
   rec.result = result;
 
-  const socks::bound_address bound = result == outcome::success ? bound_of(*dialled->socket) : socks::bound_address{};
-  std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
-  if (reply.empty()) {
-    rec.result = outcome::general_failure;
-    co_return false;
+  if (forward_to == nullptr) {
+    const socks::bound_address bound = result == outcome::success ? bound_of(*dialled->socket) : socks::bound_address{};
+    std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
+    if (reply.empty()) {
+      rec.result = outcome::general_failure;
+      co_return false;
+    }
+    const auto written = co_await with_deadline(write_all(client, std::move(reply)), limits.handshake_timeout);
+    if (result == outcome::success && (!written || !*written)) {
+      rec.result = outcome::general_failure;
+      rec.detail = "client_gone";
+      co_return false;
+    }
   }
-  const auto written = co_await with_deadline(write_all(client, std::move(reply)), limits.handshake_timeout);
   if (result != outcome::success) {
-    co_return false;
-  }
-  if (!written || !*written) {
-    rec.result = outcome::general_failure;
-    rec.detail = "client_gone";
     co_return false;
   }
   upstream = std::move(*dialled->socket);
