@@ -1,6 +1,8 @@
 // Control thread: signals, reload, and total-then-terminal shutdown.
 #include "proxy/server.hpp"
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <stdexcept>
 #include <thread>
@@ -40,7 +42,8 @@ bool same_endpoint(const config::endpoint_spec& a, const config::endpoint_spec& 
 server::server(config::config cfg, server_options options)
     : options_(std::move(options)),
       keep_running_(net::make_work_guard(control_)),
-      signals_(control_) {
+      signals_(control_),
+      file_watch_(control_) {
   log::set_level(cfg.log.level);
   snapshot_ = make_snapshot(std::move(cfg), 1);
 }
@@ -55,7 +58,7 @@ server::~server() {
 void server::start() {
   const unsigned n = worker_count(options_, snapshot_->cfg);
   for (unsigned i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_));
+    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_));
   }
   for (const auto& l : snapshot_->cfg.listeners) {
     tcp::endpoint at = endpoint_of_spec(l.bind);
@@ -118,14 +121,25 @@ net::awaitable<void> server::shutdown_sequence() {
   }
   log::info("server", "stopped");
   signals_.cancel();
+  file_watch_.cancel();
   keep_running_.reset();
 }
+
+namespace {
+/// What identifies a version of the file: a rewrite in place or a rename over it both change it.
+std::string file_state(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return concat(st.st_ino, ':', st.st_size, ':', st.st_mtim.tv_sec, '.', st.st_mtim.tv_nsec);
+}
+}  // namespace
 
 void server::do_reload() {
   if (options_.config_path.empty()) {
     log::info("reload", "running the built-in config: nothing to reload");
     return;
   }
+  config_file_state_ = file_state(options_.config_path);
   auto loaded = config::load_config_file(options_.config_path);
   for (const auto& d : loaded.diagnostics) {
     if (d.level == config::severity::error) {
@@ -152,7 +166,7 @@ void server::do_reload() {
     auto snap = make_snapshot(std::move(next), snapshot_->generation + 1);
     log::set_level(snap->cfg.log.level);
     snapshot_ = snap;
-    for (auto& w : workers_) w->publish(snap);
+    for (auto& w : workers_) w->publish(snap, snap->cfg.reload.recheck_sessions);
     log::info("reload", "ok: generation ", snap->generation, " (", snap->cfg.rules.size(), " rules)");
   } catch (const std::exception& e) {
     log::error("reload", "failed: ", e.what(), "; keeping generation ", snapshot_->generation);
@@ -173,7 +187,25 @@ void server::wait_signal() {
   });
 }
 
+void server::watch_config_file() {
+  file_watch_.expires_after(std::chrono::seconds(1));
+  file_watch_.async_wait([this](const error_code& ec) {
+    if (ec || shutting_down_) return;
+    const std::string state = file_state(options_.config_path);
+    if (!state.empty() && state != config_file_state_) {
+      config_file_state_ = state;
+      log::info("server", options_.config_path, " changed on disk: reloading");
+      do_reload();
+    }
+    watch_config_file();
+  });
+}
+
 int server::run() {
+  if (!options_.config_path.empty()) {
+    config_file_state_ = file_state(options_.config_path);
+    watch_config_file();
+  }
   if (options_.handle_signals) {
     signals_.add(SIGINT);
     signals_.add(SIGTERM);

@@ -13,6 +13,7 @@
 
 #include "proxy/asio.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/source_limiter.hpp"
 #include "proxy/worker.hpp"
 
 namespace edgerelay::proxy {
@@ -48,13 +49,17 @@ class server {
   net::awaitable<void> shutdown_sequence();
   void do_reload();
   void wait_signal();
+  void watch_config_file();
 
   server_options options_;
   std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
   std::atomic<std::int64_t> active_{0};
+  source_limiter per_source_;
   net::io_context control_;
   net::executor_work_guard<net::io_context::executor_type> keep_running_;
   net::signal_set signals_;
+  net::steady_timer file_watch_;
+  std::string config_file_state_;  ///< inode, size and mtime last seen
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::pair<std::string, tcp::endpoint>> bound_;
   bool shutting_down_ = false;

@@ -257,7 +257,7 @@ std::span<const std::uint8_t> leftover_of(const handshake_state& hs) {
 /// Everything before the relay. On success `upstream` is connected and leftover client bytes have
 /// been delivered to it.
 net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
-                               access_record& rec) {
+                               access_record& rec, session_identity& identity) {
   const config::listener_config& listener = *ctx.listener;
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   handshake_state hs(socks::server_options{
@@ -311,6 +311,12 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     }
   }
   rec.result = result;
+  if (result == outcome::success) {
+    identity.source = who.source;
+    identity.policy_host = hs.where->backend != nullptr ? hs.where->backend->name : hs.where->host;
+    identity.port = hs.where->port;
+    identity.dialled = to_config_address(dialled->dialled.address());
+  }
 
   if (forward_to == nullptr) {
     const socks::bound_address bound = result == outcome::success ? bound_of(*dialled->socket) : socks::bound_address{};
@@ -356,14 +362,15 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
     }
   }
   tcp::socket upstream(client.get_executor());
-  session_registry::entry registered(ctx.services->registry, client, upstream);
+  session_identity identity;
+  session_registry::entry registered(ctx.services->registry, client, upstream, rec, identity);
   try {
-    if (co_await front_end(client, upstream, ctx, rec)) {
+    if (co_await front_end(client, upstream, ctx, rec, identity)) {
       relay_options opts{.idle_timeout = ctx.snapshot->cfg.limits.idle_timeout, .use_splice = true};
       const relay_result r = co_await async_relay(client, upstream, ctx.services->pools, opts, net::use_awaitable);
       rec.bytes_up += r.bytes_up;
       rec.bytes_down += r.bytes_down;
-      if (r.end != relay_end::closed) {
+      if (r.end != relay_end::closed && rec.detail.empty()) {
         rec.detail = to_string(r.end);
       }
     }

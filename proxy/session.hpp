@@ -10,6 +10,7 @@
 #include "proxy/relay_pools.hpp"
 #include "proxy/session_registry.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/source_limiter.hpp"
 
 namespace edgerelay::proxy {
 
@@ -20,6 +21,7 @@ struct worker_services {
   config::password_cache passwords;
   std::shared_ptr<const runtime_snapshot> snapshot;  ///< the current one; sessions copy it at start
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
+  source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
 };
 
 struct session_context {

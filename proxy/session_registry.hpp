@@ -1,18 +1,34 @@
-// Per-worker list of live sessions, so shutdown can close what is still open. Single-threaded.
+// Per-worker list of live sessions: shutdown closes what is still open, and a reload with
+// `recheck_sessions` closes the tunnels the new rules deny. Single-threaded (the worker's thread).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
 
+#include "config/model.hpp"
+#include "config/policy.hpp"
+#include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
 
 namespace edgerelay::proxy {
+
+/// What a session's policy decision rested on, kept so the decision can be made again on reload.
+struct session_identity {
+  config::ip_address source;
+  std::string policy_host;                   ///< the name the rules saw (backend name for backends)
+  std::optional<config::ip_address> dialled;  ///< set once the upstream is connected
+  std::uint16_t port = 0;
+};
 
 class session_registry {
  public:
   /// Lives in a session's coroutine frame: registered for its whole life, no allocation.
   class entry {
    public:
-    entry(session_registry& registry, tcp::socket& client, tcp::socket& upstream) noexcept;
+    entry(session_registry& registry, tcp::socket& client, tcp::socket& upstream, access_record& record,
+          const session_identity& identity) noexcept;
     entry(const entry&) = delete;
     entry& operator=(const entry&) = delete;
     ~entry();
@@ -22,12 +38,19 @@ class session_registry {
     session_registry& registry_;
     tcp::socket& client_;
     tcp::socket& upstream_;
+    access_record& record_;
+    const session_identity& identity_;
     entry* prev_ = nullptr;
     entry* next_ = nullptr;
   };
 
   /// Closes both legs of every live session; their pending operations end with operation_aborted.
   void close_all() noexcept;
+
+  /// Decides every established tunnel again under `policy` and closes those now denied, recording
+  /// why in their access record. Returns how many were closed.
+  std::size_t recheck(const config::policy& policy);
+
   std::size_t size() const noexcept { return size_; }
 
  private:

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 
+#include "config/address.hpp"
 #include "proxy/connector.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/log.hpp"
@@ -43,8 +44,11 @@ bool out_of_descriptors(const error_code& ec) {
 /// Completion of a session coroutine: counts it out and logs what escaped it.
 struct session_done {
   std::atomic<std::int64_t>* active;
+  source_limiter* per_source;
+  config::ip_address source;
   void operator()(const std::exception_ptr& ep) const {
     active->fetch_sub(1, std::memory_order_relaxed);
+    per_source->release(source);
     if (ep) {
       try {
         std::rethrow_exception(ep);
@@ -95,21 +99,32 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
       continue;  // `sock` closes here
     }
     error_code ignored;
+    const config::ip_address source = to_config_address(sock.remote_endpoint(ignored).address());
+    if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(1)) {
+        last_warning = now;
+        log::warn("listener", name, ": per_source limit (", snapshot->cfg.limits.per_source, ") reached for ",
+                  config::to_string(source), "; refusing connections");
+      }
+      continue;
+    }
     sock.set_option(tcp::no_delay(true), ignored);
     sock.set_option(net::socket_base::keep_alive(true), ignored);
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
     net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), session_context{snapshot, listener, &services}),
-                  session_done{services.active_sessions});
+                  session_done{services.active_sessions, services.per_source, source});
   }
 }
 
 }  // namespace
 
 worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
-               std::atomic<std::int64_t>& active_sessions)
+               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source)
     : index_(index) {
   services_.snapshot = std::move(snapshot);
   services_.active_sessions = &active_sessions;
+  services_.per_source = &per_source;
 }
 
 worker::~worker() {
@@ -172,8 +187,16 @@ void worker::close_sessions() {
   net::post(ioc_, [this] { services_.registry.close_all(); });
 }
 
-void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot) {
-  net::post(ioc_, [this, s = std::move(snapshot)]() mutable { services_.snapshot = std::move(s); });
+void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck) {
+  net::post(ioc_, [this, recheck, s = std::move(snapshot)]() mutable {
+    services_.snapshot = std::move(s);
+    if (recheck) {
+      const std::size_t closed = services_.registry.recheck(services_.snapshot->pol);
+      if (closed > 0) {
+        log::info("reload", "worker ", index_, ": closed ", closed, " session(s) the new rules deny");
+      }
+    }
+  });
 }
 
 void worker::join() {

@@ -16,7 +16,8 @@ namespace edgerelay::proxy {
 
 class worker {
  public:
-  worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions);
+  worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions,
+         source_limiter& per_source);
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
   ~worker();
@@ -29,7 +30,9 @@ class worker {
   /// Thread-safe requests, carried out on the worker's thread.
   void stop_accepting();
   void close_sessions();
-  void publish(std::shared_ptr<const runtime_snapshot> snapshot);
+  /// New sessions use `snapshot` from now on; with `recheck`, live tunnels are decided again under
+  /// its rules and those now denied are closed.
+  void publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck);
   /// Last resort after the grace period: stop the event loop even if something still waits.
   void stop_loop() { ioc_.stop(); }
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }

@@ -11,18 +11,22 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include "config/load.hpp"
 
 namespace edgerelay::testing {
 
-gateway::gateway(const std::string& yaml, unsigned workers) {
-  auto loaded = config::load_config_text(yaml, "test.yaml");
+gateway::gateway(const std::string& yaml, unsigned workers) : gateway(config::load_config_text(yaml, "test.yaml"), "", workers) {}
+
+std::unique_ptr<gateway> gateway::from_file(const std::string& config_file, unsigned workers) {
+  return std::unique_ptr<gateway>(new gateway(config::load_config_file(config_file), config_file, workers));
+}
+
+gateway::gateway(config::load_result loaded, const std::string& config_file, unsigned workers) {
   if (!loaded.value) {
     std::string why;
     for (const auto& d : loaded.diagnostics) why += config::to_string(d) + "\n";
     throw std::runtime_error("test config rejected:\n" + why);
   }
-  server_ = std::make_unique<proxy::server>(std::move(*loaded.value), proxy::server_options{"", workers, false});
+  server_ = std::make_unique<proxy::server>(std::move(*loaded.value), proxy::server_options{config_file, workers, false});
   server_->start();
   control_ = std::thread([this] {
     server_->run();

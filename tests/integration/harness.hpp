@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "proxy/asio.hpp"
+#include "config/load.hpp"
 #include "proxy/server.hpp"
 
 namespace edgerelay::testing {
@@ -22,6 +23,8 @@ using bytes = std::vector<std::uint8_t>;
 class gateway {
  public:
   explicit gateway(const std::string& yaml, unsigned workers = 2);
+  /// Loads `config_file`, which reload() and the file watch then read again.
+  static std::unique_ptr<gateway> from_file(const std::string& config_file, unsigned workers = 2);
   ~gateway();
   tcp::endpoint endpoint(const std::string& listener = "test") const;
   proxy::server& server() { return *server_; }
@@ -29,6 +32,7 @@ class gateway {
   bool wait_stopped(std::chrono::milliseconds limit);
 
  private:
+  gateway(config::load_result loaded, const std::string& config_file, unsigned workers);
   std::unique_ptr<proxy::server> server_;
   std::thread control_;
   std::atomic<bool> stopped_{false};
