@@ -94,7 +94,9 @@ target backend_target(const config::backend_config& b) {
   return t;
 }
 
-net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where) {
+namespace {
+
+net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity who, target where, phase_deadline* dl) {
   dial_result out;
   try {
     const auto ex = co_await net::this_coro::executor;
@@ -122,8 +124,10 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
         co_return out;
       }
       tcp::resolver resolver(ex);
+      if (dl != nullptr) dl->watch(&resolver);
       auto [ec, results] = co_await resolver.async_resolve(dial_host, std::to_string(where.port),
                                                            tcp::resolver::numeric_service, use_ec);
+      if (dl != nullptr) dl->watch(nullptr);
       if (ec) {
         out.result = outcome_of_connect_error(ec);
         if (out.result == outcome::general_failure || out.result == outcome::connect_timeout) {
@@ -153,7 +157,7 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
       }
       out.dialled = ep;
       tcp::socket s(ex);
-      auto [ec] = co_await s.async_connect(ep, use_ec);
+      auto [ec] = dl != nullptr ? co_await s.async_connect(ep, dl->token()) : co_await s.async_connect(ep, use_ec);
       if (!ec) {
         tune(s);
         out.rule = std::string(d.rule_name);
@@ -172,6 +176,16 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
     out.result = outcome::general_failure;
   }
   co_return out;
+}
+
+}  // namespace
+
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl) {
+  return dial_impl(pol, who, std::move(where), &dl);
+}
+
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where) {
+  return dial_impl(pol, who, std::move(where), nullptr);
 }
 
 }  // namespace edgerelay::proxy

@@ -9,6 +9,7 @@
 #include "config/policy.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/outcome.hpp"
+#include "proxy/phase_deadline.hpp"
 #include "socks/target.hpp"
 
 namespace edgerelay::proxy {
@@ -52,8 +53,12 @@ struct dial_result {
 };
 
 /// Decides on the name first (deny early, before DNS), then on every resolved address, and
-/// connects to the first allowed address that answers. Never throws. Run it under the connect
-/// deadline: cancellation ends a pending resolve or connect.
+/// connects to the first allowed address that answers. Never throws. The resolve and every connect
+/// belong to the deadline's current phase: when it expires they end with operation_aborted.
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl);
+
+/// The same for callers that bound the dial with with_deadline(): the calling coroutine's own
+/// cancellation ends the pending resolve or connect.
 net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where);
 
 }  // namespace edgerelay::proxy

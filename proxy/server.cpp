@@ -56,6 +56,14 @@ server::~server() {
 }
 
 void server::start() {
+  if (options_.handle_signals) {
+    // Before any listener opens: a signal sent as soon as we serve must find its handler
+    // (it is queued until run() starts the control loop).
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.add(SIGHUP);
+    wait_signal();
+  }
   const unsigned n = worker_count(options_, snapshot_->cfg);
   for (unsigned i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_));
@@ -205,12 +213,6 @@ int server::run() {
   if (!options_.config_path.empty()) {
     config_file_state_ = file_state(options_.config_path);
     watch_config_file();
-  }
-  if (options_.handle_signals) {
-    signals_.add(SIGINT);
-    signals_.add(SIGTERM);
-    signals_.add(SIGHUP);
-    wait_signal();
   }
   control_.run();
   return 0;

@@ -15,12 +15,11 @@
 #include "config/address.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/connector.hpp"
-#include "proxy/deadline.hpp"
+#include "proxy/phase_deadline.hpp"
 #include "proxy/detect.hpp"
 #include "proxy/http_serve.hpp"
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
-#include "proxy/write_all.hpp"
 #include "socks/server.hpp"
 #include "tunnel/basic_auth.hpp"
 #include "tunnel/http_connect_codec.hpp"
@@ -91,16 +90,16 @@ outcome outcome_of_http_status(unsigned status) {
 }
 
 net::awaitable<void> negotiate_socks(tcp::socket& client, std::span<const std::uint8_t> first, handshake_state& hs,
-                                     const session_context& ctx, access_record& rec) {
+                                     const session_context& ctx, access_record& rec, phase_deadline& dl) {
   std::array<std::uint8_t, 2048> buf;
   socks::step_t step = hs.socks.feed(first);
   for (;;) {
     if (std::holds_alternative<socks::step::need_more>(step)) {
-      auto [ec, got] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      auto [ec, got] = co_await client.async_read_some(net::buffer(buf), dl.token());
       if (ec || got == 0) co_return;
       step = hs.socks.feed(std::span<const std::uint8_t>(buf.data(), got));
     } else if (auto* send = std::get_if<socks::step::send>(&step)) {
-      auto [ec, written] = co_await net::async_write(client, net::buffer(send->bytes), use_ec);
+      auto [ec, written] = co_await net::async_write(client, net::buffer(send->bytes), dl.token());
       if (ec || send->close_after) {
         hs.failure = ec ? outcome::general_failure : outcome_of_closing_reply(send->bytes);
         co_return;
@@ -126,12 +125,12 @@ net::awaitable<void> negotiate_socks(tcp::socket& client, std::span<const std::u
 
 /// HTTP CONNECT (and the refusals of everything else this listener does not serve).
 net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::uint8_t> first, handshake_state& hs,
-                                    const session_context& ctx, access_record& rec) {
+                                    const session_context& ctx, access_record& rec, phase_deadline& dl) {
   std::array<std::uint8_t, 4096> buf;
   auto& reader = hs.http.emplace();
   tunnel::head_result result = reader.feed(first);
   while (std::holds_alternative<tunnel::need_more>(result)) {
-    auto [ec, got] = co_await client.async_read_some(net::buffer(buf), use_ec);
+    auto [ec, got] = co_await client.async_read_some(net::buffer(buf), dl.token());
     if (ec || got == 0) co_return;
     result = reader.feed(std::span<const std::uint8_t>(buf.data(), got));
   }
@@ -176,46 +175,41 @@ net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::ui
       co_return;
     }
   }
-  co_await net::async_write(client, net::buffer(refusal), use_ec);
+  co_await net::async_write(client, net::buffer(refusal), dl.token());
 }
 
 /// Reads the client's first bytes, detects its protocol and runs that handshake up to the point
-/// where a destination is known (or the client was refused). Never throws.
-net::awaitable<bool> negotiate(tcp::socket& client, handshake_state& hs, const session_context& ctx,
-                               access_record& rec) {
-  try {
-    std::array<std::uint8_t, 2048> buf;
-    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-    if (ec || n == 0) {
-      co_return false;
-    }
-    const std::span<const std::uint8_t> first(buf.data(), n);
-    hs.kind = detect_protocol(first);
-    const config::listener_config& l = *ctx.listener;
-    switch (hs.kind) {
-      case detected::socks5:
-      case detected::socks4:
-        rec.protocol = hs.kind == detected::socks5 ? "socks5" : "socks4";
-        if (listener_speaks(l, hs.kind == detected::socks5 ? config::protocol::socks5 : config::protocol::socks4)) {
-          co_await negotiate_socks(client, first, hs, ctx, rec);
-        }
-        break;
-      case detected::http:
-        rec.protocol = "http";
-        if (listener_speaks(l, config::protocol::http)) {
-          co_await negotiate_http(client, first, hs, ctx, rec);
-        }
-        break;
-      case detected::tls:
-        rec.protocol = "tls";
-        break;
-      default:
-        break;
-    }
-  } catch (const std::exception& e) {
-    log::debug("session", "handshake ended: ", e.what());
+/// where a destination is known (or the client was refused).
+net::awaitable<void> negotiate(tcp::socket& client, handshake_state& hs, const session_context& ctx,
+                               access_record& rec, phase_deadline& dl) {
+  std::array<std::uint8_t, 2048> buf;
+  auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
+  if (ec || n == 0) {
+    co_return;
   }
-  co_return true;
+  const std::span<const std::uint8_t> first(buf.data(), n);
+  hs.kind = detect_protocol(first);
+  const config::listener_config& l = *ctx.listener;
+  switch (hs.kind) {
+    case detected::socks5:
+    case detected::socks4:
+      rec.protocol = hs.kind == detected::socks5 ? "socks5" : "socks4";
+      if (listener_speaks(l, hs.kind == detected::socks5 ? config::protocol::socks5 : config::protocol::socks4)) {
+        co_await negotiate_socks(client, first, hs, ctx, rec, dl);
+      }
+      break;
+    case detected::http:
+      rec.protocol = "http";
+      if (listener_speaks(l, config::protocol::http)) {
+        co_await negotiate_http(client, first, hs, ctx, rec, dl);
+      }
+      break;
+    case detected::tls:
+      rec.protocol = "tls";
+      break;
+    default:
+      break;
+  }
 }
 
 socks::bound_address bound_of(const tcp::socket& s) {
@@ -254,10 +248,10 @@ std::span<const std::uint8_t> leftover_of(const handshake_state& hs) {
   return hs.kind == detected::http ? hs.http->leftover() : hs.socks.leftover();
 }
 
-/// Everything before the relay. On success `upstream` is connected and leftover client bytes have
-/// been delivered to it.
+/// Everything before the relay, each phase under its deadline. On success `upstream` is connected
+/// and leftover client bytes have been delivered to it.
 net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
-                               access_record& rec, session_identity& identity) {
+                               access_record& rec, session_identity& identity, phase_deadline& dl) {
   const config::listener_config& listener = *ctx.listener;
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   handshake_state hs(socks::server_options{
@@ -273,14 +267,16 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     hs.where = backend_target(*forward_to);
     rec.target = concat(forward_to->name, ':', hs.where->port);
   } else {
-    const auto negotiated = co_await with_deadline(negotiate(client, hs, ctx, rec), limits.handshake_timeout);
-    if (!negotiated) {
+    dl.start(limits.handshake_timeout);
+    co_await negotiate(client, hs, ctx, rec, dl);
+    if (dl.expired()) {
       rec.result = outcome::handshake_timeout;
       co_return false;
     }
   }
   if (hs.http_request) {
-    // The handshake deadline covered the first head; serve_http() applies its own per request.
+    // serve_http() applies its own deadlines, per request.
+    dl.stop();
     const auto leftover = leftover_of(hs);
     co_await serve_http(client, std::move(*hs.http_request), std::vector<std::uint8_t>(leftover.begin(), leftover.end()),
                         ctx, rec);
@@ -293,40 +289,38 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
 
   if (hs.cmd != socks::command::connect) {
     rec.result = outcome::command_not_supported;
-    co_await with_deadline(write_all(client, final_reply(hs, rec.result, {})), limits.handshake_timeout);
+    const std::vector<std::uint8_t> reply = final_reply(hs, rec.result, {});
+    co_await net::async_write(client, net::buffer(reply), dl.token());
     co_return false;
   }
 
   route_to_backend(ctx.snapshot->cfg, *hs.where);
-  error_code ec;
-  const tcp::endpoint peer = client.remote_endpoint(ec);
-  const dial_identity who{to_config_address(peer.address()), rec.user, listener.name};
-  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, *hs.where), limits.connect_timeout);
-  outcome result = outcome::connect_timeout;
-  if (dialled) {
-    result = dialled->result;
-    rec.rule = std::move(dialled->rule);
-    if (dialled->dialled.port() != 0) {
-      rec.dialled = to_string(dialled->dialled);
-    }
+  const dial_identity who{to_config_address(ctx.peer.address()), rec.user, listener.name};
+  dl.start(limits.connect_timeout);
+  dial_result dialled = co_await dial(ctx.snapshot->pol, who, *hs.where, dl);
+  const outcome result = dl.expired() ? outcome::connect_timeout : dialled.result;
+  rec.rule = std::move(dialled.rule);
+  if (dialled.dialled.port() != 0) {
+    rec.dialled = to_string(dialled.dialled);
   }
   rec.result = result;
   if (result == outcome::success) {
     identity.source = who.source;
     identity.policy_host = hs.where->backend != nullptr ? hs.where->backend->name : hs.where->host;
     identity.port = hs.where->port;
-    identity.dialled = to_config_address(dialled->dialled.address());
+    identity.dialled = to_config_address(dialled.dialled.address());
   }
 
   if (forward_to == nullptr) {
-    const socks::bound_address bound = result == outcome::success ? bound_of(*dialled->socket) : socks::bound_address{};
-    std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
+    dl.start(limits.handshake_timeout);
+    const socks::bound_address bound = result == outcome::success ? bound_of(*dialled.socket) : socks::bound_address{};
+    const std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
     if (reply.empty()) {
       rec.result = outcome::general_failure;
       co_return false;
     }
-    const auto written = co_await with_deadline(write_all(client, std::move(reply)), limits.handshake_timeout);
-    if (result == outcome::success && (!written || !*written)) {
+    auto [ec, written] = co_await net::async_write(client, net::buffer(reply), dl.token());
+    if (result == outcome::success && ec) {
       rec.result = outcome::general_failure;
       rec.detail = "client_gone";
       co_return false;
@@ -335,17 +329,18 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   if (result != outcome::success) {
     co_return false;
   }
-  upstream = std::move(*dialled->socket);
+  upstream = std::move(*dialled.socket);
   const auto leftover = leftover_of(hs);
   if (!leftover.empty()) {
     rec.bytes_up += leftover.size();
-    const auto delivered = co_await with_deadline(
-        write_all(upstream, std::vector<std::uint8_t>(leftover.begin(), leftover.end())), limits.idle_timeout);
-    if (!delivered || !*delivered) {
+    dl.start(limits.idle_timeout);
+    auto [ec, written] = co_await net::async_write(upstream, net::buffer(leftover.data(), leftover.size()), dl.token());
+    if (ec) {
       rec.detail = "upstream_gone";
       co_return false;
     }
   }
+  dl.stop();
   co_return true;
 }
 
@@ -354,18 +349,13 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
 net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
   access_record rec;
   rec.listener = ctx.listener->name;
-  {
-    error_code ec;
-    const auto peer = client.remote_endpoint(ec);
-    if (!ec) {
-      rec.client = to_string(peer);
-    }
-  }
+  rec.client = to_string(ctx.peer);
   tcp::socket upstream(client.get_executor());
   session_identity identity;
   session_registry::entry registered(ctx.services->registry, client, upstream, rec, identity);
+  phase_deadline deadline(client.get_executor());
   try {
-    if (co_await front_end(client, upstream, ctx, rec, identity)) {
+    if (co_await front_end(client, upstream, ctx, rec, identity, deadline)) {
       relay_options opts{.idle_timeout = ctx.snapshot->cfg.limits.idle_timeout, .use_splice = true};
       const relay_result r = co_await async_relay(client, upstream, ctx.services->pools, opts, net::use_awaitable);
       rec.bytes_up += r.bytes_up;
@@ -381,6 +371,7 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
   error_code ignored;
   client.close(ignored);
   upstream.close(ignored);
+  co_await deadline.settle();
   if (ctx.snapshot->cfg.log.access_json) {
     write_access_line(rec);
   }

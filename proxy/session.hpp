@@ -25,6 +25,7 @@ struct worker_services {
 };
 
 struct session_context {
+  tcp::endpoint peer;  ///< the client, as accept() reported it
   std::shared_ptr<const runtime_snapshot> snapshot;
   const config::listener_config* listener = nullptr;  ///< points into *snapshot
   worker_services* services = nullptr;

@@ -66,7 +66,8 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
   const config::listener_config* listener = snapshot->find_listener(name);
   auto last_warning = std::chrono::steady_clock::time_point{};
   for (;;) {
-    auto [ec, sock] = co_await acceptor.async_accept(use_ec);
+    tcp::endpoint peer;
+    auto [ec, sock] = co_await acceptor.async_accept(peer, use_ec);
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) {
         break;
@@ -99,7 +100,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
       continue;  // `sock` closes here
     }
     error_code ignored;
-    const config::ip_address source = to_config_address(sock.remote_endpoint(ignored).address());
+    const config::ip_address source = to_config_address(peer.address());
     if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_warning > std::chrono::seconds(1)) {
@@ -112,7 +113,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
     sock.set_option(tcp::no_delay(true), ignored);
     sock.set_option(net::socket_base::keep_alive(true), ignored);
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
-    net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), session_context{snapshot, listener, &services}),
+    net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), session_context{peer, snapshot, listener, &services}),
                   session_done{services.active_sessions, services.per_source, source});
   }
 }

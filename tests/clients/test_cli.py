@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Command line (DESIGN section 6): `check` on the shipped example exits 0 and prints OK; a config
+with an unknown key or a bad value makes `check` exit 1 with file:line:col; `edgerelay --config bad`
+refuses to start (exit 1) naming file:line:col; `--version` and `--help` exit 0; `passwd` salts."""
+
+import os
+import re
+import subprocess
+import sys
+
+import gateway as gw
+from gateway import check
+
+UNKNOWN_KEY = """listeners:
+  - name: test
+    bind: "127.0.0.1:0"
+    protocols: [socks5]
+    bnd: oops
+rules:
+  - {name: all, action: allow}
+"""
+
+BAD_DURATION = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+rules:
+  - {name: all, action: allow}
+limits:
+  handshake_timeout: 10x
+"""
+
+
+def expect_diagnostic(text, path, line, col, words, what):
+    rx = re.compile(r"^%s:%d:%d: (?!warning)(.*)$" % (re.escape(path), line, col), re.M)
+    m = rx.search(text)
+    check(m is not None, "%s: no error '%s:%d:%d: ...' in:\n%s" % (what, path, line, col, text))
+    for w in words:
+        check(w in m.group(1), "%s: the error does not mention %r: %r" % (what, w, m.group(0)))
+
+
+def test(binary, workdir):
+    example = sys.argv[2] if len(sys.argv) > 2 else None
+    check(example and os.path.isfile(example), "the example config path is missing: %r" % example)
+
+    r = gw.run([binary, "check", "--config", example], timeout=30)
+    check(r.returncode == 0, "check of the shipped example exited %d:\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    check(r.stdout.rstrip().splitlines()[-1:] == ["OK"], "check of the example does not end with OK:\n" + r.stdout)
+    check(re.search(r"\b4 listeners\b", r.stdout) is not None, "check summary does not count the listeners:\n"
+          + r.stdout)
+
+    for name, text, line, col, words in (("unknown-key.yaml", UNKNOWN_KEY, 5, 5, ["unknown key", "bnd"]),
+                                         ("bad-duration.yaml", BAD_DURATION, 6, 22, ["10x", "handshake_timeout"])):
+        path = os.path.join(workdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        r = gw.run([binary, "check", "--config", path], timeout=30)
+        check(r.returncode == 1, "check of %s exited %d, expected 1:\n%s%s" % (name, r.returncode, r.stdout, r.stderr))
+        check(r.stdout.strip() != "OK" and "\nOK" not in r.stdout, "check of %s printed OK" % name)
+        expect_diagnostic(r.stdout + r.stderr, path, line, col, words, "check " + name)
+
+        try:
+            r = gw.run([binary, "--config", path, "--workers", "1"], timeout=10)
+        except subprocess.TimeoutExpired:
+            raise gw.TestFailure("edgerelay --config %s did not exit within 10 s: it started on a bad config" % name)
+        check(r.returncode == 1, "edgerelay --config %s exited %d, expected 1:\n%s" % (name, r.returncode, r.stderr))
+        expect_diagnostic(r.stderr, path, line, col, words, "run " + name)
+        check("listening on" not in r.stderr, "edgerelay opened a listener with a bad config:\n" + r.stderr)
+        check(r.stdout == "", "edgerelay printed on stdout with a bad config: %r" % r.stdout)
+
+    missing = os.path.join(workdir, "does-not-exist.yaml")
+    r = gw.run([binary, "check", "--config", missing], timeout=30)
+    check(r.returncode == 1, "check of a missing file exited %d, expected 1" % r.returncode)
+    check(missing in r.stdout + r.stderr, "check of a missing file does not name it:\n" + r.stdout + r.stderr)
+
+    r = gw.run([binary, "--version"], timeout=10)
+    check(r.returncode == 0, "--version exited %d" % r.returncode)
+    check(re.fullmatch(r"edgerelay \d+\.\d+\.\d+\S*\n", r.stdout) is not None, "--version printed %r" % r.stdout)
+
+    r = gw.run([binary, "--help"], timeout=10)
+    check(r.returncode == 0, "--help exited %d" % r.returncode)
+    check(r.stdout.startswith("usage: edgerelay"), "--help printed %r" % r.stdout[:200])
+    for word in ("check", "explain", "passwd", "--config"):
+        check(word in r.stdout, "--help does not mention %s" % word)
+
+    r = gw.run([binary, "--no-such-option"], timeout=10)
+    check(r.returncode == 2, "an unknown option exited %d, expected 2" % r.returncode)
+
+    h1 = gw.make_password_hash(binary, "same password")
+    h2 = gw.make_password_hash(binary, "same password")
+    check(h1 != h2, "edgerelay passwd printed the same hash twice: it is not salted")
+
+
+if __name__ == "__main__":
+    gw.main(test)

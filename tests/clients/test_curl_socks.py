@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""curl as a real SOCKS client: --socks5, --socks5-hostname, --socks4 and --socks4a through edgerelay
+to a local HTTP server; each downloads a 1 MiB file intact, and each session leaves one access-log
+line with result ok, the right protocol and target, and bytes_down >= the file size."""
+
+import os
+import time
+
+import gateway as gw
+from gateway import check
+
+
+def run_case(g, server, workdir, flag, url_host, protocol, expected_target, index):
+    out = os.path.join(workdir, "download-%d.bin" % index)
+    before = len(g.stdout_lines())
+    r = gw.curl([flag, "127.0.0.1:%d" % g.port(), "-o", out, "-w", "%{http_code}", server.url(url_host)])
+    check(r.returncode == 0, "curl %s exited %d: %s" % (flag, r.returncode, r.stderr))
+    check(r.stdout.strip() == "200", "curl %s: HTTP status %r" % (flag, r.stdout))
+    check(os.path.getsize(out) == server.size, "curl %s: downloaded %d bytes, expected %d"
+          % (flag, os.path.getsize(out), server.size))
+    check(gw.sha256_file(out) == server.sha256, "curl %s: sha256 of the download differs" % flag)
+
+    recs = g.wait_access_records(before + 1, timeout=10)
+    time.sleep(0.3)  # a stray second line for the same session would show up by now
+    recs = g.access_records()
+    new = recs[before:]
+    check(len(new) == 1, "curl %s: expected exactly one access-log line, got %d: %r" % (flag, len(new), new))
+    rec = new[0]
+    gw.check_access_record(rec)
+    check(rec["result"] == "ok", "curl %s: result %r, expected ok: %r" % (flag, rec["result"], rec))
+    check(rec["protocol"] == protocol, "curl %s: protocol %r, expected %r" % (flag, rec["protocol"], protocol))
+    check(rec["target"] == expected_target, "curl %s: target %r, expected %r" % (flag, rec["target"], expected_target))
+    check(rec["dialled"] == "127.0.0.1:%d" % server.port, "curl %s: dialled %r, expected 127.0.0.1:%d"
+          % (flag, rec["dialled"], server.port))
+    check(rec["listener"] == "test", "curl %s: listener %r" % (flag, rec["listener"]))
+    check(rec["rule"] == "loopback", "curl %s: rule %r, expected loopback" % (flag, rec["rule"]))
+    check(rec["client"].startswith("127.0.0.1:"), "curl %s: client %r" % (flag, rec["client"]))
+    check(rec["user"] == "", "curl %s: user %r for an anonymous session" % (flag, rec["user"]))
+    check(rec["bytes_down"] >= server.size, "curl %s: bytes_down %d < %d" % (flag, rec["bytes_down"], server.size))
+    check(rec["bytes_up"] > 0, "curl %s: bytes_up %d (the GET request went up)" % (flag, rec["bytes_up"]))
+    gw.log("ok:", flag, rec)
+
+
+def test(binary, workdir):
+    server = gw.FileServer(os.path.join(workdir, "www"))
+    g = gw.Gateway(binary, gw.config_yaml(), workdir)
+    try:
+        g.start()
+        cases = [
+            ("--socks5", "127.0.0.1", "socks5", "127.0.0.1:%d" % server.port),
+            ("--socks5-hostname", "localhost", "socks5", "localhost:%d" % server.port),
+            ("--socks4", "127.0.0.1", "socks4", "127.0.0.1:%d" % server.port),
+            ("--socks4a", "localhost", "socks4", "localhost:%d" % server.port),
+        ]
+        for i, (flag, host, protocol, target) in enumerate(cases):
+            run_case(g, server, workdir, flag, host, protocol, target, i)
+        check(g.alive(), "edgerelay died during the downloads")
+        status = g.stop(timeout=10)
+        check(status == 0, "edgerelay exit status %r after SIGTERM, expected 0" % status)
+        check(len(g.access_records()) == len(cases), "expected %d access-log lines in all, got:\n%s"
+              % (len(cases), g.stdout_text()))
+    except BaseException:
+        g.dump()
+        raise
+    finally:
+        g.kill()
+        server.close()
+
+
+if __name__ == "__main__":
+    gw.main(test)
