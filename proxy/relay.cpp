@@ -14,7 +14,6 @@
 #include <memory>
 #include <utility>
 
-#include <boost/asio/post.hpp>
 
 namespace edgerelay::proxy {
 
@@ -44,19 +43,13 @@ class relay_op {
         down_{&upstream, &client} {}
 
   void start() {
-    error_code ignored;
-    up_.src->non_blocking(true, ignored);
-    down_.src->non_blocking(true, ignored);
     last_activity_ = clock::now();
     arm_timer(last_activity_ + options_.idle_timeout);
-    // Posted so the handler never runs inside the initiating call.
-    ++pending_;
-    net::post(timer_.get_executor(), [this] {
-      --pending_;
-      pump(up_);
-      pump(down_);
-      complete_if_done();
-    });
+    // Waiting first (not reading) costs no failed syscall on a fresh tunnel, and never misses
+    // bytes already queued: Asio re-arms the descriptor for each wait, which reports present data.
+    // It also keeps the handler from running inside the initiating call.
+    wait(up_, *up_.src, tcp::socket::wait_read);
+    wait(down_, *down_.src, tcp::socket::wait_read);
   }
 
  private:

@@ -36,6 +36,8 @@ std::string_view to_string(relay_end e) noexcept;
 using relay_handler = net::any_completion_handler<void(relay_result)>;
 
 /// Starts the relay; `handler` runs once when it ends. Both sockets and `pools` must outlive it.
+/// Both sockets must already be in non-blocking mode: Asio puts a socket there at its first
+/// asynchronous operation; a socket that had none needs non_blocking(true) (one ioctl saved per leg).
 /// Half-close is kept: EOF on one side becomes shutdown(send) on the other while the other direction
 /// goes on. An idle tunnel holds no buffer or pipe, one timer and ~200 bytes of state.
 /// Thread: the sockets' executor; the handler is called on it.

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 
 #include "config/load.hpp"
@@ -31,6 +32,24 @@ tcp::endpoint endpoint_of_spec(const config::endpoint_spec& spec) {
     throw std::runtime_error(concat("'", spec.host, "' is not an IP address to listen on"));
   }
   return tcp::endpoint(address, spec.port);
+}
+
+/// SO_REUSEPORT would let a second edgerelay share a port silently and split its traffic; a probe
+/// bind without it fails as an operator expects ("address in use") when anyone holds the port.
+void ensure_address_free(const std::string& listener, const tcp::endpoint& at) {
+  if (at.port() == 0) {
+    return;
+  }
+  net::io_context probe_context;
+  tcp::acceptor probe(probe_context);
+  error_code ec;
+  probe.open(at.protocol(), ec);
+  if (!ec) probe.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec && at.address().is_v6()) probe.set_option(net::ip::v6_only(true), ec);
+  if (!ec) probe.bind(at, ec);
+  if (ec) {
+    throw std::runtime_error(concat("listener '", listener, "': cannot listen on ", to_string(at), ": ", ec.message()));
+  }
 }
 
 bool same_endpoint(const config::endpoint_spec& a, const config::endpoint_spec& b) {
@@ -70,6 +89,7 @@ void server::start() {
   }
   for (const auto& l : snapshot_->cfg.listeners) {
     tcp::endpoint at = endpoint_of_spec(l.bind);
+    ensure_address_free(l.name, at);
     // Worker 0 binds first so port 0 becomes one concrete port that the others share.
     for (auto& w : workers_) {
       at = w->add_listener(l.name, at);

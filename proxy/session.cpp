@@ -264,6 +264,8 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   if (forward_to != nullptr) {
     // A forward door: no handshake, every session goes to the backend once the rules allow it.
     rec.protocol = "forward";
+    error_code ignored;
+    client.non_blocking(true, ignored);  // no handshake read made it so; the relay needs it
     hs.where = backend_target(*forward_to);
     rec.target = concat(forward_to->name, ':', hs.where->port);
   } else {

@@ -99,7 +99,6 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
       }
       continue;  // `sock` closes here
     }
-    error_code ignored;
     const config::ip_address source = to_config_address(peer.address());
     if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
       const auto now = std::chrono::steady_clock::now();
@@ -110,8 +109,6 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
       }
       continue;
     }
-    sock.set_option(tcp::no_delay(true), ignored);
-    sock.set_option(net::socket_base::keep_alive(true), ignored);
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
     net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), session_context{peer, snapshot, listener, &services}),
                   session_done{services.active_sessions, services.per_source, source});
@@ -143,6 +140,10 @@ tcp::endpoint worker::add_listener(const std::string& listener, const tcp::endpo
   if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) a.set_option(reuse_port(), ec);
   if (!ec && at.address().is_v6()) a.set_option(net::ip::v6_only(true), ec);
+  // Accepted sockets inherit both options from the listening socket on Linux: two syscalls
+  // fewer per session than setting them on every accepted socket.
+  if (!ec) a.set_option(tcp::no_delay(true), ec);
+  if (!ec) a.set_option(net::socket_base::keep_alive(true), ec);
   if (!ec) a.bind(at, ec);
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {

@@ -1,0 +1,654 @@
+// Forward proxying of absolute-form requests and the listener's fallback, request by request.
+//
+// One client connection, keep-alive:
+//   head -> [proxy auth] -> rules + dial (or reuse the open upstream for the same authority)
+//        -> request head upstream -> (request body up && response down) || idle watchdog
+//        -> next head (handshake_timeout) ...
+// Bodies pass in 16 KiB pieces as body_tracker delimits them; nothing buffers a whole body.
+#include "proxy/http_forward.hpp"
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+
+#include "config/address.hpp"
+#include "proxy/connector.hpp"
+#include "proxy/deadline.hpp"
+#include "proxy/relay.hpp"
+#include "proxy/write_all.hpp"
+#include "tunnel/basic_auth.hpp"
+#include "tunnel/forward_codec.hpp"
+
+namespace edgerelay::proxy {
+
+namespace http_detail {
+
+net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle) {
+  try {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {  // ends when `idle` passes without activity, or on cancellation
+      const auto deadline = a.last + idle;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        co_return;
+      }
+      timer.expires_at(deadline);
+      auto [ec] = co_await timer.async_wait(use_ec);
+      if (ec) {
+        co_return;
+      }
+    }
+  } catch (const std::exception&) {
+    // cancelled between two waits
+  }
+}
+
+namespace {
+
+constexpr std::size_t max_drained_bytes = 1024 * 1024;
+constexpr std::chrono::milliseconds max_linger{2000};
+
+net::awaitable<bool> drain(tcp::socket& client) {
+  try {
+    std::array<std::uint8_t, 4096> buf;
+    std::size_t total = 0;
+    while (total < max_drained_bytes) {
+      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (ec || n == 0) {
+        break;
+      }
+      total += n;
+    }
+  } catch (const std::exception&) {
+    // cancelled by the linger deadline
+  }
+  co_return true;
+}
+
+}  // namespace
+
+net::awaitable<void> reply_and_close(tcp::socket& client, std::vector<std::uint8_t> reply,
+                                     std::chrono::milliseconds limit) {
+  const auto written = co_await with_deadline(write_all(client, std::move(reply)), limit);
+  if (!written || !*written) {
+    co_return;
+  }
+  error_code ec;
+  client.shutdown(tcp::socket::shutdown_send, ec);
+  if (!ec) {
+    co_await with_deadline(drain(client), std::min(limit, max_linger));
+  }
+}
+
+const config::backend_config* find_backend(const config::config& cfg, std::string_view name) {
+  if (name.empty()) {
+    return nullptr;
+  }
+  for (const auto& b : cfg.backends) {
+    if (config::host_equals(b.name, name)) {
+      return &b;
+    }
+  }
+  return nullptr;
+}
+
+config::ip_address client_source(const tcp::socket& client) {
+  error_code ec;
+  const auto peer = client.remote_endpoint(ec);
+  return ec ? config::ip_address{} : to_config_address(peer.address());
+}
+
+}  // namespace http_detail
+
+namespace {
+
+using namespace http_detail;
+
+constexpr std::size_t chunk_size = 16 * 1024;
+constexpr std::size_t max_requests_per_connection = 100000;
+constexpr int max_interim_responses = 16;
+
+bool authorized(const session_context& ctx, const tunnel::request_head& head, access_record& rec) {
+  if (ctx.listener->auth != config::auth_mode::password) {
+    return true;
+  }
+  if (!head.proxy_authorization) {
+    return false;
+  }
+  const auto creds = tunnel::parse_basic_auth(*head.proxy_authorization);
+  const auto* c = std::get_if<tunnel::credentials>(&creds);
+  if (c == nullptr) {
+    return false;
+  }
+  rec.user = c->user;
+  for (const auto& u : ctx.snapshot->cfg.users) {
+    if (u.name == c->user) {
+      return ctx.services->passwords.check(u.name, u.password_hash, c->password);
+    }
+  }
+  return false;
+}
+
+/// The upstream connection of a keep-alive client, kept while requests go to the same authority.
+struct upstream_leg {
+  std::optional<tcp::socket> socket;
+  tunnel::authority_target authority;
+  std::string dialled;
+  std::string rule;
+
+  void close() {
+    if (socket) {
+      error_code ignored;
+      socket->close(ignored);
+      socket.reset();
+    }
+  }
+  /// Open for `a`, and the server has neither closed it nor sent anything unasked since the last
+  /// response (a non-blocking probe: would_block is the only good answer).
+  bool reusable_for(const tunnel::authority_target& a) {
+    if (!socket || a.port != authority.port || !config::host_equals(a.host, authority.host)) {
+      return false;
+    }
+    error_code ec;
+    socket->non_blocking(true, ec);
+    if (ec) {
+      return false;
+    }
+    std::array<std::uint8_t, 1> probe;
+    socket->read_some(net::buffer(probe), ec);
+    return ec == net::error::would_block;
+  }
+};
+
+/// The state the two halves of one request/response exchange share (one thread, one frame).
+struct exchange {
+  activity act;
+  bool stop = false;              ///< one half failed: the other stops at its next step
+  bool request_done = false;      ///< the whole request body went upstream
+  bool response_started = false;  ///< response bytes reached the client
+  bool response_done = false;
+  bool client_keep = false;       ///< the client connection may carry another request
+  bool upstream_keep = false;     ///< the upstream connection may carry another request
+  unsigned status = 0;
+  std::uint64_t bytes_up = 0;
+  std::uint64_t bytes_down = 0;
+  std::string_view detail;
+  std::vector<std::uint8_t> carry;  ///< client bytes behind the request body (the next request)
+  std::vector<std::uint8_t> error;  ///< reply for the client when the response failed before it started
+};
+
+void abort_exchange(exchange& x, tcp::socket& client, tcp::socket& upstream) {
+  x.stop = true;
+  x.client_keep = false;
+  x.upstream_keep = false;
+  error_code ignored;
+  client.cancel(ignored);
+  upstream.cancel(ignored);
+}
+
+/// Client -> upstream: the request body, as its framing delimits it. Never throws.
+net::awaitable<void> send_request_body(tcp::socket& client, tcp::socket& upstream, tunnel::body_framing framing,
+                                       exchange& x) {
+  try {
+    if (framing.kind == tunnel::body_kind::none) {
+      x.request_done = true;
+      co_return;
+    }
+    tunnel::body_tracker body(framing);
+    std::vector<std::uint8_t> pending = std::move(x.carry);
+    x.carry.clear();
+    std::vector<std::uint8_t> buf(chunk_size);
+    for (;;) {  // each turn consumes client bytes or ends
+      if (!pending.empty()) {
+        const tunnel::body_step step = body.feed(pending);
+        if (step.state == tunnel::body_state::error) {
+          x.detail = "bad_request_body";
+          if (!x.response_started) {
+            x.error = tunnel::error_reply(400);
+          }
+          break;
+        }
+        if (step.consumed > 0) {
+          auto [ec, n] = co_await net::async_write(upstream, net::buffer(pending.data(), step.consumed), use_ec);
+          if (x.stop) {
+            co_return;
+          }
+          if (ec) {
+            x.detail = "upstream_gone";
+            break;
+          }
+          x.bytes_up += n;
+          x.act.touch();
+        }
+        if (step.state == tunnel::body_state::done) {
+          x.carry.assign(pending.begin() + static_cast<std::ptrdiff_t>(step.consumed), pending.end());
+          x.request_done = true;
+          co_return;
+        }
+        pending.clear();
+      }
+      if (x.stop) {
+        co_return;
+      }
+      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (x.stop) {
+        co_return;
+      }
+      if (ec || n == 0) {
+        x.detail = "client_gone";
+        break;
+      }
+      x.act.touch();
+      pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+  } catch (const std::exception&) {
+    x.detail = "cancelled";
+  }
+  if (!x.response_done) {
+    abort_exchange(x, client, upstream);
+  } else {
+    x.client_keep = false;
+  }
+}
+
+/// Upstream -> client: interim responses, then the final head and its body. Never throws.
+net::awaitable<void> relay_response(tcp::socket& client, tcp::socket& upstream, const tunnel::request_head& request,
+                                    exchange& x) {
+  bool ok = false;
+  try {
+    std::vector<std::uint8_t> buf(chunk_size);
+    std::vector<std::uint8_t> pending;  // upstream bytes read but not yet passed on
+    for (int interim = 0; interim <= max_interim_responses && !ok; ++interim) {
+      tunnel::response_head_reader reader(request.method);
+      tunnel::response_result r = reader.feed(pending);
+      pending.clear();
+      while (std::holds_alternative<tunnel::need_more>(r)) {
+        if (x.stop) {
+          co_return;  // the request side failed before the response began
+        }
+        auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
+        if (x.stop) {
+          co_return;
+        }
+        if (ec || n == 0) {
+          x.detail = "upstream_closed";
+          if (!x.response_started) {
+            x.error = tunnel::error_reply(502);
+          }
+          break;
+        }
+        x.act.touch();
+        r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+      }
+      if (std::holds_alternative<tunnel::need_more>(r)) {
+        break;
+      }
+      if (auto* err = std::get_if<tunnel::http_error>(&r)) {
+        x.detail = "bad_response";
+        if (!x.response_started) {
+          x.error = std::move(err->reply);
+        }
+        break;
+      }
+      const tunnel::response_head& response = std::get<tunnel::parsed<tunnel::response_head>>(r).value;
+      const auto rest = reader.leftover();
+      pending.assign(rest.begin(), rest.end());
+      if (response.interim()) {
+        auto head = tunnel::build_forward_response(response, "");
+        auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
+        if (x.stop) {
+          co_return;
+        }
+        if (ec) {
+          x.detail = "client_gone";
+          break;
+        }
+        x.response_started = true;
+        x.bytes_down += n;
+        continue;
+      }
+
+      x.status = response.status;
+      // The client may send another request when it asked to, the response has its own length and
+      // the request body already went through (else the rest of it could not be told apart).
+      x.client_keep = request.keep_alive && response.status != 101 &&
+                      response.framing.kind != tunnel::body_kind::until_close && x.request_done;
+      const std::string_view connection = x.client_keep ? (request.version == 10 ? "keep-alive" : "") : "close";
+      auto head = tunnel::build_forward_response(response, connection);
+      {
+        auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
+        if (x.stop) {
+          co_return;
+        }
+        if (ec) {
+          x.detail = "client_gone";
+          break;
+        }
+        x.response_started = true;
+        x.bytes_down += n;
+      }
+
+      tunnel::body_tracker body(response.framing);
+      for (;;) {  // each turn passes upstream bytes on or ends
+        if (!pending.empty() && !body.done()) {
+          const tunnel::body_step step = body.feed(pending);
+          if (step.state == tunnel::body_state::error) {
+            x.detail = "bad_response_body";
+            break;
+          }
+          if (step.consumed > 0) {
+            auto [ec, n] = co_await net::async_write(client, net::buffer(pending.data(), step.consumed), use_ec);
+            if (x.stop) {
+              co_return;
+            }
+            if (ec) {
+              x.detail = "client_gone";
+              break;
+            }
+            x.bytes_down += n;
+            x.act.touch();
+          }
+          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(step.consumed));
+        }
+        if (body.done()) {
+          // Bytes behind a complete response were never asked for: do not reuse that connection.
+          x.upstream_keep = response.keep_alive && pending.empty();
+          ok = true;
+          break;
+        }
+        if (x.stop) {
+          co_return;
+        }
+        auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
+        if (x.stop) {
+          co_return;
+        }
+        if (ec || n == 0) {
+          if ((ec == net::error::eof || n == 0) && body.eof_is_end()) {
+            ok = true;
+          } else {
+            x.detail = "upstream_closed";
+          }
+          break;
+        }
+        x.act.touch();
+        pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      break;
+    }
+  } catch (const std::exception&) {
+    x.detail = "cancelled";
+  }
+  x.response_done = ok;
+  if (!ok) {
+    abort_exchange(x, client, upstream);
+  } else if (!x.request_done) {
+    // Answered before the request body ended (an early error, say): that body is dropped and
+    // the connection closes, as the response head said.
+    abort_exchange(x, client, upstream);
+  }
+}
+
+target target_of(const tunnel::authority_target& a) {
+  target t;
+  error_code ec;
+  const auto address = net::ip::make_address(a.host, ec);
+  if (ec) {
+    t.host = a.host;
+  } else {
+    t.address = address;
+  }
+  t.port = a.port;
+  return t;
+}
+
+/// One absolute-form request. Returns true when the client connection may carry another one;
+/// `carry` then holds the client bytes already read behind this request.
+net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head& head, std::vector<std::uint8_t>& carry,
+                                 upstream_leg& up, const session_context& ctx, access_record& rec) {
+  const config::limits_config& limits = ctx.snapshot->cfg.limits;
+  rec.target = tunnel::to_string(head.authority);
+  if (!authorized(ctx, head, rec)) {
+    rec.result = outcome::bad_credentials;
+    co_await reply_and_close(client, tunnel::error_reply(407), limits.handshake_timeout);
+    co_return false;
+  }
+
+  if (up.reusable_for(head.authority)) {
+    rec.rule = up.rule;
+    rec.dialled = up.dialled;
+  } else {
+    up.close();
+    target where = target_of(head.authority);
+    route_to_backend(ctx.snapshot->cfg, where);
+    const dial_identity who{client_source(client), rec.user, ctx.listener->name};
+    auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
+    outcome result = outcome::connect_timeout;
+    if (dialled) {
+      result = dialled->result;
+      rec.rule = dialled->rule;
+      if (dialled->dialled.port() != 0) {
+        rec.dialled = to_string(dialled->dialled);
+      }
+    }
+    if (result != outcome::success) {
+      rec.result = result;
+      co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
+      co_return false;
+    }
+    up.socket = std::move(*dialled->socket);
+    up.authority = head.authority;
+    up.rule = rec.rule;
+    up.dialled = rec.dialled;
+  }
+  rec.result = outcome::success;
+
+  std::vector<std::uint8_t> request = tunnel::build_forward_request(head, head.keep_alive);
+  const std::size_t request_size = request.size();
+  const auto written = co_await with_deadline(write_all(*up.socket, std::move(request)), limits.idle_timeout);
+  if (!written || !*written) {
+    up.close();
+    rec.result = outcome::general_failure;
+    rec.detail = "upstream_gone";
+    co_await reply_and_close(client, tunnel::error_reply(502), limits.handshake_timeout);
+    co_return false;
+  }
+  rec.bytes_up += request_size;
+
+  exchange x;
+  x.carry = std::move(carry);
+  {
+    using namespace net::experimental::awaitable_operators;
+    const auto ended = co_await ((send_request_body(client, *up.socket, tunnel::request_body_framing(head), x) &&
+                                  relay_response(client, *up.socket, head, x)) ||
+                                 idle_watchdog(x.act, limits.idle_timeout));
+    if (ended.index() == 1) {
+      x.detail = "idle_timeout";
+      x.client_keep = false;
+      x.upstream_keep = false;
+      if (!x.response_started) {
+        x.error = tunnel::error_reply(504);
+      }
+    }
+  }
+  carry = std::move(x.carry);
+  rec.bytes_up += x.bytes_up;
+  rec.bytes_down += x.bytes_down;
+  if (!x.detail.empty()) {
+    rec.detail = x.detail;
+  }
+  if (!x.upstream_keep) {
+    up.close();
+  }
+  if (!x.error.empty()) {
+    rec.result = outcome::general_failure;
+    co_await reply_and_close(client, std::move(x.error), limits.handshake_timeout);
+    co_return false;
+  }
+  if (!x.response_done) {
+    rec.result = outcome::general_failure;
+  }
+  co_return x.client_keep;
+}
+
+/// A request to the gateway itself: 404, or the rest of the connection relayed to the fallback
+/// backend (this head re-sent with Via, then everything opaque).
+net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_head& head,
+                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
+  const config::limits_config& limits = ctx.snapshot->cfg.limits;
+  const config::backend_config* backend = find_backend(ctx.snapshot->cfg, ctx.listener->fallback);
+  if (backend == nullptr) {
+    rec.result = outcome::malformed;
+    rec.detail = "not_a_proxy_request";
+    co_await reply_and_close(client, tunnel::error_reply(404), limits.handshake_timeout);
+    co_return;
+  }
+  target where = backend_target(*backend);
+  rec.target = backend->name + ":" + std::to_string(where.port);
+  const dial_identity who{client_source(client), rec.user, ctx.listener->name};
+  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
+  outcome result = outcome::connect_timeout;
+  if (dialled) {
+    result = dialled->result;
+    rec.rule = dialled->rule;
+    if (dialled->dialled.port() != 0) {
+      rec.dialled = to_string(dialled->dialled);
+    }
+  }
+  rec.result = result;
+  if (result != outcome::success) {
+    co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
+    co_return;
+  }
+  tcp::socket upstream = std::move(*dialled->socket);
+  std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
+  first.insert(first.end(), carry.begin(), carry.end());
+  const std::size_t first_size = first.size();
+  const auto written = co_await with_deadline(write_all(upstream, std::move(first)), limits.idle_timeout);
+  if (!written || !*written) {
+    rec.detail = "upstream_gone";
+    co_await reply_and_close(client, tunnel::error_reply(502), limits.handshake_timeout);
+    co_return;
+  }
+  rec.bytes_up += first_size;
+  const relay_options opts{.idle_timeout = limits.idle_timeout, .use_splice = true};
+  const relay_result r = co_await async_relay(client, upstream, ctx.services->pools, opts, net::use_awaitable);
+  rec.bytes_up += r.bytes_up;
+  rec.bytes_down += r.bytes_down;
+  if (r.end != relay_end::closed) {
+    rec.detail = to_string(r.end);
+  }
+  error_code ignored;
+  upstream.close(ignored);
+}
+
+struct next_head {
+  enum class kind : std::uint8_t { closed, parsed, error } k = kind::closed;
+  tunnel::request_head head;
+  std::vector<std::uint8_t> leftover;
+  tunnel::http_error error;
+};
+
+/// The next request head of a keep-alive connection, starting with `carry`. Never throws.
+net::awaitable<next_head> read_next_head(tcp::socket& client, std::vector<std::uint8_t> carry) {
+  next_head out;
+  try {
+    tunnel::request_head_reader reader;
+    tunnel::head_result r = reader.feed(carry);
+    std::array<std::uint8_t, 4096> buf;
+    while (std::holds_alternative<tunnel::need_more>(r)) {
+      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (ec || n == 0) {
+        co_return out;
+      }
+      r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+    }
+    if (auto* err = std::get_if<tunnel::http_error>(&r)) {
+      out.k = next_head::kind::error;
+      out.error = std::move(*err);
+      co_return out;
+    }
+    out.k = next_head::kind::parsed;
+    out.head = std::move(std::get<tunnel::parsed<tunnel::request_head>>(r).value);
+    const auto rest = reader.leftover();
+    out.leftover.assign(rest.begin(), rest.end());
+  } catch (const std::exception&) {
+    out.k = next_head::kind::closed;  // cancelled by the deadline
+  }
+  co_return out;
+}
+
+/// Writes the finished request's access line and starts a fresh record for the next request.
+/// The line's duration covers the request, not the wait for its successor.
+void next_record(access_record& rec, const session_context& ctx, std::chrono::steady_clock::time_point finished) {
+  if (ctx.snapshot->cfg.log.access_json) {
+    rec.started += std::chrono::steady_clock::now() - finished;
+    write_access_line(rec);
+  }
+  access_record fresh;
+  fresh.listener = rec.listener;
+  fresh.client = std::move(rec.client);
+  fresh.protocol = rec.protocol;
+  rec = std::move(fresh);
+}
+
+outcome outcome_of_status(unsigned status) {
+  switch (status) {
+    case 405: return outcome::command_not_supported;
+    case 407: return outcome::bad_credentials;
+    case 403: return outcome::denied;
+    default: return outcome::malformed;
+  }
+}
+
+}  // namespace
+
+net::awaitable<void> serve_requests(tcp::socket& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
+                                    const session_context& ctx, access_record& rec) {
+  const config::limits_config& limits = ctx.snapshot->cfg.limits;
+  upstream_leg up;
+  tunnel::request_head head = std::move(first);
+  auto finished = std::chrono::steady_clock::now();
+  for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
+    if (n > 0) {
+      auto next = co_await with_deadline(read_next_head(client, std::move(carry)), limits.handshake_timeout);
+      if (!next || next->k == next_head::kind::closed) {
+        break;  // the last request's record stays for the session to write
+      }
+      next_record(rec, ctx, finished);
+      if (next->k == next_head::kind::error) {
+        rec.result = outcome_of_status(next->error.status);
+        rec.detail = next->error.reason;
+        co_await reply_and_close(client, std::move(next->error.reply), limits.handshake_timeout);
+        break;
+      }
+      head = std::move(next->head);
+      carry = std::move(next->leftover);
+      rec.target = head.target;
+    }
+    if (head.form == tunnel::target_form::origin || head.form == tunnel::target_form::asterisk) {
+      up.close();
+      co_await serve_fallback(client, head, std::move(carry), ctx, rec);
+      break;
+    }
+    if (head.form != tunnel::target_form::absolute) {
+      rec.result = outcome::malformed;
+      co_await reply_and_close(client, tunnel::error_reply(400), limits.handshake_timeout);
+      break;
+    }
+    const bool keep = co_await forward_one(client, head, carry, up, ctx, rec);
+    finished = std::chrono::steady_clock::now();
+    if (!keep) {
+      break;
+    }
+  }
+  up.close();
+}
+
+}  // namespace edgerelay::proxy

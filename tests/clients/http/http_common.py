@@ -1,0 +1,78 @@
+"""Helpers of the HTTP client tests: the shared gateway.py (read-only, one folder up) and a small
+origin server that answers GET with files and POST with the sha256 of the body it received."""
+
+import hashlib
+import http.server
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import gateway as gw  # noqa: E402  (after the path tweak)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_POST(self):
+        h = hashlib.sha256()
+        total = 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                data = self.rfile.read(size)
+                h.update(data)
+                total += len(data)
+                self.rfile.readline()
+        else:
+            left = int(self.headers.get("Content-Length", "0"))
+            while left > 0:
+                data = self.rfile.read(min(left, 65536))
+                if not data:
+                    break
+                h.update(data)
+                total += len(data)
+                left -= len(data)
+        body = ("%d %s\n" % (total, h.hexdigest())).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Origin:
+    """Serves `root` on loopback, port 0 (GET files, POST -> "<bytes> <sha256>")."""
+
+    def __init__(self, root, host="127.0.0.1"):
+        os.makedirs(root, exist_ok=True)
+        import functools
+        self.httpd = _Server((host, 0), functools.partial(_Handler, directory=root))
+        self.host, self.port = self.httpd.server_address[:2]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return "http://%s:%d/%s" % (self.host, self.port, path.lstrip("/"))
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def http_config(auth="none", users=""):
+    return gw.config_yaml(protocols="[http, socks5, socks4]", auth=auth, users=users)

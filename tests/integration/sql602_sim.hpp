@@ -1,0 +1,124 @@
+// A simulated 602SQL server (native framing on PORTBASE+1, 602sql-wire.md sections 3 and 4) and a
+// simulated HTTP-tunnel client (section 5), for integration tests of every 602SQL path.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "proxy/asio.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace edgerelay::testing::sql602 {
+
+/// bDataType values used by the simulators (602sql-wire section 2).
+enum dt : std::uint8_t {
+  close_con = 0xEE,
+  message = 0xEF,
+  keepalive = 0xF0,
+  version = 0xF1,
+  serverdown = 0xF6,
+  connresult = 0xF7,
+  nums = 0xFB,
+  answer = 0xFE,
+  request = 0xFF,
+};
+
+/// One message: its type byte and payload.
+struct msg {
+  std::uint8_t type = 0;
+  bytes payload;
+  friend bool operator==(const msg&, const msg&) = default;
+};
+
+/// `u32 9+n, u32 n, T, p`: one message as one native frame.
+bytes native_frame(std::uint8_t type, const bytes& payload);
+/// `POST / HTTP/1.1\r\nContent-Length: n+1\r\n\r\n T p`, exactly as the stock client writes it (5.2).
+bytes tunnel_post(std::uint8_t type, const bytes& payload);
+/// `HTTP/1.1 200 OK\r\nContent-Length: m+1\r\n\r\n T p`, exactly as the stock server writes it (5.3).
+bytes tunnel_response(std::uint8_t type, const bytes& payload);
+/// The raw DT_CLOSE_CON a tunnel client writes at logout (5.8).
+bytes raw_close_frame();
+
+struct server_options {
+  std::uint8_t connect_result = 0;      ///< RR of DT_CONNRESULT; non-zero: refuse and close
+  bool send_connect_result = true;      ///< false: a server that says nothing first (bad)
+  std::size_t split_above = 0;          ///< >0: messages longer than this go out as frames of this size
+  bool answer_close_con = true;         ///< Windows server: answers DT_CLOSE_CON with its own before closing
+};
+
+/// The server's behaviour per received message:
+///  * DT_VERSION, DT_EXPORTACK, DT_IMPORTACK, DT_KEEPALIVE, ...: recorded, no answer (5.4);
+///  * DT_REQUEST p: if p == `35 35` (keep-alive) the answer is `FE 00 00 00` (4.2); if p starts
+///    with 'N' k, k DT_NUMS (8 bytes each) come first; then DT_ANSWER with payload `00 00 00` + p
+///    (so a test can check integrity end to end);
+///  * DT_CLOSE_CON: answered with DT_CLOSE_CON when answer_close_con, then the socket closes.
+/// Thread: its own io_context thread; the public calls are thread-safe.
+class server {
+ public:
+  explicit server(server_options options = {}, const std::string& address = "127.0.0.1");
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  std::uint16_t port() const { return port_; }                ///< PORTBASE+1
+  std::uint16_t portbase() const { return static_cast<std::uint16_t>(port_ - 1); }
+
+  /// Sessions accepted so far.
+  std::size_t sessions() const;
+  /// Messages session `i` received, in order.
+  std::vector<msg> received(std::size_t i) const;
+  /// received(i) once it holds at least n messages (waits up to 5 s).
+  std::vector<msg> wait_received(std::size_t i, std::size_t n) const;
+  /// True once session i's connection was closed by the gateway (EOF) within 5 s.
+  bool wait_closed(std::size_t i) const;
+  /// Writes a message to session i at once, outside any request (DT_MESSAGE, DT_SERVERDOWN,
+  /// DT_CLOSE_CON...). Split like answers when split_above is set.
+  void push(std::size_t i, std::uint8_t type, const bytes& payload);
+  /// Closes session i's socket from the server side.
+  void drop(std::size_t i);
+
+ private:
+  struct session;
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> serve(std::shared_ptr<session> s);
+  void send(session& s, std::uint8_t type, const bytes& payload);
+
+  server_options options_;
+  net::io_context ioc_{1};
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<session>> sessions_;
+  std::thread thread_;
+};
+
+/// A blocking HTTP-tunnel client: POSTs out, `200 OK` responses in (parsed strictly: exactly the
+/// stock server's shape, so any extra header or other status fails the test).
+class tunnel_client {
+ public:
+  explicit tunnel_client(const tcp::endpoint& gateway, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  void post(std::uint8_t type, const bytes& payload);
+  void send_raw(const bytes& b) { c_.send(b); }
+  /// The next response as a message; throws on EOF, timeout or a response of another shape.
+  msg read_response();
+  /// Exactly n raw bytes (for error replies).
+  bytes read_raw(std::size_t n);
+  bytes read_to_eof();
+  bool closed_within(std::chrono::milliseconds limit);
+  client& raw() { return c_; }
+
+ private:
+  void fill();
+  client c_;
+  bytes buf_;  ///< received, not yet consumed
+};
+
+}  // namespace edgerelay::testing::sql602
