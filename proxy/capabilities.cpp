@@ -1,0 +1,34 @@
+// Features the config format has and this runtime does not run yet.
+#include "proxy/capabilities.hpp"
+
+#include "proxy/log.hpp"
+
+namespace edgerelay::proxy {
+
+std::vector<std::string> unsupported_features(const config::config& cfg) {
+  std::vector<std::string> out;
+  const auto refuse = [&out, &cfg](const config::source_mark& at, std::string_view what) {
+    const std::string& file = at.file.empty() ? cfg.source : at.file;
+    const std::string where = at.line > 0 ? concat(file, ':', at.line, ':', at.column) : file;
+    out.push_back(concat(where, ": ", what, " is not supported by this build of edgerelay yet"));
+  };
+  for (const auto& l : cfg.listeners) {
+    if (l.tls) refuse(l.mark, concat("listener '", l.name, "': tls"));
+    if (l.proxy_protocol) refuse(l.mark, concat("listener '", l.name, "': proxy_protocol"));
+    if (l.udp_bind) refuse(l.mark, concat("listener '", l.name, "': udp_bind"));
+  }
+  for (const auto& b : cfg.backends) {
+    if (b.tls) refuse(b.mark, concat("backend '", b.name, "': tls"));
+    if (!b.egress.empty()) refuse(b.mark, concat("backend '", b.name, "': egress"));
+    if (b.health_check) refuse(b.mark, concat("backend '", b.name, "': health_check"));
+  }
+  for (const auto& r : cfg.rules) {
+    if (!r.via.empty()) refuse(r.mark, concat("rule '", r.name, "': via (upstream chaining)"));
+  }
+  if (cfg.admin.bind) {
+    refuse({}, "admin listener");
+  }
+  return out;
+}
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,46 @@
+// Configured features this build does not run stop the gateway instead of being ignored.
+#include <gtest/gtest.h>
+
+#include "config/load.hpp"
+#include "proxy/capabilities.hpp"
+
+namespace edgerelay::proxy {
+namespace {
+
+config::config load(const std::string& yaml) {
+  auto r = config::load_config_text(yaml, "gw.yaml");
+  EXPECT_TRUE(r.value.has_value());
+  return r.value.value_or(config::config{});
+}
+
+TEST(UnsupportedFeatures, BuiltInDefaultRuns) { EXPECT_TRUE(unsupported_features(config::default_config()).empty()); }
+
+TEST(UnsupportedFeatures, TlsListenerIsRefusedWithItsPlace) {
+  const auto cfg = load(R"(listeners:
+  - name: edge
+    bind: "127.0.0.1:0"
+    protocols: [http]
+    tls: {cert: a.pem, key: a.key}
+rules:
+  - {name: r, action: allow}
+)");
+  const auto found = unsupported_features(cfg);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0], "gw.yaml:2:5: listener 'edge': tls is not supported by this build of edgerelay yet");
+}
+
+TEST(UnsupportedFeatures, ViaRuleIsRefused) {
+  const auto cfg = load(R"(listeners:
+  - {name: edge, bind: "127.0.0.1:0", protocols: [socks5]}
+upstreams:
+  - {name: corp, url: "http://127.0.0.1:3128"}
+rules:
+  - {name: web, action: allow, via: corp}
+)");
+  const auto found = unsupported_features(cfg);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_NE(found[0].find("rule 'web': via"), std::string::npos) << found[0];
+}
+
+}  // namespace
+}  // namespace edgerelay::proxy
