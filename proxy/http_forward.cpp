@@ -98,12 +98,6 @@ const config::backend_config* find_backend(const config::config& cfg, std::strin
   return nullptr;
 }
 
-config::ip_address client_source(const tcp::socket& client) {
-  error_code ec;
-  const auto peer = client.remote_endpoint(ec);
-  return ec ? config::ip_address{} : to_config_address(peer.address());
-}
-
 }  // namespace http_detail
 
 namespace {
@@ -427,7 +421,7 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
     up.close();
     target where = target_of(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
-    const dial_identity who{client_source(client), rec.user, ctx.listener->name};
+    const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
     auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
     outcome result = outcome::connect_timeout;
     if (dialled) {
@@ -511,7 +505,7 @@ net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_h
   }
   target where = backend_target(*backend);
   rec.target = backend->name + ":" + std::to_string(where.port);
-  const dial_identity who{client_source(client), rec.user, ctx.listener->name};
+  const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
   outcome result = outcome::connect_timeout;
   if (dialled) {

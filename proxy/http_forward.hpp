@@ -47,8 +47,5 @@ net::awaitable<void> reply_and_close(tcp::socket& client, std::vector<std::uint8
 /// The backend named `name` (case-insensitive), or nullptr.
 const config::backend_config* find_backend(const config::config& cfg, std::string_view name);
 
-/// Source address, user and listener of this client, for the policy.
-config::ip_address client_source(const tcp::socket& client);
-
 }  // namespace http_detail
 }  // namespace edgerelay::proxy

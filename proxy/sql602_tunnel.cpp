@@ -229,7 +229,7 @@ net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::back
   target where = backend_target(backend);
   rec.target = backend.name + ":" + std::to_string(where.port);
 
-  const dial_identity who{http_detail::client_source(client), rec.user, ctx.listener->name};
+  const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
   outcome result = outcome::connect_timeout;
   if (dialled) {
