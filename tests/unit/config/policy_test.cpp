@@ -59,6 +59,9 @@ struct decide_case {
   const char* rule;  ///< deciding rule name, "default" for default deny
 };
 
+// Names the case in CTest output instead of dumping its bytes.
+void PrintTo(const decide_case& c, std::ostream* os) { *os << c.name; }
+
 constexpr verdict allow = verdict::allow;
 constexpr verdict deny = verdict::deny;
 constexpr verdict needs = verdict::needs_address;
