@@ -17,7 +17,10 @@ class relay_pools {
     int write_fd = -1;
   };
   static constexpr std::size_t buffer_size = 64 * 1024;
-  static constexpr int pipe_size = 256 * 1024;
+  /// 1 MiB moved 10-20% more per single stream than 256 KiB in bench/ (fewer splice calls per byte).
+  /// The kernel charges pipe capacity to the user (fs.pipe-user-pages-soft, 64 MiB by default), so
+  /// the pool keeps few of them; a pipe that cannot grow still works at 64 KiB.
+  static constexpr int pipe_size = 1024 * 1024;
 
   relay_pools() = default;
   relay_pools(const relay_pools&) = delete;
@@ -37,7 +40,7 @@ class relay_pools {
   std::size_t pooled_pipes() const noexcept { return pipes_.size(); }
 
  private:
-  static constexpr std::size_t max_pooled = 64;
+  static constexpr std::size_t max_pooled = 16;
   std::vector<pipe_fds> pipes_;
   std::vector<std::unique_ptr<std::uint8_t[]>> buffers_;
 };
