@@ -146,6 +146,26 @@ TEST(PolicyReload, FileChangeOnDiskReloadsWithoutASignal) {
   EXPECT_TRUE(eventually([&] { return socks5_rep(*gw, three.endpoint()); }, std::uint8_t{0x02}, 5s));
 }
 
+TEST(PolicyReload, ListenerAddressChangeNeedsARestartAndKeepsTheOldListener) {
+  backend echo(backend_mode::echo);
+  config_file file(config_with(allow_loopback));
+  auto gw = gateway::from_file(file.path());
+  const tcp::endpoint before = gw->endpoint();
+  std::string moved = config_with(deny_three + allow_loopback);
+  moved.replace(moved.find("127.0.0.1:0"), 11, "127.0.0.1:1");  // a port the test never opens
+  file.write(moved);
+  gw->server().reload();
+  // The rules of the new file apply (the reload happened) but the listener stays where it was.
+  ASSERT_TRUE(eventually([&] {
+    client c(before);
+    return socks5_connect(c, tcp::endpoint(net::ip::make_address("127.0.0.3"), echo.port()))[1];
+  }, std::uint8_t{0x02}));
+  EXPECT_EQ(gw->endpoint(), before);
+  EXPECT_THROW(client(tcp::endpoint(net::ip::address_v4::loopback(), 1)), std::exception) << "nothing opened on the new address";
+  client c(before);
+  EXPECT_EQ(socks5_connect(c, echo.endpoint())[1], 0x00);
+}
+
 TEST(Backends, ForwardListenerSendsEverySessionToItsBackend) {
   backend server(backend_mode::greet_then_echo);
   const std::string yaml = R"(
