@@ -15,12 +15,9 @@ std::vector<std::string> unsupported_features(const config::config& cfg) {
   for (const auto& l : cfg.listeners) {
     if (l.tls) refuse(l.mark, concat("listener '", l.name, "': tls"));
     if (l.proxy_protocol) refuse(l.mark, concat("listener '", l.name, "': proxy_protocol"));
-    if (l.udp_bind) refuse(l.mark, concat("listener '", l.name, "': udp_bind"));
   }
   for (const auto& b : cfg.backends) {
     if (b.tls) refuse(b.mark, concat("backend '", b.name, "': tls"));
-    if (!b.egress.empty()) refuse(b.mark, concat("backend '", b.name, "': egress"));
-    if (b.health_check) refuse(b.mark, concat("backend '", b.name, "': health_check"));
   }
   for (const auto& r : cfg.rules) {
     if (!r.via.empty()) refuse(r.mark, concat("rule '", r.name, "': via (upstream chaining)"));

@@ -96,7 +96,19 @@ target backend_target(const config::backend_config& b) {
 
 namespace {
 
-net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity who, target where, phase_deadline* dl) {
+/// Binds `s` (opened for `ep`'s family) to `opts.bind` when it applies; false when binding failed.
+bool bind_source(tcp::socket& s, const tcp::endpoint& ep, const dial_options& opts, error_code& ec) {
+  ec.clear();
+  s.open(ep.protocol(), ec);
+  if (ec || !opts.bind || !ep.address().is_v4()) {
+    return !ec;
+  }
+  s.bind(tcp::endpoint(*opts.bind, 0), ec);
+  return !ec;
+}
+
+net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity who, target where, phase_deadline* dl,
+                                      dial_options opts) {
   dial_result out;
   try {
     const auto ex = co_await net::this_coro::executor;
@@ -156,7 +168,17 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
         any_allowed = true;
       }
       out.dialled = ep;
+      if (opts.backend_down) {
+        last_error = net::error::host_unreachable;
+        break;
+      }
       tcp::socket s(ex);
+      error_code bind_ec;
+      if (!bind_source(s, ep, opts, bind_ec)) {
+        log::warn("connector", "cannot bind source ", opts.bind->to_string(), " to dial ", to_string(ep), ": ",
+                  bind_ec.message(), "; connecting from the default address");
+        s = tcp::socket(ex);
+      }
       auto [ec] = dl != nullptr ? co_await s.async_connect(ep, dl->token()) : co_await s.async_connect(ep, use_ec);
       if (!ec) {
         tune(s);
@@ -180,12 +202,13 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
 
 }  // namespace
 
-net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl) {
-  return dial_impl(pol, who, std::move(where), &dl);
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl,
+                                 dial_options opts) {
+  return dial_impl(pol, who, std::move(where), &dl, opts);
 }
 
 net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where) {
-  return dial_impl(pol, who, std::move(where), nullptr);
+  return dial_impl(pol, who, std::move(where), nullptr, {});
 }
 
 }  // namespace edgerelay::proxy

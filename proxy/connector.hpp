@@ -52,10 +52,20 @@ struct dial_result {
   std::string rule;                   ///< the deciding rule's name ("default" for default deny)
 };
 
+/// How a dial goes beyond the policy: a source address to bind, a backend known to be down.
+struct dial_options {
+  /// Bound as the source of an IPv4 connect (a backend's egress address); ignored for IPv6.
+  std::optional<net::ip::address_v4> bind;
+  /// The backend's health check says it is down: an allowed dial fails at once (host_unreachable)
+  /// instead of waiting for a connect that cannot succeed.
+  bool backend_down = false;
+};
+
 /// Decides on the name first (deny early, before DNS), then on every resolved address, and
 /// connects to the first allowed address that answers. Never throws. The resolve and every connect
 /// belong to the deadline's current phase: when it expires they end with operation_aborted.
-net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl);
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl,
+                                 dial_options opts = {});
 
 /// The same for callers that bound the dial with with_deadline(): the calling coroutine's own
 /// cancellation ends the pending resolve or connect.

@@ -20,10 +20,10 @@
 
 #include "config/address.hpp"
 #include "proxy/connector.hpp"
+#include "proxy/credentials.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/write_all.hpp"
-#include "tunnel/basic_auth.hpp"
 #include "tunnel/forward_codec.hpp"
 
 namespace edgerelay::proxy {
@@ -86,18 +86,6 @@ net::awaitable<void> reply_and_close(tcp::socket& client, std::vector<std::uint8
   }
 }
 
-const config::backend_config* find_backend(const config::config& cfg, std::string_view name) {
-  if (name.empty()) {
-    return nullptr;
-  }
-  for (const auto& b : cfg.backends) {
-    if (config::host_equals(b.name, name)) {
-      return &b;
-    }
-  }
-  return nullptr;
-}
-
 }  // namespace http_detail
 
 namespace {
@@ -107,27 +95,6 @@ using namespace http_detail;
 constexpr std::size_t chunk_size = 16 * 1024;
 constexpr std::size_t max_requests_per_connection = 100000;
 constexpr int max_interim_responses = 16;
-
-bool authorized(const session_context& ctx, const tunnel::request_head& head, access_record& rec) {
-  if (ctx.listener->auth != config::auth_mode::password) {
-    return true;
-  }
-  if (!head.proxy_authorization) {
-    return false;
-  }
-  const auto creds = tunnel::parse_basic_auth(*head.proxy_authorization);
-  const auto* c = std::get_if<tunnel::credentials>(&creds);
-  if (c == nullptr) {
-    return false;
-  }
-  rec.user = c->user;
-  for (const auto& u : ctx.snapshot->cfg.users) {
-    if (u.name == c->user) {
-      return ctx.services->passwords.check(u.name, u.password_hash, c->password);
-    }
-  }
-  return false;
-}
 
 /// The upstream connection of a keep-alive client, kept while requests go to the same authority.
 struct upstream_leg {
@@ -408,7 +375,7 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
                                  upstream_leg& up, const session_context& ctx, access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   rec.target = tunnel::to_string(head.authority);
-  if (!authorized(ctx, head, rec)) {
+  if (!http_proxy_authorized(ctx, head, rec)) {
     rec.result = outcome::bad_credentials;
     co_await reply_and_close(client, tunnel::error_reply(407), limits.handshake_timeout);
     co_return false;
@@ -496,7 +463,7 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
 net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_head& head,
                                     std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
-  const config::backend_config* backend = find_backend(ctx.snapshot->cfg, ctx.listener->fallback);
+  const config::backend_config* backend = ctx.snapshot->find_backend(ctx.listener->fallback);
   if (backend == nullptr) {
     rec.result = outcome::malformed;
     rec.detail = "not_a_proxy_request";

@@ -44,8 +44,5 @@ net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds 
 net::awaitable<void> reply_and_close(tcp::socket& client, std::vector<std::uint8_t> reply,
                                      std::chrono::milliseconds limit);
 
-/// The backend named `name` (case-insensitive), or nullptr.
-const config::backend_config* find_backend(const config::config& cfg, std::string_view name);
-
 }  // namespace http_detail
 }  // namespace edgerelay::proxy

@@ -47,7 +47,7 @@ net::awaitable<void> serve_http(tcp::socket& client, tunnel::request_head first,
                                 const session_context& ctx, access_record& rec) {
   try {
     const config::config& cfg = ctx.snapshot->cfg;
-    const config::backend_config* sql = http_detail::find_backend(cfg, ctx.listener->sql602_tunnel);
+    const config::backend_config* sql = ctx.snapshot->find_backend(ctx.listener->sql602_tunnel);
     if (sql != nullptr && first.form == tunnel::target_form::origin) {
       auto kind = tunnel::sql602::detect_tunnel(first, leftover);
       if (kind == tunnel::sql602::detect_result::need_more) {

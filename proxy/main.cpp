@@ -13,7 +13,9 @@
 
 #include "config/commands.hpp"
 #include "config/load.hpp"
+#include "proxy/capabilities.hpp"
 #include "proxy/connector.hpp"
+#include "proxy/health.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include "proxy/log.hpp"
@@ -31,6 +33,7 @@ constexpr std::string_view usage_text =
     "usage: edgerelay [run] [--config FILE] [--workers N]\n"
     "       edgerelay check --config FILE\n"
     "       edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L]\n"
+    "       edgerelay health --config FILE   (probes every backend once, prints its state)\n"
     "       edgerelay passwd            (reads a password on stdin, prints its hash)\n"
     "       edgerelay --version | --help\n"
     "\n"
@@ -125,6 +128,11 @@ int run(const arguments& a) {
     std::cerr << "edgerelay: not starting: the config has errors\n";
     return 1;
   }
+  if (const auto missing = proxy::unsupported_features(*cfg); !missing.empty()) {
+    for (const auto& m : missing) std::cerr << m << "\n";
+    std::cerr << "edgerelay: not starting: the config asks for what this build cannot do\n";
+    return 1;
+  }
   std::signal(SIGPIPE, SIG_IGN);
   raise_descriptor_limit();
   proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true};
@@ -181,6 +189,40 @@ int explain(const arguments& a) {
                                       resolve_for_explain));
 }
 
+/// One probe round of every backend (as the health checks do), printed one line per backend.
+/// Exit 0 when every backend is up, 1 when one is down or the config has errors.
+net::awaitable<void> probe_all(const config::config& cfg, std::vector<proxy::probe_report>& out) {
+  for (const auto& b : cfg.backends) {
+    out.push_back(co_await proxy::probe_backend(b, proxy::probe_timeout(b)));
+  }
+}
+
+int health(const arguments& a) {
+  if (!a.config_path) {
+    std::cerr << "edgerelay health: --config FILE is required\n";
+    return config::exit_usage;
+  }
+  auto cfg = load(a);
+  if (!cfg) {
+    return 1;
+  }
+  if (cfg->backends.empty()) {
+    std::cout << "no backends\n";
+    return 0;
+  }
+  std::vector<proxy::probe_report> reports;
+  net::io_context ioc;
+  net::co_spawn(ioc, probe_all(*cfg, reports), [](const std::exception_ptr&) {});
+  ioc.run();
+  bool all_up = reports.size() == cfg->backends.size();
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    const auto& b = cfg->backends[i];
+    std::cout << "backend " << b.name << ": " << (reports[i].up() ? "up" : "down") << " (" << reports[i].detail << ")\n";
+    all_up = all_up && reports[i].up();
+  }
+  return all_up ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,6 +243,7 @@ int main(int argc, char** argv) {
     if (args->command == "passwd") return passwd();
     if (args->command == "check") return check(*args);
     if (args->command == "explain") return explain(*args);
+    if (args->command == "health") return health(*args);
     std::cerr << "edgerelay: unknown command '" << args->command << "'\n" << usage_text;
     return 2;
   } catch (const std::exception& e) {

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 
 #include "config/load.hpp"
+#include "proxy/capabilities.hpp"
 #include "proxy/connector.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/log.hpp"
@@ -65,6 +66,8 @@ server::server(config::config cfg, server_options options)
       file_watch_(control_) {
   log::set_level(cfg.log.level);
   snapshot_ = make_snapshot(std::move(cfg), 1);
+  backends_ = std::make_unique<backend_runtime>(snapshot_->cfg);
+  health_ = std::make_unique<health_monitor>(control_, backends_->health);
 }
 
 server::~server() {
@@ -85,7 +88,7 @@ void server::start() {
   }
   const unsigned n = worker_count(options_, snapshot_->cfg);
   for (unsigned i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_));
+    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, *backends_));
   }
   for (const auto& l : snapshot_->cfg.listeners) {
     tcp::endpoint at = endpoint_of_spec(l.bind);
@@ -96,7 +99,19 @@ void server::start() {
     }
     bound_.emplace_back(l.name, at);
     log::info("listener", l.name, ": listening on ", to_string(at), " with ", n, " worker(s)");
+    if (l.udp_bind) {
+      const tcp::endpoint udp_at = endpoint_of_spec(*l.udp_bind);
+      auto door = std::make_unique<sql602_udp_door>(control_, l.name, udp::endpoint(udp_at.address(), udp_at.port()), at,
+                                                    snapshot_, *backends_);
+      log::info("listener", l.name, ": 602SQL discovery and breaks on udp ", door->local_endpoint().address().to_string(),
+                ':', door->local_endpoint().port());
+      udp_doors_.emplace_back(l.name, std::move(door));
+    }
   }
+  for (auto& [name, door] : udp_doors_) {
+    door->start();
+  }
+  health_->start(snapshot_->cfg);
   for (auto& w : workers_) {
     w->start();
   }
@@ -107,6 +122,20 @@ tcp::endpoint server::endpoint_of(std::string_view listener) const {
     if (name == listener) return ep;
   }
   throw std::out_of_range(concat("no listener named '", listener, "'"));
+}
+
+udp::endpoint server::udp_endpoint_of(std::string_view listener) const {
+  for (const auto& [name, door] : udp_doors_) {
+    if (name == listener) return door->local_endpoint();
+  }
+  throw std::out_of_range(concat("no listener named '", listener, "' with udp_bind"));
+}
+
+const udp_door_counters& server::udp_counters_of(std::string_view listener) const {
+  for (const auto& [name, door] : udp_doors_) {
+    if (name == listener) return door->counters();
+  }
+  throw std::out_of_range(concat("no listener named '", listener, "' with udp_bind"));
 }
 
 void server::shutdown() {
@@ -130,6 +159,8 @@ net::awaitable<void> server::shutdown_sequence() {
   log::info("server", "shutting down: no new sessions; draining ", active_.load(), " session(s) for up to ",
             grace.count(), " ms");
   for (auto& w : workers_) w->stop_accepting();
+  for (auto& [name, door] : udp_doors_) door->stop();
+  health_->stop();
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (active_.load() > 0 && !force_close_ && std::chrono::steady_clock::now() < deadline) {
     co_await sleep_for(std::chrono::milliseconds(20));
@@ -181,6 +212,11 @@ void server::do_reload() {
     return;
   }
   config::config& next = *loaded.value;
+  if (const auto missing = unsupported_features(next); !missing.empty()) {
+    for (const auto& m : missing) log::error("reload", m);
+    log::error("reload", "failed; keeping generation ", snapshot_->generation);
+    return;
+  }
   for (const auto& l : next.listeners) {
     const auto* old = snapshot_->find_listener(l.name);
     if (old == nullptr) {

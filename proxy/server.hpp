@@ -12,7 +12,10 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "proxy/asio.hpp"
+#include "proxy/break_table.hpp"
+#include "proxy/health.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/sql602_udp.hpp"
 #include "proxy/source_limiter.hpp"
 #include "proxy/worker.hpp"
 
@@ -36,6 +39,12 @@ class server {
   /// The address a listener is bound to (its port when the config said port 0).
   tcp::endpoint endpoint_of(std::string_view listener) const;
   std::int64_t active_sessions() const noexcept { return active_.load(std::memory_order_relaxed); }
+  /// The address a listener's udp_bind socket is bound to. Throws std::out_of_range without one.
+  udp::endpoint udp_endpoint_of(std::string_view listener) const;
+  /// That socket's datagram counters. Throws std::out_of_range without one.
+  const udp_door_counters& udp_counters_of(std::string_view listener) const;
+  /// Thread-safe: break table, egress pools and the health board.
+  backend_runtime& backends() noexcept { return *backends_; }
 
   /// Thread-safe. Stop accepting, drain up to shutdown_grace, then close what is left.
   void shutdown();
@@ -60,7 +69,10 @@ class server {
   net::signal_set signals_;
   net::steady_timer file_watch_;
   std::string config_file_state_;  ///< inode, size and mtime last seen
+  std::unique_ptr<backend_runtime> backends_;
   std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::pair<std::string, std::unique_ptr<sql602_udp_door>>> udp_doors_;
+  std::unique_ptr<health_monitor> health_;
   std::vector<std::pair<std::string, tcp::endpoint>> bound_;
   bool shutting_down_ = false;
   bool force_close_ = false;

@@ -15,14 +15,15 @@
 #include "config/address.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/connector.hpp"
+#include "proxy/credentials.hpp"
 #include "proxy/phase_deadline.hpp"
 #include "proxy/detect.hpp"
 #include "proxy/http_serve.hpp"
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
 #include "socks/server.hpp"
-#include "tunnel/basic_auth.hpp"
 #include "tunnel/http_connect_codec.hpp"
+#include "tunnel/sql602_codec.hpp"
 
 namespace edgerelay::proxy {
 namespace {
@@ -49,23 +50,6 @@ outcome outcome_of_closing_reply(const std::vector<std::uint8_t>& bytes) {
     }
   }
   return outcome::malformed;
-}
-
-const config::backend_config* find_backend(const config::config& cfg, std::string_view name) {
-  if (name.empty()) return nullptr;
-  for (const auto& b : cfg.backends) {
-    if (config::host_equals(b.name, name)) return &b;
-  }
-  return nullptr;
-}
-
-bool check_credentials(const session_context& ctx, const std::string& user, const std::string& password) {
-  for (const auto& u : ctx.snapshot->cfg.users) {
-    if (u.name == user) {
-      return ctx.services->passwords.check(u.name, u.password_hash, password);
-    }
-  }
-  return false;
 }
 
 /// The protocol state of one client handshake; lives in front_end's frame, gone before the relay.
@@ -146,19 +130,9 @@ net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::ui
       hs.http_request = std::move(std::get<tunnel::parsed<tunnel::request_head>>(result).value);
       co_return;
     }
-    if (ctx.listener->auth == config::auth_mode::password) {
-      bool ok = false;
-      if (head.proxy_authorization) {
-        const auto creds = tunnel::parse_basic_auth(*head.proxy_authorization);
-        if (const auto* c = std::get_if<tunnel::credentials>(&creds)) {
-          rec.user = c->user;
-          ok = check_credentials(ctx, c->user, c->password);
-        }
-      }
-      if (!ok) {
-        hs.failure = outcome::bad_credentials;
-        refusal = tunnel::error_reply(407);
-      }
+    if (!http_proxy_authorized(ctx, head, rec)) {
+      hs.failure = outcome::bad_credentials;
+      refusal = tunnel::error_reply(407);
     }
     if (refusal.empty()) {
       target t;
@@ -248,10 +222,24 @@ std::span<const std::uint8_t> leftover_of(const handshake_state& hs) {
   return hs.kind == detected::http ? hs.http->leftover() : hs.socks.leftover();
 }
 
+/// What a session to a backend holds for its lifetime: its egress address and its break-table entry.
+struct backend_hold {
+  egress_pools::lease egress;
+  break_table::registration breaks;
+};
+
+/// DT_CONNRESULT 15 (KSE_CONNECTION) or 45 (KSE_IP_FILTER): what a 602SQL door answers itself when
+/// it cannot reach the server or may not, so the client does not wait 50 s (602sql-wire 4.1).
+std::vector<std::uint8_t> sql602_refusal(outcome result) {
+  namespace sql602 = tunnel::sql602;
+  return sql602::connresult_frame(result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection);
+}
+
 /// Everything before the relay, each phase under its deadline. On success `upstream` is connected
 /// and leftover client bytes have been delivered to it.
 net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
-                               access_record& rec, session_identity& identity, phase_deadline& dl) {
+                               access_record& rec, session_identity& identity, backend_hold& hold,
+                               phase_deadline& dl) {
   const config::listener_config& listener = *ctx.listener;
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   handshake_state hs(socks::server_options{
@@ -260,7 +248,7 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
       .require_password = listener.auth == config::auth_mode::password,
   });
 
-  const config::backend_config* forward_to = find_backend(ctx.snapshot->cfg, listener.forward);
+  const config::backend_config* forward_to = ctx.snapshot->find_backend(listener.forward);
   if (forward_to != nullptr) {
     // A forward door: no handshake, every session goes to the backend once the rules allow it.
     rec.protocol = "forward";
@@ -298,9 +286,27 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
 
   route_to_backend(ctx.snapshot->cfg, *hs.where);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, listener.name};
+  const config::backend_config* backend = hs.where->backend;
+  dial_options opts;
+  if (backend != nullptr && ctx.services->backends != nullptr) {
+    opts.backend_down = ctx.services->backends->health.is_down(backend->name);
+    if (!backend->egress.empty() && !opts.backend_down) {
+      hold.egress = ctx.services->backends->egress.acquire(*backend);
+      if (hold.egress) {
+        opts.bind = net::ip::address_v4(hold.egress.address());
+      } else {
+        log::warn("egress", "backend '", backend->name, "': every egress address is in use; the session from ",
+                  rec.client, " connects from the default address",
+                  backend->kind == config::backend_kind::sql602 ? ", so its breaks may be misdirected" : "");
+      }
+    }
+  }
   dl.start(limits.connect_timeout);
-  dial_result dialled = co_await dial(ctx.snapshot->pol, who, *hs.where, dl);
+  dial_result dialled = co_await dial(ctx.snapshot->pol, who, *hs.where, dl, opts);
   const outcome result = dl.expired() ? outcome::connect_timeout : dialled.result;
+  if (opts.backend_down && result == outcome::host_unreachable) {
+    rec.detail = "backend_down";
+  }
   rec.rule = std::move(dialled.rule);
   if (dialled.dialled.port() != 0) {
     rec.dialled = to_string(dialled.dialled);
@@ -311,6 +317,15 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     identity.policy_host = hs.where->backend != nullptr ? hs.where->backend->name : hs.where->host;
     identity.port = hs.where->port;
     identity.dialled = to_config_address(dialled.dialled.address());
+    if (backend != nullptr && backend->kind == config::backend_kind::sql602 && ctx.services->backends != nullptr) {
+      // Breaks from this client find this session, and reach the server as its egress address.
+      error_code ec;
+      const auto local = dialled.socket->local_endpoint(ec);
+      if (!ec) {
+        hold.breaks = ctx.services->backends->breaks.add(who.source, to_config_address(local.address()),
+                                                         backend->name, listener.name);
+      }
+    }
   }
 
   if (forward_to == nullptr) {
@@ -329,6 +344,11 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     }
   }
   if (result != outcome::success) {
+    if (forward_to != nullptr && forward_to->kind == config::backend_kind::sql602) {
+      dl.start(limits.handshake_timeout);
+      const std::vector<std::uint8_t> refusal = sql602_refusal(result);
+      co_await net::async_write(client, net::buffer(refusal), dl.token());
+    }
     co_return false;
   }
   upstream = std::move(*dialled.socket);
@@ -346,6 +366,25 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   co_return true;
 }
 
+/// front_end() with its deadline in this short-lived frame, so an idle tunnel keeps no timer for
+/// phases that are over.
+net::awaitable<bool> run_front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
+                                   access_record& rec, session_identity& identity, backend_hold& hold) {
+  phase_deadline deadline(client.get_executor());
+  std::exception_ptr failure;
+  bool established = false;
+  try {
+    established = co_await front_end(client, upstream, ctx, rec, identity, hold, deadline);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await deadline.settle();  // no timer handler may outlive `deadline`
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+  co_return established;
+}
+
 }  // namespace
 
 net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
@@ -355,9 +394,9 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
   tcp::socket upstream(client.get_executor());
   session_identity identity;
   session_registry::entry registered(ctx.services->registry, client, upstream, rec, identity);
-  phase_deadline deadline(client.get_executor());
+  backend_hold hold;
   try {
-    if (co_await front_end(client, upstream, ctx, rec, identity, deadline)) {
+    if (co_await run_front_end(client, upstream, ctx, rec, identity, hold)) {
       relay_options opts{.idle_timeout = ctx.snapshot->cfg.limits.idle_timeout, .use_splice = true};
       const relay_result r = co_await async_relay(client, upstream, ctx.services->pools, opts, net::use_awaitable);
       rec.bytes_up += r.bytes_up;
@@ -373,7 +412,6 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
   error_code ignored;
   client.close(ignored);
   upstream.close(ignored);
-  co_await deadline.settle();
   if (ctx.snapshot->cfg.log.access_json) {
     write_access_line(rec);
   }

@@ -7,6 +7,7 @@
 
 #include "config/password.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/break_table.hpp"
 #include "proxy/relay_pools.hpp"
 #include "proxy/session_registry.hpp"
 #include "proxy/snapshot.hpp"
@@ -22,6 +23,7 @@ struct worker_services {
   std::shared_ptr<const runtime_snapshot> snapshot;  ///< the current one; sessions copy it at start
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
   source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
+  backend_runtime* backends = nullptr;  ///< process-wide, owned by the server (thread-safe)
 };
 
 struct session_context {

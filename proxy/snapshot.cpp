@@ -1,12 +1,26 @@
 // Snapshot construction.
 #include "proxy/snapshot.hpp"
 
+#include "config/address.hpp"
+
 namespace edgerelay::proxy {
 
 const config::listener_config* runtime_snapshot::find_listener(std::string_view name) const noexcept {
   for (const auto& l : cfg.listeners) {
     if (l.name == name) {
       return &l;
+    }
+  }
+  return nullptr;
+}
+
+const config::backend_config* runtime_snapshot::find_backend(std::string_view name) const noexcept {
+  if (name.empty()) {
+    return nullptr;
+  }
+  for (const auto& b : cfg.backends) {
+    if (config::host_equals(b.name, name)) {
+      return &b;
     }
   }
   return nullptr;

@@ -16,6 +16,8 @@ struct runtime_snapshot {
   std::uint64_t generation = 0;
 
   const config::listener_config* find_listener(std::string_view name) const noexcept;
+  /// The backend named `name` (compared case-insensitively, as configs name it), or nullptr.
+  const config::backend_config* find_backend(std::string_view name) const noexcept;
 };
 
 /// Compiles a validated config into a snapshot (policy compilation happens here, on the control thread).

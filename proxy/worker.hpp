@@ -17,7 +17,7 @@ namespace edgerelay::proxy {
 class worker {
  public:
   worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions,
-         source_limiter& per_source);
+         source_limiter& per_source, backend_runtime& backends);
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
   ~worker();

@@ -52,6 +52,7 @@ struct server_options {
   bool send_connect_result = true;      ///< false: a server that says nothing first (bad)
   std::size_t split_above = 0;          ///< >0: messages longer than this go out as frames of this size
   bool answer_close_con = true;         ///< Windows server: answers DT_CLOSE_CON with its own before closing
+  std::string name = "SIMDB";           ///< advertised in discovery replies; empty: no reply (7.2)
 };
 
 /// The server's behaviour per received message:
@@ -60,6 +61,12 @@ struct server_options {
 ///    with 'N' k, k DT_NUMS (8 bytes each) come first; then DT_ANSWER with payload `00 00 00` + p
 ///    (so a test can check integrity end to end);
 ///  * DT_CLOSE_CON: answered with DT_CLOSE_CON when answer_close_con, then the socket closes.
+/// UDP PORTBASE (= port() - 1, bound first so the pair is free):
+///  * `01 <port> 00` / `01 "QueryForServer" 00`: replies `12 name 01 <PORTBASE> 00` from a fresh
+///    ephemeral socket to the query's source IP and the port named inside (5002 when not a number);
+///  * `02 <A> 00`: like the server's SqpThreadProc (8.2), marks a break on the first live session,
+///    in accept order, whose TCP peer IPv4 read as a little-endian u32 equals A; A > 2147483647 or
+///    no such session: recorded as unmatched.
 /// Thread: its own io_context thread; the public calls are thread-safe.
 class server {
  public:
@@ -85,18 +92,39 @@ class server {
   /// Closes session i's socket from the server side.
   void drop(std::size_t i);
 
+  std::uint16_t udp_port() const { return portbase(); }
+  /// Session i's TCP peer as accepted (the gateway's egress address for it).
+  tcp::endpoint peer(std::size_t i) const;
+  /// Break datagrams that hit session i.
+  std::size_t breaks(std::size_t i) const;
+  /// breaks(i) once it reaches n (waits up to 5 s).
+  std::size_t wait_breaks(std::size_t i, std::size_t n) const;
+  /// Break datagrams that matched no live session.
+  std::size_t unmatched_breaks() const;
+  /// Every datagram received on UDP PORTBASE, in order.
+  std::vector<bytes> datagrams() const;
+  /// datagrams() once it holds n (waits up to 5 s).
+  std::vector<bytes> wait_datagrams(std::size_t n) const;
+  /// Stops accepting TCP sessions (the listening socket closes: connects are refused); UDP goes on.
+  void close_acceptor();
+
  private:
   struct session;
   net::awaitable<void> accept_loop();
+  net::awaitable<void> udp_loop();
+  void on_datagram(const bytes& d, const udp::endpoint& from);
   net::awaitable<void> serve(std::shared_ptr<session> s);
   void send(session& s, std::uint8_t type, const bytes& payload);
 
   server_options options_;
   net::io_context ioc_{1};
   tcp::acceptor acceptor_;
+  udp::socket udp_;
   std::uint16_t port_ = 0;
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<session>> sessions_;
+  std::vector<bytes> datagrams_;      // guarded by mu_
+  std::size_t unmatched_breaks_ = 0;  // guarded by mu_
   std::thread thread_;
 };
 
@@ -120,5 +148,49 @@ class tunnel_client {
   client c_;
   bytes buf_;  ///< received, not yet consumed
 };
+
+/// A stock native client: connects (from `local`, when given) straight to a door or through a
+/// SOCKS4 firewall (the Windows client's 9-byte CONNECT, one 8-byte reply), reads DT_CONNRESULT,
+/// sends DT_VERSION, and sends its breaks as the client does (8.1): `02 <own IPv4 as LE u32> 00`
+/// from a fresh socket.
+class native_client {
+ public:
+  /// Direct: `door` is the gateway's forward door (or the server).
+  native_client(const tcp::endpoint& door, const std::string& local = "");
+  /// Through a SOCKS4 firewall at `firewall` to `server` (IPv4).
+  native_client(const tcp::endpoint& firewall, const tcp::endpoint& server, const std::string& local);
+  /// The SOCKS4 reply (through a firewall; empty when direct).
+  const bytes& socks_reply() const { return socks_reply_; }
+  /// DT_CONNRESULT's byte; throws if the frame does not come.
+  std::uint8_t connect_result();
+  /// connect_result() == 0, then DT_VERSION sent.
+  void login();
+  /// DT_REQUEST p, then the DT_ANSWER (with any DT_NUMS before it skipped).
+  msg request(const bytes& payload);
+  /// The break datagram this client sends, to `to` (the gateway's udp_bind).
+  bytes send_break(const udp::endpoint& to);
+  tcp::endpoint local_endpoint() const { return s_.local_endpoint(); }
+  /// Up to n bytes (0 on EOF); throws on timeout.
+  bytes read_some(std::size_t n);
+  bytes read_exact(std::size_t n);
+  /// True when the gateway closed the connection within `limit`.
+  bool closed_within(std::chrono::milliseconds limit);
+
+ private:
+  void open(const tcp::endpoint& to, const std::string& local);
+  msg read_msg();
+  net::io_context ioc_;
+  tcp::socket s_;
+  bytes socks_reply_;
+};
+
+/// Sends `01 <port> 00` from a fresh socket on `local` to `to`; returns the first reply and its
+/// source within `wait` (nullopt when none came).
+std::optional<std::pair<bytes, udp::endpoint>> discover(const udp::endpoint& to, std::chrono::milliseconds wait,
+                                                        const std::string& local = "127.0.0.1");
+/// `02 <a as LE u32> 00`.
+bytes break_datagram(const net::ip::address_v4& a);
+/// Sends one datagram from a fresh socket bound to `local`.
+void send_datagram(const udp::endpoint& to, const bytes& d, const std::string& local = "127.0.0.1");
 
 }  // namespace edgerelay::testing::sql602

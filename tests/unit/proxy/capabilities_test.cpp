@@ -29,6 +29,12 @@ rules:
   EXPECT_EQ(found[0], "gw.yaml:2:5: listener 'edge': tls is not supported by this build of edgerelay yet");
 }
 
+TEST(UnsupportedFeatures, ShippedExampleRuns) {
+  auto loaded = config::load_config_file(EDGERELAY_EXAMPLE_CONFIG);
+  ASSERT_TRUE(loaded.value.has_value());
+  EXPECT_TRUE(unsupported_features(*loaded.value).empty());
+}
+
 TEST(UnsupportedFeatures, ViaRuleIsRefused) {
   const auto cfg = load(R"(listeners:
   - {name: edge, bind: "127.0.0.1:0", protocols: [socks5]}
