@@ -211,4 +211,15 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
   return dial_impl(pol, who, std::move(where), nullptr, {});
 }
 
+outcome record_dial(access_record& rec, const dial_result* dialled) {
+  rec.result = dialled != nullptr ? dialled->result : outcome::connect_timeout;
+  if (dialled != nullptr) {
+    rec.rule = dialled->rule;
+    if (dialled->dialled.port() != 0) {
+      rec.dialled = to_string(dialled->dialled);
+    }
+  }
+  return rec.result;
+}
+
 }  // namespace edgerelay::proxy

@@ -8,6 +8,7 @@
 
 #include "config/policy.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/access_log.hpp"
 #include "proxy/outcome.hpp"
 #include "proxy/phase_deadline.hpp"
 #include "socks/target.hpp"
@@ -66,6 +67,10 @@ struct dial_options {
 /// belong to the deadline's current phase: when it expires they end with operation_aborted.
 net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl,
                                  dial_options opts = {});
+
+/// Stores what the access log tells of a dial in `rec` (deciding rule, dialled address, result) and
+/// returns the outcome; `dialled` null means the connect deadline passed first.
+outcome record_dial(access_record& rec, const dial_result* dialled);
 
 /// The same for callers that bound the dial with with_deadline(): the calling coroutine's own
 /// cancellation ends the pending resolve or connect.

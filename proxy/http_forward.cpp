@@ -390,14 +390,7 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
     auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
-    outcome result = outcome::connect_timeout;
-    if (dialled) {
-      result = dialled->result;
-      rec.rule = dialled->rule;
-      if (dialled->dialled.port() != 0) {
-        rec.dialled = to_string(dialled->dialled);
-      }
-    }
+    const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
     if (result != outcome::success) {
       rec.result = result;
       co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
@@ -474,15 +467,7 @@ net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_h
   rec.target = backend->name + ":" + std::to_string(where.port);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
-  outcome result = outcome::connect_timeout;
-  if (dialled) {
-    result = dialled->result;
-    rec.rule = dialled->rule;
-    if (dialled->dialled.port() != 0) {
-      rec.dialled = to_string(dialled->dialled);
-    }
-  }
-  rec.result = result;
+  const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
   if (result != outcome::success) {
     co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
     co_return;

@@ -21,6 +21,7 @@
 #include "proxy/http_serve.hpp"
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
+#include "proxy/udp_associate.hpp"
 #include "socks/server.hpp"
 #include "tunnel/http_connect_codec.hpp"
 #include "tunnel/sql602_codec.hpp"
@@ -277,6 +278,11 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     co_return false;
   }
 
+  if (hs.cmd == socks::command::udp_associate && hs.socks.protocol_version() == socks::version::v5) {
+    // The association takes the connection over; it applies its own deadlines, per datagram.
+    co_await serve_udp_associate(client, hs.socks, *hs.where, ctx, rec, dl);
+    co_return false;
+  }
   if (hs.cmd != socks::command::connect) {
     rec.result = outcome::command_not_supported;
     const std::vector<std::uint8_t> reply = final_reply(hs, rec.result, {});
@@ -303,15 +309,10 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   }
   dl.start(limits.connect_timeout);
   dial_result dialled = co_await dial(ctx.snapshot->pol, who, *hs.where, dl, opts);
-  const outcome result = dl.expired() ? outcome::connect_timeout : dialled.result;
+  const outcome result = record_dial(rec, dl.expired() ? nullptr : &dialled);
   if (opts.backend_down && result == outcome::host_unreachable) {
     rec.detail = "backend_down";
   }
-  rec.rule = std::move(dialled.rule);
-  if (dialled.dialled.port() != 0) {
-    rec.dialled = to_string(dialled.dialled);
-  }
-  rec.result = result;
   if (result == outcome::success) {
     identity.source = who.source;
     identity.policy_host = hs.where->backend != nullptr ? hs.where->backend->name : hs.where->host;

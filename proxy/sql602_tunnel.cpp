@@ -231,15 +231,7 @@ net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::back
 
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
-  outcome result = outcome::connect_timeout;
-  if (dialled) {
-    result = dialled->result;
-    rec.rule = dialled->rule;
-    if (dialled->dialled.port() != 0) {
-      rec.dialled = to_string(dialled->dialled);
-    }
-  }
-  rec.result = result;
+  const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
 
   sql602::server_translator out;
   std::uint8_t kse = result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;

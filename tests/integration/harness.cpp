@@ -127,6 +127,25 @@ net::awaitable<void> backend::serve(tcp::socket s) {
   s.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+blackhole::blackhole() : acceptor_(ioc_, tcp::endpoint(net::ip::address_v4::loopback(), 0)) {
+  acceptor_.listen(0);
+  for (int i = 0; i < 4; ++i) {
+    auto s = std::make_unique<tcp::socket>(ioc_);
+    s->open(tcp::v4());
+    s->non_blocking(true);
+    // Asio's synchronous connect waits even on a non-blocking socket: start it with the raw call.
+    const auto target = acceptor_.local_endpoint();
+    (void)::connect(s->native_handle(), target.data(), static_cast<socklen_t>(target.size()));
+    fillers_.push_back(std::move(s));
+  }
+}
+
+std::uint16_t closed_port() {
+  net::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+  return a.local_endpoint().port();
+}
+
 client::client(const tcp::endpoint& gateway, std::chrono::milliseconds timeout) : socket_(ioc_) {
   socket_.connect(gateway);
   timeval tv{};

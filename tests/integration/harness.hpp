@@ -74,6 +74,22 @@ class backend {
   std::thread thread_;
 };
 
+/// A loopback listener whose accept queue is full, so the kernel drops further SYNs and a connect
+/// to it hangs: the target for connect-timeout tests.
+class blackhole {
+ public:
+  blackhole();
+  tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
+
+ private:
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<tcp::socket>> fillers_;
+};
+
+/// A loopback port nothing listens on (bound, then closed).
+std::uint16_t closed_port();
+
 /// Blocking client connection to the gateway with a receive timeout (tests never hang).
 class client {
  public:

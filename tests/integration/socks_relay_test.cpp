@@ -1,8 +1,6 @@
 // SOCKS4/4a/5 through a real gateway on loopback: replies byte by byte, relay integrity, deadlines.
 #include <gtest/gtest.h>
 
-#include <sys/socket.h>
-
 #include <future>
 #include <thread>
 
@@ -101,13 +99,7 @@ TEST(Socks5Connect, PipelinedGreetingRequestAndPayloadInOneWrite) {
 }
 
 TEST(Socks5Replies, RefusedPortIs05) {
-  // Bind and close a port so nothing listens there.
-  std::uint16_t dead_port;
-  {
-    net::io_context ioc;
-    tcp::acceptor a(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
-    dead_port = a.local_endpoint().port();
-  }
+  const std::uint16_t dead_port = closed_port();
   gateway gw(base_config());
   client c(gw.endpoint());
   const bytes reply = socks5_connect(c, tcp::endpoint(net::ip::address_v4::loopback(), dead_port));
@@ -136,24 +128,11 @@ TEST(Socks5Replies, NoRouteIs03) {
 }
 
 TEST(Socks5Replies, ConnectTimeoutIs06) {
-  // A listener whose accept queue is full drops further SYNs, so a connect hangs.
-  net::io_context ioc;
-  tcp::acceptor full(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
-  full.listen(0);
-  std::vector<std::unique_ptr<tcp::socket>> fillers;
-  for (int i = 0; i < 4; ++i) {
-    auto s = std::make_unique<tcp::socket>(ioc);
-    s->open(tcp::v4());
-    s->non_blocking(true);
-    // Asio's synchronous connect waits even on a non-blocking socket: start it with the raw call.
-    const auto target = full.local_endpoint();
-    (void)::connect(s->native_handle(), target.data(), static_cast<socklen_t>(target.size()));
-    fillers.push_back(std::move(s));
-  }
+  const blackhole full;
   gateway gw(base_config());
   client c(gw.endpoint());
   const auto started = std::chrono::steady_clock::now();
-  const bytes reply = socks5_connect(c, full.local_endpoint());
+  const bytes reply = socks5_connect(c, full.endpoint());
   EXPECT_EQ(reply[1], 0x06);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
 }
@@ -168,17 +147,14 @@ TEST(Socks5Replies, DeniedByRuleIs02) {
   EXPECT_TRUE(echo.peers().empty()) << "a denied target must never be dialled";
 }
 
-TEST(Socks5Replies, BindAndUdpAssociateAre07) {
+TEST(Socks5Replies, BindIs07) {
   gateway gw(base_config());
-  for (std::uint8_t cmd : {std::uint8_t{0x02}, std::uint8_t{0x03}}) {
-    client c(gw.endpoint());
-    c.send(socks5_greeting_noauth());
-    c.read_exact(2);
-    c.send(bytes{0x05, cmd, 0x00, 0x01, 127, 0, 0, 1, 0, 80});
-    const bytes reply = c.read_exact(10);
-    EXPECT_EQ(reply[1], 0x07) << "command " << int(cmd);
-    EXPECT_TRUE(c.closed_within(2s));
-  }
+  client c(gw.endpoint());
+  c.send(socks5_greeting_noauth());
+  c.read_exact(2);
+  c.send(bytes{0x05, 0x02, 0x00, 0x01, 127, 0, 0, 1, 0, 80});
+  EXPECT_EQ(c.read_exact(10), (bytes{0x05, 0x07, 0x00, 0x01, 0, 0, 0, 0, 0, 0}));
+  EXPECT_TRUE(c.closed_within(2s));
 }
 
 TEST(Socks5Replies, UnknownAddressTypeIs08) {
@@ -265,12 +241,7 @@ TEST(Socks4Connect, Socks4aDomainWithUserId) {
 }
 
 TEST(Socks4Connect, RefusedAndDeniedAre5B) {
-  std::uint16_t dead_port;
-  {
-    net::io_context ioc;
-    tcp::acceptor a(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));
-    dead_port = a.local_endpoint().port();
-  }
+  const std::uint16_t dead_port = closed_port();
   gateway gw(base_config("  - {name: no-two, action: deny, to: [\"127.0.0.2\"]}\n"));
   for (const auto& ep : {tcp::endpoint(net::ip::address_v4::loopback(), dead_port),
                          tcp::endpoint(net::ip::make_address("127.0.0.2"), 80)}) {
