@@ -211,6 +211,15 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
   return dial_impl(pol, who, std::move(where), nullptr, {});
 }
 
+session_identity identity_of(const dial_identity& who, const target& where, const tcp::endpoint& dialled) {
+  session_identity id;
+  id.source = who.source;
+  id.policy_host = where.backend != nullptr ? where.backend->name : where.host;
+  id.port = where.port;
+  id.dialled = to_config_address(dialled.address());
+  return id;
+}
+
 outcome record_dial(access_record& rec, const dial_result* dialled) {
   rec.result = dialled != nullptr ? dialled->result : outcome::connect_timeout;
   if (dialled != nullptr) {

@@ -46,6 +46,18 @@ struct dial_identity {
   std::string_view listener;
 };
 
+/// What a connected session's policy decision rested on, kept so the decision can be made again
+/// when a reload asks for it (reload: recheck_sessions).
+struct session_identity {
+  config::ip_address source;
+  std::string policy_host;                    ///< the name the rules saw (backend name for backends)
+  std::optional<config::ip_address> dialled;  ///< set once the upstream is connected
+  std::uint16_t port = 0;
+};
+
+/// The identity of a session that `who` connected to `where`, at `dialled`.
+session_identity identity_of(const dial_identity& who, const target& where, const tcp::endpoint& dialled);
+
 struct dial_result {
   outcome result = outcome::general_failure;
   std::optional<tcp::socket> socket;  ///< connected, TCP_NODELAY and SO_KEEPALIVE set, on success

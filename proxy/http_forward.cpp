@@ -389,8 +389,11 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
     target where = target_of(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-    auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
+    auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, where), limits.connect_timeout);
     const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
+    if (result == outcome::success && ctx.identity != nullptr) {
+      *ctx.identity = identity_of(who, where, dialled->dialled);  // what a reload's recheck decides again
+    }
     if (result != outcome::success) {
       rec.result = result;
       co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
@@ -466,8 +469,11 @@ net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_h
   target where = backend_target(*backend);
   rec.target = backend->name + ":" + std::to_string(where.port);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
+  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, where), limits.connect_timeout);
   const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
+  if (result == outcome::success && ctx.identity != nullptr) {
+    *ctx.identity = identity_of(who, where, dialled->dialled);  // what a reload's recheck decides again
+  }
   if (result != outcome::success) {
     co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
     co_return;

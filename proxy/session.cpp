@@ -314,10 +314,7 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     rec.detail = "backend_down";
   }
   if (result == outcome::success) {
-    identity.source = who.source;
-    identity.policy_host = hs.where->backend != nullptr ? hs.where->backend->name : hs.where->host;
-    identity.port = hs.where->port;
-    identity.dialled = to_config_address(dialled.dialled.address());
+    identity = identity_of(who, *hs.where, dialled.dialled);
     if (backend != nullptr && backend->kind == config::backend_kind::sql602 && ctx.services->backends != nullptr) {
       // Breaks from this client find this session, and reach the server as its egress address.
       error_code ec;
@@ -394,6 +391,7 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
   rec.client = to_string(ctx.peer);
   tcp::socket upstream(client.get_executor());
   session_identity identity;
+  ctx.identity = &identity;
   session_registry::entry registered(ctx.services->registry, client, upstream, rec, identity);
   backend_hold hold;
   try {

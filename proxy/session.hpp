@@ -31,6 +31,8 @@ struct session_context {
   std::shared_ptr<const runtime_snapshot> snapshot;
   const config::listener_config* listener = nullptr;  ///< points into *snapshot
   worker_services* services = nullptr;
+  /// The session's entry for recheck on reload: whoever dials the upstream records it here.
+  session_identity* identity = nullptr;
 };
 
 /// The session coroutine. Owns `client`; never throws out (errors are logged and end the session).

@@ -40,7 +40,7 @@ std::size_t session_registry::recheck(const config::policy& policy) {
   std::size_t closed = 0;
   for (entry* e = head_; e != nullptr; e = e->next_) {
     const session_identity& id = e->identity_;
-    if (!id.dialled || !e->upstream_.is_open()) {
+    if (!id.dialled) {
       continue;  // still in its handshake: it will be decided under the new rules when it dials
     }
     const config::request req{id.source, e->record_.user, e->record_.listener, id.policy_host, id.dialled, id.port};

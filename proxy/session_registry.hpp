@@ -11,16 +11,9 @@
 #include "config/policy.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/connector.hpp"
 
 namespace edgerelay::proxy {
-
-/// What a session's policy decision rested on, kept so the decision can be made again on reload.
-struct session_identity {
-  config::ip_address source;
-  std::string policy_host;                   ///< the name the rules saw (backend name for backends)
-  std::optional<config::ip_address> dialled;  ///< set once the upstream is connected
-  std::uint16_t port = 0;
-};
 
 class session_registry {
  public:

@@ -230,8 +230,11 @@ net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::back
   rec.target = backend.name + ":" + std::to_string(where.port);
 
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, std::move(where)), limits.connect_timeout);
+  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, where), limits.connect_timeout);
   const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
+  if (result == outcome::success && ctx.identity != nullptr) {
+    *ctx.identity = identity_of(who, where, dialled->dialled);  // what a reload's recheck decides again
+  }
 
   sql602::server_translator out;
   std::uint8_t kse = result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;

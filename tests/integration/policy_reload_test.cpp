@@ -137,6 +137,31 @@ TEST(PolicyReload, RecheckClosesExactlyTheNowDeniedTunnels) {
   EXPECT_EQ(gw->server().active_sessions(), 10);
 }
 
+TEST(PolicyReload, RecheckAlsoClosesHttpSessionsTheNewRulesDeny) {
+  backend web(backend_mode::echo);
+  const auto config_for = [&](const std::string& first_rule) {
+    return R"(
+listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [http], fallback: web}
+backends:
+  - {name: web, host: 127.0.0.1, portbase: )" + std::to_string(web.port() - 1) + R"(}
+rules:
+)" + first_rule + R"(  - {name: web, action: allow, from: ["127.0.0.0/8"], to: ["backend:web"]}
+reload: {recheck_sessions: true}
+log: {level: error, access: off}
+)";
+  };
+  config_file file(config_for(""));
+  auto gw = gateway::from_file(file.path());
+  // A request to the gateway itself goes to the fallback backend and stays relayed there.
+  client c(gw->endpoint());
+  c.send(std::string("GET / HTTP/1.1\r\nHost: gw\r\n\r\n"));
+  EXPECT_EQ(to_text(c.read_exact(3)), "GET");
+  file.write(config_for("  - {name: web-closed, action: deny, to: [\"backend:web\"]}\n"));
+  gw->server().reload();
+  EXPECT_TRUE(c.closed_within(3s)) << "an HTTP session the new rules deny must be closed too";
+}
+
 TEST(PolicyReload, FileChangeOnDiskReloadsWithoutASignal) {
   backend three(backend_mode::echo, "127.0.0.3");
   config_file file(config_with(allow_loopback));
