@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 jobs=$(nproc)
 
+# Layering (ARCHITECTURE R1): codecs and config never include Asio I/O headers.
+if grep -rlE 'boost/asio/(ip|io_context|ssl/stream|basic_socket)' socks config tunnel/*codec* tunnel/basic_auth* \
+     tunnel/sql602_udp*; then
+  echo "test.sh: the files above are pure codecs or config and must not include Asio I/O headers" >&2
+  exit 1
+fi
+
 if [ "${1:-}" = "--sanitize" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
     -DEDGERELAY_SANITIZE=ON -DEDGERELAY_FUZZ=ON -DEDGERELAY_BENCH=OFF >/dev/null
