@@ -153,6 +153,34 @@ void abort_exchange(exchange& x, tcp::socket& client, tcp::socket& upstream) {
   upstream.cancel(ignored);
 }
 
+enum class pass_result : std::uint8_t { passed, body_done, bad_body, write_failed, stopped };
+
+/// Writes the bytes of `pending` that belong to the body (as `body` delimits them) to `to` and
+/// counts them in `counter`; `passed_bytes` says how many of `pending` were used. Never throws
+/// except on cancellation (callers catch).
+net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const std::vector<std::uint8_t>& pending,
+                                            tcp::socket& to, std::uint64_t& counter, exchange& x,
+                                            std::size_t& passed_bytes) {
+  passed_bytes = 0;
+  const tunnel::body_step step = body.feed(pending);
+  if (step.state == tunnel::body_state::error) {
+    co_return pass_result::bad_body;
+  }
+  if (step.consumed > 0) {
+    auto [ec, n] = co_await net::async_write(to, net::buffer(pending.data(), step.consumed), use_ec);
+    if (x.stop) {
+      co_return pass_result::stopped;
+    }
+    if (ec) {
+      co_return pass_result::write_failed;
+    }
+    counter += n;
+    x.act.touch();
+  }
+  passed_bytes = step.consumed;
+  co_return step.state == tunnel::body_state::done ? pass_result::body_done : pass_result::passed;
+}
+
 /// Client -> upstream: the request body, as its framing delimits it. Never throws.
 net::awaitable<void> send_request_body(tcp::socket& client, tcp::socket& upstream, tunnel::body_framing framing,
                                        exchange& x) {
@@ -167,28 +195,24 @@ net::awaitable<void> send_request_body(tcp::socket& client, tcp::socket& upstrea
     std::vector<std::uint8_t> buf(chunk_size);
     for (;;) {  // each turn consumes client bytes or ends
       if (!pending.empty()) {
-        const tunnel::body_step step = body.feed(pending);
-        if (step.state == tunnel::body_state::error) {
+        std::size_t used = 0;
+        const pass_result r = co_await pass_body_bytes(body, pending, upstream, x.bytes_up, x, used);
+        if (r == pass_result::stopped) {
+          co_return;
+        }
+        if (r == pass_result::bad_body) {
           x.detail = "bad_request_body";
           if (!x.response_started) {
             x.error = tunnel::error_reply(400);
           }
           break;
         }
-        if (step.consumed > 0) {
-          auto [ec, n] = co_await net::async_write(upstream, net::buffer(pending.data(), step.consumed), use_ec);
-          if (x.stop) {
-            co_return;
-          }
-          if (ec) {
-            x.detail = "upstream_gone";
-            break;
-          }
-          x.bytes_up += n;
-          x.act.touch();
+        if (r == pass_result::write_failed) {
+          x.detail = "upstream_gone";
+          break;
         }
-        if (step.state == tunnel::body_state::done) {
-          x.carry.assign(pending.begin() + static_cast<std::ptrdiff_t>(step.consumed), pending.end());
+        if (r == pass_result::body_done) {
+          x.carry.assign(pending.begin() + static_cast<std::ptrdiff_t>(used), pending.end());
           x.request_done = true;
           co_return;
         }
@@ -298,24 +322,20 @@ net::awaitable<void> relay_response(tcp::socket& client, tcp::socket& upstream, 
       tunnel::body_tracker body(response.framing);
       for (;;) {  // each turn passes upstream bytes on or ends
         if (!pending.empty() && !body.done()) {
-          const tunnel::body_step step = body.feed(pending);
-          if (step.state == tunnel::body_state::error) {
+          std::size_t used = 0;
+          const pass_result passed = co_await pass_body_bytes(body, pending, client, x.bytes_down, x, used);
+          if (passed == pass_result::stopped) {
+            co_return;
+          }
+          if (passed == pass_result::bad_body) {
             x.detail = "bad_response_body";
             break;
           }
-          if (step.consumed > 0) {
-            auto [ec, n] = co_await net::async_write(client, net::buffer(pending.data(), step.consumed), use_ec);
-            if (x.stop) {
-              co_return;
-            }
-            if (ec) {
-              x.detail = "client_gone";
-              break;
-            }
-            x.bytes_down += n;
-            x.act.touch();
+          if (passed == pass_result::write_failed) {
+            x.detail = "client_gone";
+            break;
           }
-          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(step.consumed));
+          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));
         }
         if (body.done()) {
           // Bytes behind a complete response were never asked for: do not reuse that connection.
