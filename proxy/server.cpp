@@ -57,6 +57,13 @@ bool same_endpoint(const config::endpoint_spec& a, const config::endpoint_spec& 
   return a.host == b.host && a.port == b.port;
 }
 
+/// What identifies a version of the file: a rewrite in place or a rename over it both change it.
+std::string file_state(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return concat(st.st_ino, ':', st.st_size, ':', st.st_mtim.tv_sec, '.', st.st_mtim.tv_nsec);
+}
+
 }  // namespace
 
 server::server(config::config cfg, server_options options)
@@ -64,6 +71,11 @@ server::server(config::config cfg, server_options options)
       keep_running_(net::make_work_guard(control_)),
       signals_(control_),
       file_watch_(control_) {
+  // The baseline for the file watch is taken now, as close to loading as the server gets: a
+  // change made while the threads start must still be seen as a change.
+  if (!options_.config_path.empty()) {
+    config_file_state_ = file_state(options_.config_path);
+  }
   log::set_level(cfg.log.level);
   snapshot_ = make_snapshot(std::move(cfg), 1);
   backends_ = std::make_unique<backend_runtime>(snapshot_->cfg);
@@ -184,14 +196,6 @@ net::awaitable<void> server::shutdown_sequence() {
   keep_running_.reset();
 }
 
-namespace {
-/// What identifies a version of the file: a rewrite in place or a rename over it both change it.
-std::string file_state(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return concat(st.st_ino, ':', st.st_size, ':', st.st_mtim.tv_sec, '.', st.st_mtim.tv_nsec);
-}
-}  // namespace
 
 void server::do_reload() {
   if (options_.config_path.empty()) {
@@ -267,7 +271,6 @@ void server::watch_config_file() {
 
 int server::run() {
   if (!options_.config_path.empty()) {
-    config_file_state_ = file_state(options_.config_path);
     watch_config_file();
   }
   control_.run();
