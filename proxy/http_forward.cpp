@@ -181,6 +181,20 @@ net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const st
   co_return step.state == tunnel::body_state::done ? pass_result::body_done : pass_result::passed;
 }
 
+/// Writes a response head (interim or final) to the client and counts it as response bytes.
+net::awaitable<pass_result> send_response_head(tcp::socket& client, std::vector<std::uint8_t> head, exchange& x) {
+  auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
+  if (x.stop) {
+    co_return pass_result::stopped;
+  }
+  if (ec) {
+    co_return pass_result::write_failed;
+  }
+  x.response_started = true;
+  x.bytes_down += n;
+  co_return pass_result::passed;
+}
+
 /// Client -> upstream: the request body, as its framing delimits it. Never throws.
 net::awaitable<void> send_request_body(tcp::socket& client, tcp::socket& upstream, tunnel::body_framing framing,
                                        exchange& x) {
@@ -285,17 +299,14 @@ net::awaitable<void> relay_response(tcp::socket& client, tcp::socket& upstream, 
       const auto rest = reader.leftover();
       pending.assign(rest.begin(), rest.end());
       if (response.interim()) {
-        auto head = tunnel::build_forward_response(response, "");
-        auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
-        if (x.stop) {
+        const pass_result sent = co_await send_response_head(client, tunnel::build_forward_response(response, ""), x);
+        if (sent == pass_result::stopped) {
           co_return;
         }
-        if (ec) {
+        if (sent == pass_result::write_failed) {
           x.detail = "client_gone";
           break;
         }
-        x.response_started = true;
-        x.bytes_down += n;
         continue;
       }
 
@@ -305,18 +316,16 @@ net::awaitable<void> relay_response(tcp::socket& client, tcp::socket& upstream, 
       x.client_keep = request.keep_alive && response.status != 101 &&
                       response.framing.kind != tunnel::body_kind::until_close && x.request_done;
       const std::string_view connection = x.client_keep ? (request.version == 10 ? "keep-alive" : "") : "close";
-      auto head = tunnel::build_forward_response(response, connection);
       {
-        auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
-        if (x.stop) {
+        const pass_result sent =
+            co_await send_response_head(client, tunnel::build_forward_response(response, connection), x);
+        if (sent == pass_result::stopped) {
           co_return;
         }
-        if (ec) {
+        if (sent == pass_result::write_failed) {
           x.detail = "client_gone";
           break;
         }
-        x.response_started = true;
-        x.bytes_down += n;
       }
 
       tunnel::body_tracker body(response.framing);

@@ -101,6 +101,9 @@ class origin {
     if (r.target == "/garbage") {
       return "this is not http\r\n\r\n";
     }
+    if (r.target == "/interim") {
+      return "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    }
     return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
   }
 
@@ -318,6 +321,24 @@ TEST(HttpForward, RefusedTargetIs502) {
   client c(gw.endpoint());
   c.send("GET http://127.0.0.1:" + std::to_string(port) + "/ HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(c.read_to_eof(), tunnel::error_reply(502));
+}
+
+TEST(HttpForward, InterimResponseIsPassedOnBeforeTheFinalOne) {
+  origin o;
+  gateway gw(forward_config());
+  client c(gw.endpoint());
+  c.send("GET http://" + o.authority() + "/interim HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string interim = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n";
+  const std::string got = text_of(c.read_some(4096));
+  std::string all = got;
+  while (all.find("\r\n\r\nok") == std::string::npos && all.size() < 4096) {
+    const bytes more = c.read_some(4096);
+    if (more.empty()) break;
+    all += text_of(more);
+  }
+  EXPECT_EQ(all.rfind(interim, 0), 0u) << all;
+  EXPECT_NE(all.find("HTTP/1.1 200 OK\r\n"), std::string::npos) << all;
+  EXPECT_EQ(all.substr(all.size() - 6), "\r\n\r\nok") << all;
 }
 
 TEST(HttpForward, MalformedUpstreamResponseIs502) {
