@@ -2,7 +2,9 @@
 //
 // Modes: throughput, rate, idle, pingpong, serve. Proxy kinds: none (direct), socks5, socks4,
 // http-connect, forward (a plain TCP forwarder such as HAProxy in TCP mode: the proxy address given
-// already leads to the right in-process server).
+// already leads to the right in-process server). With --tls-ca, throughput and rate wrap each
+// connection to the proxy in TLS before the proxy protocol (section "TLS client" below); the plain
+// path does not change.
 //
 // The sink/echo/source servers run in this process on their own threads (or in a separate `serve`
 // process with --external-servers). Every address used must be loopback; every loop is bounded in
@@ -10,6 +12,7 @@
 //
 // Output: one JSON line on stdout and one human-readable line on stderr per run.
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <algorithm>
 #include <array>
@@ -25,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -39,6 +43,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 namespace asio = boost::asio;
 using asio::awaitable;
@@ -103,6 +110,11 @@ struct Options {
   long max_count = 1'000'000;
   std::string label;
   int cpu = -1;
+  // TLS client (throughput and rate): empty tls_ca = plain TCP.
+  std::string tls_ca;
+  std::string sni;
+  int tls_version = 0;  // 0 = TLS 1.2 or 1.3 (the server picks), else TLS1_2_VERSION / TLS1_3_VERSION
+  bool tls_verify_each = false;
 };
 
 bool is_loopback(const asio::ip::address& a) {
@@ -160,6 +172,8 @@ void usage() {
       "  --label TEXT  --cpu N (pin the whole generator, servers included, to CPU N)\n"
       "throughput: --streams N (1)  --direction push|pull  --write-size BYTES (262144)\n"
       "rate:       --concurrency N (50)  --timeout-ms MS (5000)\n"
+      "  --pid PROXY_PID                 throughput, rate: also report the proxy's CPU (process tree)\n"
+      "tls (throughput, rate): --tls-ca FILE  [--sni NAME]  [--tls-version 1.2|1.3]  [--tls-verify-each]\n"
       "idle:       --tunnels N (1000)  --pid PROXY_PID  --hold S (2)  --settle S (1)  --open-concurrency N (64)\n"
       "pingpong:   --size BYTES (32)  --max-count N (1000000)\n"
       "serve:      runs the servers for --seconds (max 3600) and prints their ports\n",
@@ -248,11 +262,27 @@ Options parse_args(int argc, char** argv) {
       o.cpu = static_cast<int>(parse_long(val(), 0, 1023, "cpu"));
     } else if (a == "--label") {
       o.label = val();
+    } else if (a == "--tls-ca") {
+      o.tls_ca = val();
+    } else if (a == "--sni") {
+      o.sni = val();
+    } else if (a == "--tls-version") {
+      std::string v = val();
+      if (v == "1.2") o.tls_version = TLS1_2_VERSION;
+      else if (v == "1.3") o.tls_version = TLS1_3_VERSION;
+      else die("--tls-version 1.2|1.3");
+    } else if (a == "--tls-verify-each") {
+      o.tls_verify_each = true;
     } else {
       die("unknown option " + a);
     }
   }
   if (o.kind != Kind::none && !o.proxy && o.mode != "serve") die("--proxy is required with --kind " + o.kind_name);
+  if (o.tls_ca.empty() && (!o.sni.empty() || o.tls_version || o.tls_verify_each)) die("TLS options need --tls-ca");
+  if (!o.tls_ca.empty()) {
+    if (o.mode != "throughput" && o.mode != "rate") die("--tls-ca works in the throughput and rate modes only");
+    if (o.kind == Kind::none) die("--tls-ca needs a proxy (the in-process servers speak plain TCP)");
+  }
   if (o.external_servers && o.mode != "serve") {
     for (auto p : o.server_ports)
       if (p == 0) die("--external-servers needs --server-ports with all 4 ports");
@@ -436,7 +466,8 @@ class Servers {
 };
 
 // ---- handshakes -----------------------------------------------------------------------------------
-enum class Err { none, connect_refused, connect_other, handshake_io, handshake_reject, echo_io, echo_mismatch, no_eof, timeout };
+enum class Err { none, connect_refused, connect_other, handshake_io, handshake_reject, echo_io, echo_mismatch, no_eof, timeout, tls_handshake };
+constexpr std::size_t kErrKinds = 10;
 
 const char* err_name(Err e) {
   switch (e) {
@@ -449,6 +480,7 @@ const char* err_name(Err e) {
     case Err::echo_mismatch: return "echo_mismatch";
     case Err::no_eof: return "no_eof";
     case Err::timeout: return "timeout";
+    case Err::tls_handshake: return "tls_handshake";
   }
   return "?";
 }
@@ -458,19 +490,22 @@ struct HandshakeResult {
   std::string leftover;  // tunnel bytes that arrived with the proxy's reply
 };
 
-// Connects to the proxy (or directly to `target`) and performs the handshake for `kind` so that the
-// socket then carries bytes to and from `target`.
-awaitable<HandshakeResult> open_tunnel(tcp::socket& s, Kind kind, const std::optional<tcp::endpoint>& proxy,
-                                       const tcp::endpoint& target) {
-  HandshakeResult r;
+// Connects to the proxy (or directly to `target`) with TCP_NODELAY.
+awaitable<Err> connect_first(tcp::socket& s, Kind kind, const std::optional<tcp::endpoint>& proxy, const tcp::endpoint& target) {
   error_code ec;
   tcp::endpoint first = (kind == Kind::none) ? target : *proxy;
   co_await s.async_connect(first, asio::redirect_error(use_awaitable, ec));
-  if (ec) {
-    r.err = (ec == asio::error::connection_refused) ? Err::connect_refused : Err::connect_other;
-    co_return r;
-  }
+  if (ec) co_return (ec == asio::error::connection_refused) ? Err::connect_refused : Err::connect_other;
   set_nodelay(s);
+  co_return Err::none;
+}
+
+// The proxy protocol's handshake for `kind` on a connected stream (a socket, or a TLS stream over
+// one), after which the stream carries bytes to and from `target`.
+template <class Stream>
+awaitable<HandshakeResult> proxy_handshake(Stream& s, Kind kind, const tcp::endpoint& target) {
+  HandshakeResult r;
+  error_code ec;
   auto hs_fail = [&](Err e) {
     r.err = e;
     return r;
@@ -549,6 +584,15 @@ awaitable<HandshakeResult> open_tunnel(tcp::socket& s, Kind kind, const std::opt
   co_return r;
 }
 
+// Connects to the proxy (or directly to `target`) and performs the handshake for `kind` so that the
+// socket then carries bytes to and from `target`.
+awaitable<HandshakeResult> open_tunnel(tcp::socket& s, Kind kind, const std::optional<tcp::endpoint>& proxy,
+                                       const tcp::endpoint& target) {
+  Err e = co_await connect_first(s, kind, proxy, target);
+  if (e != Err::none) co_return HandshakeResult{e, {}};
+  co_return co_await proxy_handshake(s, kind, target);
+}
+
 // ---- statistics ---------------------------------------------------------------------------------
 struct Percentiles {
   double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
@@ -580,13 +624,228 @@ std::string fmt(double v, int prec = 2) {
   return b;
 }
 
+// The process and all its descendants (Dante and Squid run several processes).
+std::vector<int> process_tree(int root) {
+  std::map<int, std::vector<int>> children;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      int pid = std::atoi(e->d_name);
+      if (pid <= 0) continue;
+      std::ifstream f("/proc/" + std::string(e->d_name) + "/stat");
+      std::string stat;
+      std::getline(f, stat);
+      auto rp = stat.rfind(')');
+      if (rp == std::string::npos) continue;
+      std::istringstream rest(stat.substr(rp + 2));
+      std::string state;
+      int ppid = 0;
+      rest >> state >> ppid;
+      children[ppid].push_back(pid);
+    }
+    ::closedir(d);
+  }
+  std::vector<int> out{root};
+  for (std::size_t i = 0; i < out.size() && out.size() < 100000; ++i)
+    for (int c : children[out[i]]) out.push_back(c);
+  return out;
+}
+
+// CPU seconds (user + system) used so far by this process.
+double self_cpu_s() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+// CPU seconds used so far by `pid` and its descendants (utime + stime from /proc); < 0 when it is gone.
+double tree_cpu_s(int pid) {
+  static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double sum = 0;
+  bool any = false;
+  for (int p : process_tree(pid)) {
+    std::ifstream f("/proc/" + std::to_string(p) + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    auto rp = stat.rfind(')');
+    if (rp == std::string::npos) continue;
+    std::istringstream rest(stat.substr(rp + 2));
+    std::string skip;
+    for (int field = 3; field <= 13; ++field) rest >> skip;  // state .. cmajflt
+    long utime = 0;
+    long stime = 0;
+    rest >> utime >> stime;
+    sum += static_cast<double>(utime + stime) / ticks;
+    any = true;
+  }
+  return any ? sum : -1;
+}
+
+// CPU in cores (CPU seconds per second) over the measured window: the generator's own, and the
+// proxy's when --pid is given. On a 2-vCPU machine the two add up to at most 2.
+class CpuMeter {
+ public:
+  explicit CpuMeter(int pid) : pid_(pid) {}
+  void start() {
+    t0_ = Clock::now();
+    self0_ = self_cpu_s();
+    proxy0_ = pid_ ? tree_cpu_s(pid_) : -1;
+  }
+  void stop() {
+    double dt = std::max(1e-6, secs_since(t0_));
+    self_ = (self_cpu_s() - self0_) / dt;
+    double p1 = pid_ && proxy0_ >= 0 ? tree_cpu_s(pid_) : -1;
+    proxy_ = p1 >= 0 ? (p1 - proxy0_) / dt : -1;
+  }
+  std::string json() const {
+    return ",\"cpu_cores\":{\"generator\":" + fmt(self_, 3) + (proxy_ >= 0 ? ",\"proxy\":" + fmt(proxy_, 3) : "") + "}";
+  }
+  std::string human() const {
+    return ", cpu cores: generator " + fmt(self_, 2) + (proxy_ >= 0 ? " proxy " + fmt(proxy_, 2) : "");
+  }
+
+ private:
+  int pid_;
+  Clock::time_point t0_{};
+  double self0_ = 0, proxy0_ = -1, self_ = 0, proxy_ = -1;
+};
+
+// ---- TLS client (--tls-ca; throughput and rate) ---------------------------------------------------
+// Every connection to the proxy is a full handshake: the client keeps no sessions (no resumption), so
+// TLS 1.3 (or 1.2) handshakes/s measures the server's full handshake. With --sni the client sends SNI
+// and checks the certificate's name. The chain is verified against the CA; a certificate identical to
+// the last one that passed (X509_cmp: same DER) is accepted without building the chain again, so the
+// generator spends one signature check per handshake less than it would (OpenSSL still checks the
+// server's CertificateVerify signature on every handshake). --tls-verify-each turns that off.
+using TlsStream = asio::ssl::stream<tcp::socket>;
+
+class TlsClient {
+ public:
+  explicit TlsClient(const Options& o)
+      : ctx_(asio::ssl::context::tls_client), sni_(o.sni), verify_each_(o.tls_verify_each) {
+    SSL_CTX* c = ctx_.native_handle();
+    SSL_CTX_set_min_proto_version(c, o.tls_version ? o.tls_version : TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(c, o.tls_version ? o.tls_version : TLS1_3_VERSION);
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    error_code ec;
+    ctx_.load_verify_file(o.tls_ca, ec);
+    if (ec) die("cannot load --tls-ca " + o.tls_ca + ": " + ec.message());
+    ctx_.set_verify_mode(asio::ssl::verify_peer);
+    SSL_CTX_set_cert_verify_callback(c, &TlsClient::verify_chain, this);
+  }
+  TlsClient(const TlsClient&) = delete;
+  TlsClient& operator=(const TlsClient&) = delete;
+  ~TlsClient() { X509_free(verified_); }
+
+  asio::ssl::context& context() { return ctx_; }
+
+  // TCP connect, TLS handshake, then the proxy protocol inside TLS.
+  awaitable<HandshakeResult> open(TlsStream& s, Kind kind, const std::optional<tcp::endpoint>& proxy, const tcp::endpoint& target) {
+    Err e = co_await connect_first(s.next_layer(), kind, proxy, target);
+    if (e != Err::none) co_return HandshakeResult{e, {}};
+    SSL* ssl = s.native_handle();
+    // SSL_set_tlsext_host_name is a macro with a C cast; this is its expansion.
+    if (!sni_.empty() && (SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, sni_.data()) != 1 ||
+                          SSL_set1_host(ssl, sni_.c_str()) != 1))
+      co_return HandshakeResult{Err::tls_handshake, {}};
+    error_code ec;
+    co_await s.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+    note(ssl, ec);
+    if (ec) co_return HandshakeResult{Err::tls_handshake, {}};
+    co_return co_await proxy_handshake(s, kind, target);
+  }
+
+  // ,"tls":{...}: what the first successful handshake negotiated, and the first failure's reason.
+  std::string json() {
+    std::lock_guard lk(mu_);
+    return ",\"tls\":{\"version\":\"" + version_ + "\",\"cipher\":\"" + cipher_ + "\",\"group\":\"" + group_ +
+           "\",\"resumption\":\"off\",\"chain_verify\":\"" + (verify_each_ ? "each handshake" : "once per certificate") +
+           "\",\"sni\":\"" + json_escape(sni_) + "\",\"first_error\":\"" + json_escape(first_error_) + "\"}";
+  }
+  std::string human() {
+    std::lock_guard lk(mu_);
+    return " [" + (version_.empty() ? std::string("no TLS session") : version_ + " " + cipher_ + " " + group_) +
+           (first_error_.empty() ? "" : "; first TLS error: " + first_error_) + "]";
+  }
+
+ private:
+  void note(SSL* ssl, const error_code& ec) {
+    if (noted_ok_.load(std::memory_order_relaxed) && (!ec || noted_err_.load(std::memory_order_relaxed))) return;
+    std::lock_guard lk(mu_);
+    if (ec && first_error_.empty()) {
+      long vr = SSL_get_verify_result(ssl);
+      first_error_ = ec.message() + (vr != X509_V_OK ? std::string(" (") + X509_verify_cert_error_string(vr) + ")" : "");
+      noted_err_ = true;
+    } else if (!ec && version_.empty()) {
+      version_ = SSL_get_version(ssl);
+      cipher_ = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+      const char* g = SSL_group_to_name(ssl, SSL_get_negotiated_group(ssl));
+      group_ = g ? g : "";
+      noted_ok_ = true;
+    }
+  }
+  static int verify_chain(X509_STORE_CTX* sc, void* arg) {
+    auto* self = static_cast<TlsClient*>(arg);
+    X509* leaf = X509_STORE_CTX_get0_cert(sc);
+    if (!self->verify_each_ && leaf) {
+      std::lock_guard lk(self->verified_mu_);
+      if (self->verified_ && X509_cmp(self->verified_, leaf) == 0) return 1;
+    }
+    int ok = X509_verify_cert(sc);
+    if (ok == 1 && !self->verify_each_ && leaf) {
+      std::lock_guard lk(self->verified_mu_);
+      X509_up_ref(leaf);
+      X509_free(self->verified_);
+      self->verified_ = leaf;
+    }
+    return ok;
+  }
+
+  asio::ssl::context ctx_;
+  std::string sni_;
+  bool verify_each_;
+  std::mutex verified_mu_;
+  X509* verified_ = nullptr;  // the last certificate whose chain verified against the CA
+  std::mutex mu_;
+  std::atomic<bool> noted_ok_{false}, noted_err_{false};
+  std::string version_, cipher_, group_, first_error_;
+};
+
 struct Env {
   Options o;
   std::unique_ptr<Servers> servers;
   std::array<unsigned short, 4> ports{};
+  std::unique_ptr<TlsClient> tls;  // with --tls-ca
   tcp::endpoint target(Servers::Which w) const {
     return {asio::ip::address_v4::loopback(), ports[static_cast<std::size_t>(w)]};
   }
+  std::string tls_json() const { return tls ? tls->json() : std::string(); }
+  std::string tls_human() const { return tls ? tls->human() : std::string(); }
+};
+
+// What throughput and rate need from a connection, for plain TCP and for TLS over TCP.
+template <class Stream>
+struct Conn;
+
+template <>
+struct Conn<tcp::socket> {
+  static tcp::socket make(Env&, const asio::any_io_executor& ex) { return tcp::socket(ex); }
+  static tcp::socket& raw(tcp::socket& s) { return s; }
+  static awaitable<HandshakeResult> open(Env& env, tcp::socket& s, const tcp::endpoint& target) {
+    co_return co_await open_tunnel(s, env.o.kind, env.o.proxy, target);
+  }
+  static bool is_eof(const error_code& ec) { return ec == asio::error::eof; }
+};
+
+template <>
+struct Conn<TlsStream> {
+  static TlsStream make(Env& env, const asio::any_io_executor& ex) { return TlsStream(ex, env.tls->context()); }
+  static tcp::socket& raw(TlsStream& s) { return s.next_layer(); }
+  static awaitable<HandshakeResult> open(Env& env, TlsStream& s, const tcp::endpoint& target) {
+    co_return co_await env.tls->open(s, env.o.kind, env.o.proxy, target);
+  }
+  // The TLS server's close: close_notify then FIN (eof), or FIN alone (stream_truncated).
+  static bool is_eof(const error_code& ec) { return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated; }
 };
 
 void emit(const Options& o, const std::string& json_fields, const std::string& human) {
@@ -608,12 +867,13 @@ struct TputShared {
   std::atomic<bool> stop{false};
 };
 
+template <class Stream>
 awaitable<void> tput_stream(Env& env, TputShared& sh) {
   auto ex = co_await asio::this_coro::executor;
-  tcp::socket s(ex);
+  Stream s = Conn<Stream>::make(env, ex);
   const Options& o = env.o;
   auto target = env.target(o.pull ? Servers::source : Servers::discard);
-  HandshakeResult hr = co_await open_tunnel(s, o.kind, o.proxy, target);
+  HandshakeResult hr = co_await Conn<Stream>::open(env, s, target);
   if (hr.err != Err::none) {
     sh.err_kind = static_cast<int>(hr.err);
     sh.failed++;
@@ -644,27 +904,31 @@ int run_throughput(Env& env) {
   Pool pool(o.threads);
   TputShared sh;
   for (int i = 0; i < o.streams; ++i)
-    asio::co_spawn(pool.at(static_cast<std::size_t>(i)), tput_stream(env, sh), asio::detached);
+    asio::co_spawn(pool.at(static_cast<std::size_t>(i)), env.tls ? tput_stream<TlsStream>(env, sh) : tput_stream<tcp::socket>(env, sh),
+                   asio::detached);
   pool.start();
   auto t0 = Clock::now();
   while (sh.ready + sh.failed < o.streams && secs_since(t0) < 10) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (sh.ready < o.streams) {
     sh.stop = true;
     pool.stop();
-    emit(o, "\"ok\":false,\"error\":\"" + std::string(err_name(static_cast<Err>(sh.err_kind.load()))) + "\",\"streams_ready\":" + std::to_string(sh.ready.load()),
+    emit(o, "\"ok\":false,\"error\":\"" + std::string(err_name(static_cast<Err>(sh.err_kind.load()))) + "\",\"streams_ready\":" + std::to_string(sh.ready.load()) + env.tls_json(),
          "throughput FAILED: " + std::to_string(sh.ready.load()) + "/" + std::to_string(o.streams) + " streams opened (" +
-             err_name(static_cast<Err>(sh.err_kind.load())) + ")");
+             err_name(static_cast<Err>(sh.err_kind.load())) + ")" + env.tls_human());
     return 1;
   }
   auto counter = [&]() -> std::uint64_t {
     return o.pull ? sh.client_rx.load() : env.servers->counters().discard_rx.load();
   };
   std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup));
+  CpuMeter cpu(o.pid);
+  cpu.start();
   std::uint64_t b0 = counter();
   auto m0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
   std::uint64_t b1 = counter();
   double dt = secs_since(m0);
+  cpu.stop();
   int failed = sh.failed.load();
   if (b1 == b0) failed = std::max(failed, 1);  // streams open but no byte arrived: a stalled tunnel
   sh.stop = true;
@@ -674,19 +938,21 @@ int run_throughput(Env& env) {
        "\"ok\":" + std::string(failed ? "false" : "true") + ",\"direction\":\"" + (o.pull ? "pull" : "push") +
            "\",\"streams\":" + std::to_string(o.streams) + ",\"write_size\":" + std::to_string(o.write_size) +
            ",\"seconds\":" + fmt(dt, 3) + ",\"bytes\":" + std::to_string(b1 - b0) + ",\"gbit_s\":" + fmt(gbps, 3) +
-           ",\"streams_failed\":" + std::to_string(failed),
+           ",\"streams_failed\":" + std::to_string(failed) + cpu.json() + env.tls_json(),
        "throughput " + std::string(o.pull ? "pull" : "push") + " kind=" + o.kind_name + " streams=" + std::to_string(o.streams) +
-           ": " + fmt(gbps, 2) + " Gbit/s at the receiver over " + fmt(dt, 2) + " s" + (failed ? " (STREAMS FAILED)" : ""));
+           ": " + fmt(gbps, 2) + " Gbit/s at the receiver over " + fmt(dt, 2) + " s" + cpu.human() + env.tls_human() +
+           (failed ? " (STREAMS FAILED)" : ""));
   return failed ? 1 : 0;
 }
 
 // ---- rate -------------------------------------------------------------------------------------------
 struct RateThreadStats {
   std::vector<std::uint32_t> lat_ns;
-  std::array<std::uint64_t, 9> errs{};
+  std::array<std::uint64_t, kErrKinds> errs{};
   std::uint64_t ok = 0;
 };
 
+template <class Stream>
 awaitable<void> rate_worker(Env& env, RateThreadStats& st, Clock::time_point measure_from, Clock::time_point end) {
   auto ex = co_await asio::this_coro::executor;
   const Options& o = env.o;
@@ -697,18 +963,18 @@ awaitable<void> rate_worker(Env& env, RateThreadStats& st, Clock::time_point mea
   asio::steady_timer backoff(ex);
   for (long iter = 0; iter < 100'000'000 && Clock::now() < end; ++iter) {
     auto t0 = Clock::now();
-    auto s = std::make_shared<tcp::socket>(ex);
+    auto s = std::make_shared<Stream>(Conn<Stream>::make(env, ex));
     auto timed_out = std::make_shared<bool>(false);
     asio::steady_timer watchdog(ex, std::chrono::milliseconds(o.timeout_ms));
     watchdog.async_wait([s, timed_out](error_code e) {
       if (!e) {
         *timed_out = true;
         error_code ig;
-        s->close(ig);
+        Conn<Stream>::raw(*s).close(ig);
       }
     });
     Err err = Err::none;
-    HandshakeResult hr = co_await open_tunnel(*s, o.kind, o.proxy, target);
+    HandshakeResult hr = co_await Conn<Stream>::open(env, *s, target);
     err = hr.err;
     error_code ec;
     if (err == Err::none) {
@@ -727,12 +993,12 @@ awaitable<void> rate_worker(Env& env, RateThreadStats& st, Clock::time_point mea
       // The echo server closes after one message: wait for that EOF, then close (passive close).
       std::array<char, 16> extra;
       co_await s->async_read_some(asio::buffer(extra), asio::redirect_error(use_awaitable, ec));
-      if (ec != asio::error::eof) err = Err::no_eof;
+      if (!Conn<Stream>::is_eof(ec)) err = Err::no_eof;
     }
     watchdog.cancel();
     if (*timed_out) err = Err::timeout;
     error_code ig;
-    s->close(ig);
+    Conn<Stream>::raw(*s).close(ig);
     auto t1 = Clock::now();
     if (t0 >= measure_from && t1 <= end) {
       if (err == Err::none) {
@@ -760,16 +1026,23 @@ int run_rate(Env& env) {
   auto end = measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   for (int i = 0; i < o.concurrency; ++i) {
     std::size_t t = static_cast<std::size_t>(i) % pool.size();
-    asio::co_spawn(pool.at(t), rate_worker(env, stats[t], measure_from, end), asio::detached);
+    asio::co_spawn(pool.at(t),
+                   env.tls ? rate_worker<TlsStream>(env, stats[t], measure_from, end)
+                           : rate_worker<tcp::socket>(env, stats[t], measure_from, end),
+                   asio::detached);
   }
   pool.start();
+  CpuMeter cpu(o.pid);
+  std::this_thread::sleep_until(measure_from);
+  cpu.start();
   // Workers stop starting cycles at `end`; in-flight cycles finish within the per-cycle timeout.
   std::this_thread::sleep_until(end);
+  cpu.stop();
   // Give in-flight cycles a moment; their results after `end` are not counted anyway.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   pool.stop();
   std::vector<std::uint32_t> all;
-  std::array<std::uint64_t, 9> errs{};
+  std::array<std::uint64_t, kErrKinds> errs{};
   std::uint64_t ok = 0;
   for (auto& st : stats) {
     all.insert(all.end(), st.lat_ns.begin(), st.lat_ns.end());
@@ -792,9 +1065,10 @@ int run_rate(Env& env) {
            ",\"seconds\":" + fmt(o.seconds, 3) + ",\"cycles\":" + std::to_string(ok) + ",\"cycles_s\":" + fmt(rate, 1) +
            ",\"lat_us\":{\"p50\":" + fmt(p.p50, 1) + ",\"p90\":" + fmt(p.p90, 1) + ",\"p99\":" + fmt(p.p99, 1) +
            ",\"max\":" + fmt(p.max, 1) + ",\"mean\":" + fmt(p.mean, 1) + "},\"errors\":" + std::to_string(nerr) +
-           ",\"errors_by_kind\":{" + ej + "}",
+           ",\"errors_by_kind\":{" + ej + "}" + cpu.json() + env.tls_json(),
        "rate kind=" + o.kind_name + " c=" + std::to_string(o.concurrency) + ": " + fmt(rate, 0) + " cycles/s, latency p50 " +
-           fmt(p.p50, 0) + " us p90 " + fmt(p.p90, 0) + " us p99 " + fmt(p.p99, 0) + " us, errors " + std::to_string(nerr) + eh);
+           fmt(p.p50, 0) + " us p90 " + fmt(p.p90, 0) + " us p99 " + fmt(p.p99, 0) + " us, errors " + std::to_string(nerr) + eh +
+           cpu.human() + env.tls_human());
   return ok > 0 ? 0 : 1;
 }
 
@@ -816,32 +1090,6 @@ long read_kib_field(const std::string& path, const char* field) {
   return -1;
 }
 
-// The process and all its descendants (Dante and Squid run several processes).
-std::vector<int> process_tree(int root) {
-  std::map<int, std::vector<int>> children;
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      int pid = std::atoi(e->d_name);
-      if (pid <= 0) continue;
-      std::ifstream f("/proc/" + std::string(e->d_name) + "/stat");
-      std::string stat;
-      std::getline(f, stat);
-      auto rp = stat.rfind(')');
-      if (rp == std::string::npos) continue;
-      std::istringstream rest(stat.substr(rp + 2));
-      std::string state;
-      int ppid = 0;
-      rest >> state >> ppid;
-      children[ppid].push_back(pid);
-    }
-    ::closedir(d);
-  }
-  std::vector<int> out{root};
-  for (std::size_t i = 0; i < out.size() && out.size() < 100000; ++i)
-    for (int c : children[out[i]]) out.push_back(c);
-  return out;
-}
-
 MemSample sample_memory(int pid) {
   MemSample m;
   for (int p : process_tree(pid)) {
@@ -859,7 +1107,7 @@ MemSample sample_memory(int pid) {
 struct IdleShared {
   std::atomic<int> next{0};
   std::atomic<int> opened{0};
-  std::array<std::atomic<int>, 9> errs{};
+  std::array<std::atomic<int>, kErrKinds> errs{};
   std::vector<std::unique_ptr<tcp::socket>> held;  // per-slot, written by the owning opener only
 };
 
@@ -1057,7 +1305,8 @@ int main(int argc, char** argv) {
   std::signal(SIGALRM, on_alarm);
   ::alarm(static_cast<unsigned>(cap));
 
-  Env env{o, nullptr, {}};
+  Env env{o, nullptr, {}, nullptr};
+  if (!o.tls_ca.empty()) env.tls = std::make_unique<TlsClient>(o);
   if (!o.external_servers) {
     env.servers = std::make_unique<Servers>(o.server_threads, o.server_ports, o.write_size);
     for (std::size_t w = 0; w < 4; ++w) env.ports[w] = env.servers->port(static_cast<Servers::Which>(w));
