@@ -20,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 #include "proxy/log.hpp"
 #include "proxy/server.hpp"
+#include "proxy/snapshot.hpp"
 
 #ifndef EDGERELAY_VERSION
 #define EDGERELAY_VERSION "0.0.0"
@@ -136,16 +137,17 @@ int run(const arguments& a) {
   std::signal(SIGPIPE, SIG_IGN);
   raise_descriptor_limit();
   proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true};
-  proxy::server srv(std::move(*cfg), options);
+  std::unique_ptr<proxy::server> srv;
   try {
-    srv.start();
+    srv = std::make_unique<proxy::server>(std::move(*cfg), options);
+    srv->start();
   } catch (const std::exception& e) {
-    std::cerr << "edgerelay: " << e.what() << "\n";
+    std::cerr << "edgerelay: not starting: " << e.what() << "\n";
     return 1;
   }
   proxy::log::info("server", "edgerelay ", EDGERELAY_VERSION, " running with ",
                    a.config_path ? *a.config_path : std::string("the built-in config"));
-  return srv.run();
+  return srv->run();
 }
 
 int emit(const config::command_result& r) {
@@ -164,7 +166,20 @@ int check(const arguments& a) {
     std::cerr << "edgerelay check: --config FILE is required\n";
     return config::exit_usage;
   }
-  return emit(config::check_command(*a.config_path));
+  config::command_result r = config::check_command(*a.config_path);
+  if (r.exit_code == config::exit_ok) {
+    // The certificates and keys too, as a start or a reload would read them.
+    auto loaded = config::load_config_file(*a.config_path);
+    if (loaded.value) {
+      const auto built = proxy::make_snapshot(std::move(*loaded.value), 0);
+      if (!built.errors.empty()) {
+        r.out.clear();
+        for (const auto& e : built.errors) r.err += *a.config_path + ": " + e + "\n";
+        r.exit_code = config::exit_config_error;
+      }
+    }
+  }
+  return emit(r);
 }
 
 /// Resolves as the connector would (system resolver), for `explain`.
