@@ -624,6 +624,15 @@ std::string fmt(double v, int prec = 2) {
   return b;
 }
 
+// /proc/PID/stat from field 3 (state) on, after "PID (comm) "; an empty stream when unreadable.
+std::istringstream stat_fields(const std::string& pid) {
+  std::ifstream f("/proc/" + pid + "/stat");
+  std::string stat;
+  std::getline(f, stat);
+  auto rp = stat.rfind(')');
+  return std::istringstream(rp == std::string::npos || rp + 2 > stat.size() ? std::string() : stat.substr(rp + 2));
+}
+
 // The process and all its descendants (Dante and Squid run several processes).
 std::vector<int> process_tree(int root) {
   std::map<int, std::vector<int>> children;
@@ -631,15 +640,10 @@ std::vector<int> process_tree(int root) {
     while (dirent* e = ::readdir(d)) {
       int pid = std::atoi(e->d_name);
       if (pid <= 0) continue;
-      std::ifstream f("/proc/" + std::string(e->d_name) + "/stat");
-      std::string stat;
-      std::getline(f, stat);
-      auto rp = stat.rfind(')');
-      if (rp == std::string::npos) continue;
-      std::istringstream rest(stat.substr(rp + 2));
+      std::istringstream rest = stat_fields(e->d_name);
       std::string state;
       int ppid = 0;
-      rest >> state >> ppid;
+      if (!(rest >> state >> ppid)) continue;
       children[ppid].push_back(pid);
     }
     ::closedir(d);
@@ -664,17 +668,12 @@ double tree_cpu_s(int pid) {
   double sum = 0;
   bool any = false;
   for (int p : process_tree(pid)) {
-    std::ifstream f("/proc/" + std::to_string(p) + "/stat");
-    std::string stat;
-    std::getline(f, stat);
-    auto rp = stat.rfind(')');
-    if (rp == std::string::npos) continue;
-    std::istringstream rest(stat.substr(rp + 2));
+    std::istringstream rest = stat_fields(std::to_string(p));
     std::string skip;
     for (int field = 3; field <= 13; ++field) rest >> skip;  // state .. cmajflt
     long utime = 0;
     long stime = 0;
-    rest >> utime >> stime;
+    if (!(rest >> utime >> stime)) continue;
     sum += static_cast<double>(utime + stime) / ticks;
     any = true;
   }
