@@ -245,9 +245,10 @@ net::awaitable<outcome> secure_backend(tunnel::client_stream& upstream, const co
   if (!ec) {
     co_return outcome::success;
   }
-  const bool timed_out = ec == net::error::operation_aborted;
-  rec.tls_error = timed_out ? "handshake timed out" : tunnel::tls_failure_reason(upstream.ssl(), ec);
-  rec.result = timed_out ? outcome::connect_timeout : outcome::backend_tls_failed;
+  // A backend that takes TCP but never finishes the handshake is as broken as one that fails it.
+  rec.tls_error = ec == net::error::operation_aborted ? "handshake timed out"
+                                                      : tunnel::tls_failure_reason(upstream.ssl(), ec);
+  rec.result = outcome::backend_tls_failed;
   log::warn("tls", "backend '", backend->name, "' at ", rec.dialled, ": handshake failed: ", rec.tls_error);
   co_return rec.result;
 }

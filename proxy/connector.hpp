@@ -92,8 +92,8 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
 
 /// The TLS client handshake with `backend` over the connected `upstream`, when the backend has
 /// `tls` (verified against its `ca`, for its server_name or else its host); success when it has
-/// none. A failure is recorded in `rec` (result, tls_error) and logged. `cancel` lets a phase
-/// deadline cut the handshake (connect_timeout).
+/// none. A failure, including a handshake cut short through `cancel` by a phase deadline, is
+/// backend_tls_failed, recorded in `rec` (result, tls_error) and logged.
 net::awaitable<outcome> secure_backend(tunnel::client_stream& upstream, const config::backend_config* backend,
                                        const runtime_snapshot& snapshot, access_record& rec,
                                        net::cancellation_slot cancel = {});

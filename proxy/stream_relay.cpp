@@ -61,7 +61,9 @@ net::awaitable<void> copy_one_way(tunnel::client_stream& from, tunnel::client_st
     }
     if (!ec) continue;
     if (is_end_of_stream(ec)) {
-      if (const error_code shut = co_await to.shutdown_send(); shut) {
+      // A peer that is already gone cannot take a close_notify (EPIPE): like shutdown(2) on plain
+      // TCP, that is no failure. One that stops reading and blocks the flush is.
+      if (const error_code shut = co_await to.shutdown_send(); shut == net::error::timed_out) {
         s.stop(relay_end::reset, shut);
       }
       co_return;
