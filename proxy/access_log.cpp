@@ -50,12 +50,21 @@ std::string format_access_line(const access_record& r) {
   field(out, "client", r.client);
   field(out, "user", r.user);
   field(out, "protocol", r.protocol);
+  if (!r.tls_version.empty()) {
+    field(out, "tls", r.tls_version);
+  }
+  if (!r.sni.empty()) {
+    field(out, "sni", r.sni);
+  }
   field(out, "target", r.target);
   field(out, "dialled", r.dialled);
   field(out, "rule", r.rule);
   field(out, "result", to_string(r.result));
   if (!r.detail.empty()) {
     field(out, "detail", r.detail);
+  }
+  if (!r.tls_error.empty()) {
+    field(out, "tls_error", r.tls_error);
   }
   field(out, "bytes_up", r.bytes_up);
   field(out, "bytes_down", r.bytes_down);

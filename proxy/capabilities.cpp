@@ -13,11 +13,7 @@ std::vector<std::string> unsupported_features(const config::config& cfg) {
     out.push_back(concat(where, ": ", what, " is not supported by this build of edgerelay yet"));
   };
   for (const auto& l : cfg.listeners) {
-    if (l.tls) refuse(l.mark, concat("listener '", l.name, "': tls"));
     if (l.proxy_protocol) refuse(l.mark, concat("listener '", l.name, "': proxy_protocol"));
-  }
-  for (const auto& b : cfg.backends) {
-    if (b.tls) refuse(b.mark, concat("backend '", b.name, "': tls"));
   }
   for (const auto& r : cfg.rules) {
     if (!r.via.empty()) refuse(r.mark, concat("rule '", r.name, "': via (upstream chaining)"));

@@ -2,10 +2,12 @@
 #include "proxy/connector.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "config/address.hpp"
 #include "proxy/log.hpp"
+#include "tunnel/tls_context.hpp"
 
 namespace edgerelay::proxy {
 
@@ -229,6 +231,25 @@ outcome record_dial(access_record& rec, const dial_result* dialled) {
     }
   }
   return rec.result;
+}
+
+net::awaitable<outcome> secure_backend(tunnel::client_stream& upstream, const config::backend_config* backend,
+                                       const runtime_snapshot& snapshot, access_record& rec,
+                                       net::cancellation_slot cancel) {
+  net::ssl::context* tls = backend != nullptr ? snapshot.tls_of(*backend) : nullptr;
+  if (tls == nullptr) {
+    co_return outcome::success;
+  }
+  const std::string& name = backend->tls->server_name.empty() ? backend->host : backend->tls->server_name;
+  const error_code ec = co_await upstream.connect_tls(*tls, name, cancel);
+  if (!ec) {
+    co_return outcome::success;
+  }
+  const bool timed_out = ec == net::error::operation_aborted;
+  rec.tls_error = timed_out ? "handshake timed out" : tunnel::tls_failure_reason(upstream.ssl(), ec);
+  rec.result = timed_out ? outcome::connect_timeout : outcome::backend_tls_failed;
+  log::warn("tls", "backend '", backend->name, "' at ", rec.dialled, ": handshake failed: ", rec.tls_error);
+  co_return rec.result;
 }
 
 }  // namespace edgerelay::proxy

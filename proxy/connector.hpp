@@ -12,6 +12,8 @@
 #include "proxy/outcome.hpp"
 #include "proxy/phase_deadline.hpp"
 #include "socks/target.hpp"
+#include "proxy/snapshot.hpp"
+#include "tunnel/client_stream.hpp"
 
 namespace edgerelay::proxy {
 
@@ -87,5 +89,13 @@ outcome record_dial(access_record& rec, const dial_result* dialled);
 /// The same for callers that bound the dial with with_deadline(): the calling coroutine's own
 /// cancellation ends the pending resolve or connect.
 net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where);
+
+/// The TLS client handshake with `backend` over the connected `upstream`, when the backend has
+/// `tls` (verified against its `ca`, for its server_name or else its host); success when it has
+/// none. A failure is recorded in `rec` (result, tls_error) and logged. `cancel` lets a phase
+/// deadline cut the handshake (connect_timeout).
+net::awaitable<outcome> secure_backend(tunnel::client_stream& upstream, const config::backend_config* backend,
+                                       const runtime_snapshot& snapshot, access_record& rec,
+                                       net::cancellation_slot cancel = {});
 
 }  // namespace edgerelay::proxy

@@ -14,6 +14,12 @@ bool check_credentials(const session_context& ctx, std::string_view user, std::s
   return false;
 }
 
+void record_claimed_user(access_record& rec, std::string_view user) {
+  if (!rec.user_from_certificate) {
+    rec.user = user;
+  }
+}
+
 bool http_proxy_authorized(const session_context& ctx, const tunnel::request_head& head, access_record& rec) {
   if (ctx.listener->auth != config::auth_mode::password) {
     return true;
@@ -26,7 +32,7 @@ bool http_proxy_authorized(const session_context& ctx, const tunnel::request_hea
   if (creds == nullptr) {
     return false;
   }
-  rec.user = creds->user;
+  record_claimed_user(rec, creds->user);
   return check_credentials(ctx, creds->user, creds->password);
 }
 

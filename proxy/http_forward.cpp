@@ -22,7 +22,7 @@
 #include "proxy/connector.hpp"
 #include "proxy/credentials.hpp"
 #include "proxy/deadline.hpp"
-#include "proxy/relay.hpp"
+#include "proxy/stream_relay.hpp"
 #include "proxy/write_all.hpp"
 #include "tunnel/forward_codec.hpp"
 
@@ -54,7 +54,7 @@ namespace {
 constexpr std::size_t max_drained_bytes = 1024 * 1024;
 constexpr std::chrono::milliseconds max_linger{2000};
 
-net::awaitable<bool> drain(tcp::socket& client) {
+net::awaitable<bool> drain(tunnel::client_stream& client) {
   try {
     std::array<std::uint8_t, 4096> buf;
     std::size_t total = 0;
@@ -73,14 +73,29 @@ net::awaitable<bool> drain(tcp::socket& client) {
 
 }  // namespace
 
-net::awaitable<void> reply_and_close(tcp::socket& client, std::vector<std::uint8_t> reply,
+net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
+                                                                   const session_context& ctx, access_record& rec) {
+  dial_result dialled = co_await dial(ctx.snapshot->pol, who, where);
+  if (record_dial(rec, &dialled) != outcome::success) {
+    co_return std::nullopt;
+  }
+  tunnel::client_stream upstream(std::move(*dialled.socket));
+  if (co_await secure_backend(upstream, where.backend, *ctx.snapshot, rec) != outcome::success) {
+    co_return std::nullopt;
+  }
+  if (ctx.identity != nullptr) {
+    *ctx.identity = identity_of(who, where, dialled.dialled);  // what a reload's recheck decides again
+  }
+  co_return std::optional<tunnel::client_stream>(std::move(upstream));
+}
+
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
                                      std::chrono::milliseconds limit) {
   const auto written = co_await with_deadline(write_all(client, std::move(reply)), limit);
   if (!written || !*written) {
     co_return;
   }
-  error_code ec;
-  client.shutdown(tcp::socket::shutdown_send, ec);
+  const error_code ec = co_await client.shutdown_send(limit);
   if (!ec) {
     co_await with_deadline(drain(client), std::min(limit, max_linger));
   }
@@ -98,15 +113,14 @@ constexpr int max_interim_responses = 16;
 
 /// The upstream connection of a keep-alive client, kept while requests go to the same authority.
 struct upstream_leg {
-  std::optional<tcp::socket> socket;
+  std::optional<tunnel::client_stream> socket;
   tunnel::authority_target authority;
   std::string dialled;
   std::string rule;
 
   void close() {
     if (socket) {
-      error_code ignored;
-      socket->close(ignored);
+      socket->close();
       socket.reset();
     }
   }
@@ -117,12 +131,14 @@ struct upstream_leg {
       return false;
     }
     error_code ec;
-    socket->non_blocking(true, ec);
+    tcp::socket& s = socket->socket();
+    s.non_blocking(true, ec);
     if (ec) {
       return false;
     }
+    // For a TLS leg this sees raw bytes: any (even a ticket or an alert) means "do not reuse".
     std::array<std::uint8_t, 1> probe;
-    socket->read_some(net::buffer(probe), ec);
+    s.receive(net::buffer(probe), tcp::socket::message_peek, ec);
     return ec == net::error::would_block;
   }
 };
@@ -144,13 +160,13 @@ struct exchange {
   std::vector<std::uint8_t> error;  ///< reply for the client when the response failed before it started
 };
 
-void abort_exchange(exchange& x, tcp::socket& client, tcp::socket& upstream) {
+void abort_exchange(exchange& x, tunnel::client_stream& client, tunnel::client_stream& upstream) {
   x.stop = true;
   x.client_keep = false;
   x.upstream_keep = false;
   error_code ignored;
-  client.cancel(ignored);
-  upstream.cancel(ignored);
+  client.socket().cancel(ignored);
+  upstream.socket().cancel(ignored);
 }
 
 enum class pass_result : std::uint8_t { passed, body_done, bad_body, write_failed, stopped };
@@ -159,7 +175,7 @@ enum class pass_result : std::uint8_t { passed, body_done, bad_body, write_faile
 /// counts them in `counter`; `passed_bytes` says how many of `pending` were used. Never throws
 /// except on cancellation (callers catch).
 net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const std::vector<std::uint8_t>& pending,
-                                            tcp::socket& to, std::uint64_t& counter, exchange& x,
+                                            tunnel::client_stream& to, std::uint64_t& counter, exchange& x,
                                             std::size_t& passed_bytes) {
   passed_bytes = 0;
   const tunnel::body_step step = body.feed(pending);
@@ -182,7 +198,7 @@ net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const st
 }
 
 /// Writes a response head (interim or final) to the client and counts it as response bytes.
-net::awaitable<pass_result> send_response_head(tcp::socket& client, std::vector<std::uint8_t> head, exchange& x) {
+net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, std::vector<std::uint8_t> head, exchange& x) {
   auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
   if (x.stop) {
     co_return pass_result::stopped;
@@ -196,7 +212,7 @@ net::awaitable<pass_result> send_response_head(tcp::socket& client, std::vector<
 }
 
 /// Client -> upstream: the request body, as its framing delimits it. Never throws.
-net::awaitable<void> send_request_body(tcp::socket& client, tcp::socket& upstream, tunnel::body_framing framing,
+net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::client_stream& upstream, tunnel::body_framing framing,
                                        exchange& x) {
   try {
     if (framing.kind == tunnel::body_kind::none) {
@@ -257,7 +273,7 @@ net::awaitable<void> send_request_body(tcp::socket& client, tcp::socket& upstrea
 }
 
 /// Upstream -> client: interim responses, then the final head and its body. Never throws.
-net::awaitable<void> relay_response(tcp::socket& client, tcp::socket& upstream, const tunnel::request_head& request,
+net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::client_stream& upstream, const tunnel::request_head& request,
                                     exchange& x) {
   bool ok = false;
   try {
@@ -400,7 +416,7 @@ target target_of(const tunnel::authority_target& a) {
 
 /// One absolute-form request. Returns true when the client connection may carry another one;
 /// `carry` then holds the client bytes already read behind this request.
-net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head& head, std::vector<std::uint8_t>& carry,
+net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::request_head& head, std::vector<std::uint8_t>& carry,
                                  upstream_leg& up, const session_context& ctx, access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   rec.target = tunnel::to_string(head.authority);
@@ -418,17 +434,13 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
     target where = target_of(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-    auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, where), limits.connect_timeout);
-    const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
-    if (result == outcome::success && ctx.identity != nullptr) {
-      *ctx.identity = identity_of(who, where, dialled->dialled);  // what a reload's recheck decides again
-    }
-    if (result != outcome::success) {
-      rec.result = result;
-      co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
+    auto opened = co_await with_deadline(open_upstream(who, where, ctx, rec), limits.connect_timeout);
+    if (!opened || !*opened) {
+      if (!opened) record_dial(rec, nullptr);
+      co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
       co_return false;
     }
-    up.socket = std::move(*dialled->socket);
+    up.socket = std::move(*opened);
     up.authority = head.authority;
     up.rule = rec.rule;
     up.dialled = rec.dialled;
@@ -485,7 +497,7 @@ net::awaitable<bool> forward_one(tcp::socket& client, const tunnel::request_head
 
 /// A request to the gateway itself: 404, or the rest of the connection relayed to the fallback
 /// backend (this head re-sent with Via, then everything opaque).
-net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_head& head,
+net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel::request_head& head,
                                     std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   const config::backend_config* backend = ctx.snapshot->find_backend(ctx.listener->fallback);
@@ -498,16 +510,13 @@ net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_h
   target where = backend_target(*backend);
   rec.target = backend->name + ":" + std::to_string(where.port);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, where), limits.connect_timeout);
-  const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
-  if (result == outcome::success && ctx.identity != nullptr) {
-    *ctx.identity = identity_of(who, where, dialled->dialled);  // what a reload's recheck decides again
-  }
-  if (result != outcome::success) {
-    co_await reply_and_close(client, tunnel::error_reply(to_http_status(result)), limits.handshake_timeout);
+  auto opened = co_await with_deadline(open_upstream(who, where, ctx, rec), limits.connect_timeout);
+  if (!opened || !*opened) {
+    if (!opened) record_dial(rec, nullptr);
+    co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
     co_return;
   }
-  tcp::socket upstream = std::move(*dialled->socket);
+  tunnel::client_stream& upstream = **opened;
   std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
   first.insert(first.end(), carry.begin(), carry.end());
   const std::size_t first_size = first.size();
@@ -519,14 +528,13 @@ net::awaitable<void> serve_fallback(tcp::socket& client, const tunnel::request_h
   }
   rec.bytes_up += first_size;
   const relay_options opts{.idle_timeout = limits.idle_timeout, .use_splice = true};
-  const relay_result r = co_await async_relay(client, upstream, ctx.services->pools, opts, net::use_awaitable);
+  const relay_result r = co_await relay_streams(client, upstream, ctx.services->pools, opts);
   rec.bytes_up += r.bytes_up;
   rec.bytes_down += r.bytes_down;
   if (r.end != relay_end::closed) {
     rec.detail = to_string(r.end);
   }
-  error_code ignored;
-  upstream.close(ignored);
+  upstream.close();
 }
 
 struct next_head {
@@ -537,7 +545,7 @@ struct next_head {
 };
 
 /// The next request head of a keep-alive connection, starting with `carry`. Never throws.
-net::awaitable<next_head> read_next_head(tcp::socket& client, std::vector<std::uint8_t> carry) {
+net::awaitable<next_head> read_next_head(tunnel::client_stream& client, std::vector<std::uint8_t> carry) {
   next_head out;
   try {
     tunnel::request_head_reader reader;
@@ -576,6 +584,12 @@ void next_record(access_record& rec, const session_context& ctx, std::chrono::st
   fresh.listener = rec.listener;
   fresh.client = std::move(rec.client);
   fresh.protocol = rec.protocol;
+  fresh.tls_version = std::move(rec.tls_version);  // the connection's TLS facts hold for every request
+  fresh.sni = std::move(rec.sni);
+  if (rec.user_from_certificate) {
+    fresh.user = std::move(rec.user);
+    fresh.user_from_certificate = true;
+  }
   rec = std::move(fresh);
 }
 
@@ -590,7 +604,7 @@ outcome outcome_of_status(unsigned status) {
 
 }  // namespace
 
-net::awaitable<void> serve_requests(tcp::socket& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
                                     const session_context& ctx, access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   upstream_leg up;

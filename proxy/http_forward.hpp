@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
 #include "config/model.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/connector.hpp"
 #include "proxy/session.hpp"
 #include "tunnel/http_connect_codec.hpp"
 
@@ -23,7 +25,7 @@ namespace edgerelay::proxy {
 /// bytes read behind `first`'s head. One access line per request: every request but the last is
 /// written here when the next one starts; the last stays in `rec` for the session to write.
 /// Never throws; returns when the client connection is done.
-net::awaitable<void> serve_requests(tcp::socket& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
                                     const session_context& ctx, access_record& rec);
 
 namespace http_detail {
@@ -38,10 +40,16 @@ struct activity {
 /// as the right-hand branch of `(transfer...) || idle_watchdog(...)` for one short-lived exchange.
 net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle);
 
+/// Dials `where` for `who` under the rules, records the dial in `rec` (and the session's identity
+/// for reload rechecks), then secures a TLS backend. Empty when any step failed: rec.result says
+/// why. Meant to run under with_deadline(); a cut-short dial leaves rec for the caller to record.
+net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
+                                                                   const session_context& ctx, access_record& rec);
+
 /// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
 /// still sends (bounded in bytes and time) so the close does not reset the connection before the
 /// client read the reply. Never throws.
-net::awaitable<void> reply_and_close(tcp::socket& client, std::vector<std::uint8_t> reply,
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
                                      std::chrono::milliseconds limit);
 
 }  // namespace http_detail

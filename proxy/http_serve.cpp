@@ -17,7 +17,7 @@ namespace edgerelay::proxy {
 namespace {
 
 /// One more read of the client, appended to `have` (empty result: the client closed). Never throws.
-net::awaitable<std::vector<std::uint8_t>> read_more(tcp::socket& client, std::vector<std::uint8_t> have) {
+net::awaitable<std::vector<std::uint8_t>> read_more(tunnel::client_stream& client, std::vector<std::uint8_t> have) {
   try {
     std::array<std::uint8_t, 4096> buf;
     auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
@@ -43,7 +43,7 @@ std::vector<std::uint8_t> replay_first_request(const tunnel::request_head& head,
 
 }  // namespace
 
-net::awaitable<void> serve_http(tcp::socket& client, tunnel::request_head first, std::vector<std::uint8_t> leftover,
+net::awaitable<void> serve_http(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> leftover,
                                 const session_context& ctx, access_record& rec) {
   try {
     const config::config& cfg = ctx.snapshot->cfg;

@@ -136,16 +136,17 @@ int run(const arguments& a) {
   std::signal(SIGPIPE, SIG_IGN);
   raise_descriptor_limit();
   proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true};
-  proxy::server srv(std::move(*cfg), options);
+  std::unique_ptr<proxy::server> srv;
   try {
-    srv.start();
+    srv = std::make_unique<proxy::server>(std::move(*cfg), options);
+    srv->start();
   } catch (const std::exception& e) {
-    std::cerr << "edgerelay: " << e.what() << "\n";
+    std::cerr << "edgerelay: not starting: " << e.what() << "\n";
     return 1;
   }
   proxy::log::info("server", "edgerelay ", EDGERELAY_VERSION, " running with ",
                    a.config_path ? *a.config_path : std::string("the built-in config"));
-  return srv.run();
+  return srv->run();
 }
 
 int emit(const config::command_result& r) {

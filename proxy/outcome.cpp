@@ -18,6 +18,9 @@ std::string_view to_string(outcome o) noexcept {
     case outcome::bad_credentials: return "bad_credentials";
     case outcome::malformed: return "malformed";
     case outcome::handshake_timeout: return "handshake_timeout";
+    case outcome::tls_failed: return "tls_failed";
+    case outcome::tls_required: return "tls_required";
+    case outcome::backend_tls_failed: return "backend_tls_failed";
     case outcome::general_failure: return "failed";
   }
   return "failed";

@@ -22,6 +22,9 @@ enum class outcome : std::uint8_t {
   bad_credentials,
   malformed,
   handshake_timeout,
+  tls_failed,          ///< the client's TLS handshake failed (the record's tls_error says why)
+  tls_required,        ///< a plaintext client on a listener whose tls is `required`
+  backend_tls_failed,  ///< the TLS handshake with a backend failed (not verified, wrong name, ...)
   general_failure,
 };
 

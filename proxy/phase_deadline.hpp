@@ -30,6 +30,8 @@ class phase_deadline {
 
   /// Completion token for an operation of the current phase: results as (error_code, ...).
   auto token() { return net::bind_cancellation_slot(signal_.slot(), use_ec); }
+  /// The slot token() binds, for operations that take a slot instead of a token (TLS handshakes).
+  net::cancellation_slot slot() { return signal_.slot(); }
 
   /// Cancels `r`'s pending resolve too when the phase expires (the resolver has no per-operation
   /// cancellation on Boost 1.81). Pass nullptr to forget it.

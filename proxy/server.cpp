@@ -77,7 +77,13 @@ server::server(config::config cfg, server_options options)
     config_file_state_ = file_state(options_.config_path);
   }
   log::set_level(cfg.log.level);
-  snapshot_ = make_snapshot(std::move(cfg), 1);
+  auto built = make_snapshot(std::move(cfg), 1);
+  if (!built.snapshot) {
+    std::string why;
+    for (const auto& e : built.errors) why += (why.empty() ? "" : "; ") + e;
+    throw std::runtime_error(why);
+  }
+  snapshot_ = std::move(built.snapshot);
   backends_ = std::make_unique<backend_runtime>(snapshot_->cfg);
   health_ = std::make_unique<health_monitor>(control_, backends_->health);
 }
@@ -100,7 +106,7 @@ void server::start() {
   }
   const unsigned n = worker_count(options_, snapshot_->cfg);
   for (unsigned i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, *backends_));
+    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, *backends_, tls_failures_));
   }
   for (const auto& l : snapshot_->cfg.listeners) {
     tcp::endpoint at = endpoint_of_spec(l.bind);
@@ -221,7 +227,15 @@ void server::do_reload() {
     log::error("reload", "failed; keeping generation ", snapshot_->generation);
     return;
   }
-  for (const auto& l : next.listeners) {
+  // Certificates are read now: a bad file fails the whole reload and the running contexts stay.
+  auto built = make_snapshot(std::move(next), snapshot_->generation + 1);
+  if (!built.snapshot) {
+    for (const auto& e : built.errors) log::error("reload", e);
+    log::error("reload", "failed; keeping generation ", snapshot_->generation);
+    return;
+  }
+  const std::shared_ptr<const runtime_snapshot> snap = std::move(built.snapshot);
+  for (const auto& l : snap->cfg.listeners) {
     const auto* old = snapshot_->find_listener(l.name);
     if (old == nullptr) {
       log::warn("reload", "listener '", l.name, "' is new: it needs a restart to open");
@@ -231,7 +245,6 @@ void server::do_reload() {
     }
   }
   try {
-    auto snap = make_snapshot(std::move(next), snapshot_->generation + 1);
     log::set_level(snap->cfg.log.level);
     snapshot_ = snap;
     for (auto& w : workers_) w->publish(snap, snap->cfg.reload.recheck_sessions);

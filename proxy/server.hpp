@@ -64,6 +64,7 @@ class server {
   std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
   std::atomic<std::int64_t> active_{0};
   source_limiter per_source_;
+  tls_failure_log tls_failures_;
   net::io_context control_;
   net::executor_work_guard<net::io_context::executor_type> keep_running_;
   net::signal_set signals_;

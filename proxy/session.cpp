@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
 #include "config/address.hpp"
@@ -20,15 +21,17 @@
 #include "proxy/detect.hpp"
 #include "proxy/http_serve.hpp"
 #include "proxy/log.hpp"
-#include "proxy/relay.hpp"
+#include "proxy/stream_relay.hpp"
 #include "proxy/udp_associate.hpp"
 #include "socks/server.hpp"
 #include "tunnel/http_connect_codec.hpp"
 #include "tunnel/sql602_codec.hpp"
+#include "tunnel/tls_context.hpp"
 
 namespace edgerelay::proxy {
 namespace {
 
+using tunnel::client_stream;
 
 bool listener_speaks(const config::listener_config& l, config::protocol p) {
   return std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end();
@@ -74,7 +77,7 @@ outcome outcome_of_http_status(unsigned status) {
   }
 }
 
-net::awaitable<void> negotiate_socks(tcp::socket& client, std::span<const std::uint8_t> first, handshake_state& hs,
+net::awaitable<void> negotiate_socks(client_stream& client, std::span<const std::uint8_t> first, handshake_state& hs,
                                      const session_context& ctx, access_record& rec, phase_deadline& dl) {
   std::array<std::uint8_t, 2048> buf;
   socks::step_t step = hs.socks.feed(first);
@@ -92,12 +95,12 @@ net::awaitable<void> negotiate_socks(tcp::socket& client, std::span<const std::u
       step = hs.socks.feed({});
     } else if (auto* auth = std::get_if<socks::step::authenticate>(&step)) {
       const bool ok = check_credentials(ctx, auth->user, auth->password);
-      rec.user = auth->user;
+      record_claimed_user(rec, auth->user);
       step = hs.socks.on_auth(ok);
     } else if (auto* req = std::get_if<socks::step::connect>(&step)) {
       rec.target = socks::to_string(req->target);
       if (hs.socks.protocol_version() == socks::version::v4) {
-        rec.user = req->user;
+        record_claimed_user(rec, req->user);
       }
       hs.cmd = req->cmd;
       hs.where = from_socks(req->target);
@@ -109,7 +112,7 @@ net::awaitable<void> negotiate_socks(tcp::socket& client, std::span<const std::u
 }
 
 /// HTTP CONNECT (and the refusals of everything else this listener does not serve).
-net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::uint8_t> first, handshake_state& hs,
+net::awaitable<void> negotiate_http(client_stream& client, std::span<const std::uint8_t> first, handshake_state& hs,
                                     const session_context& ctx, access_record& rec, phase_deadline& dl) {
   std::array<std::uint8_t, 4096> buf;
   auto& reader = hs.http.emplace();
@@ -153,18 +156,57 @@ net::awaitable<void> negotiate_http(tcp::socket& client, std::span<const std::ui
   co_await net::async_write(client, net::buffer(refusal), dl.token());
 }
 
-/// Reads the client's first bytes, detects its protocol and runs that handshake up to the point
-/// where a destination is known (or the client was refused).
-net::awaitable<void> negotiate(tcp::socket& client, handshake_state& hs, const session_context& ctx,
+/// The TLS server handshake on `client`, fed `first` (the bytes detection already read), under the
+/// handshake deadline. Records what was negotiated, or why it failed, in `rec`.
+net::awaitable<bool> accept_tls(client_stream& client, net::ssl::context& tls, std::span<const std::uint8_t> first,
+                                handshake_state& hs, const session_context& ctx, access_record& rec,
+                                phase_deadline& dl) {
+  if (const error_code ec = co_await client.start_tls(tls, first, dl.slot())) {
+    hs.failure = outcome::tls_failed;
+    rec.tls_error = dl.expired() ? "handshake timeout" : tunnel::tls_failure_reason(client.ssl(), ec);
+    ctx.services->tls_failures->record(ctx.listener->name, rec.client, rec.tls_error);
+    co_return false;
+  }
+  tunnel::tls_info info = tunnel::negotiated(client.ssl());
+  rec.tls_version = std::move(info.version);
+  rec.sni = std::move(info.server_name);
+  if (std::string identity = tunnel::peer_identity(client.ssl()); !identity.empty()) {
+    rec.user = std::move(identity);
+    rec.user_from_certificate = true;
+  }
+  co_return true;
+}
+
+/// Reads the client's first bytes, detects its protocol (inside TLS when they start a TLS
+/// handshake on a TLS listener) and runs that handshake up to the point where a destination is
+/// known (or the client was refused).
+net::awaitable<void> negotiate(client_stream& client, handshake_state& hs, const session_context& ctx,
                                access_record& rec, phase_deadline& dl) {
   std::array<std::uint8_t, 2048> buf;
   auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
   if (ec || n == 0) {
     co_return;
   }
-  const std::span<const std::uint8_t> first(buf.data(), n);
+  std::span<const std::uint8_t> first(buf.data(), n);
   hs.kind = detect_protocol(first);
   const config::listener_config& l = *ctx.listener;
+  if (net::ssl::context* tls = ctx.snapshot->tls_of(l)) {
+    if (hs.kind == detected::tls) {
+      if (!co_await accept_tls(client, *tls, first, hs, ctx, rec, dl)) {
+        rec.protocol = "tls";
+        co_return;
+      }
+      auto [inner_ec, inner_n] = co_await client.async_read_some(net::buffer(buf), dl.token());
+      if (inner_ec || inner_n == 0) {
+        co_return;
+      }
+      first = std::span<const std::uint8_t>(buf.data(), inner_n);
+      hs.kind = detect_protocol(first);
+    } else if (l.tls->required) {
+      hs.failure = outcome::tls_required;
+      co_return;
+    }
+  }
   switch (hs.kind) {
     case detected::socks5:
     case detected::socks4:
@@ -237,8 +279,8 @@ std::vector<std::uint8_t> sql602_refusal(outcome result) {
 }
 
 /// Everything before the relay, each phase under its deadline. On success `upstream` is connected
-/// and leftover client bytes have been delivered to it.
-net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
+/// (and secured, for a TLS backend) and leftover client bytes have been delivered to it.
+net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, const session_context& ctx,
                                access_record& rec, session_identity& identity, backend_hold& hold,
                                phase_deadline& dl) {
   const config::listener_config& listener = *ctx.listener;
@@ -253,8 +295,18 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   if (forward_to != nullptr) {
     // A forward door: no handshake, every session goes to the backend once the rules allow it.
     rec.protocol = "forward";
-    error_code ignored;
-    client.non_blocking(true, ignored);  // no handshake read made it so; the relay needs it
+    if (net::ssl::context* tls = ctx.snapshot->tls_of(listener)) {
+      // Always TLS: the server of a forward door may speak first, so waiting for the client's
+      // first byte to tell TLS from plaintext could wait forever.
+      dl.start(limits.handshake_timeout);
+      if (!co_await accept_tls(client, *tls, {}, hs, ctx, rec, dl)) {
+        rec.result = dl.expired() ? outcome::handshake_timeout : hs.failure;
+        co_return false;
+      }
+    } else {
+      error_code ignored;
+      client.socket().non_blocking(true, ignored);  // no handshake read made it so; the relay needs it
+    }
     hs.where = backend_target(*forward_to);
     rec.target = concat(forward_to->name, ':', hs.where->port);
   } else {
@@ -309,16 +361,20 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
   }
   dl.start(limits.connect_timeout);
   dial_result dialled = co_await dial(ctx.snapshot->pol, who, *hs.where, dl, opts);
-  const outcome result = record_dial(rec, dl.expired() ? nullptr : &dialled);
+  outcome result = record_dial(rec, dl.expired() ? nullptr : &dialled);
   if (opts.backend_down && result == outcome::host_unreachable) {
     rec.detail = "backend_down";
+  }
+  if (result == outcome::success) {
+    upstream = client_stream(std::move(*dialled.socket));
+    result = co_await secure_backend(upstream, backend, *ctx.snapshot, rec, dl.slot());
   }
   if (result == outcome::success) {
     identity = identity_of(who, *hs.where, dialled.dialled);
     if (backend != nullptr && backend->kind == config::backend_kind::sql602 && ctx.services->backends != nullptr) {
       // Breaks from this client find this session, and reach the server as its egress address.
       error_code ec;
-      const auto local = dialled.socket->local_endpoint(ec);
+      const auto local = upstream.socket().local_endpoint(ec);
       if (!ec) {
         hold.breaks = ctx.services->backends->breaks.add(who.source, to_config_address(local.address()),
                                                          backend->name, listener.name);
@@ -328,7 +384,7 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
 
   if (forward_to == nullptr) {
     dl.start(limits.handshake_timeout);
-    const socks::bound_address bound = result == outcome::success ? bound_of(*dialled.socket) : socks::bound_address{};
+    const socks::bound_address bound = result == outcome::success ? bound_of(upstream.socket()) : socks::bound_address{};
     const std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
     if (reply.empty()) {
       rec.result = outcome::general_failure;
@@ -349,7 +405,6 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
     }
     co_return false;
   }
-  upstream = std::move(*dialled.socket);
   const auto leftover = leftover_of(hs);
   if (!leftover.empty()) {
     rec.bytes_up += leftover.size();
@@ -366,7 +421,7 @@ net::awaitable<bool> front_end(tcp::socket& client, tcp::socket& upstream, const
 
 /// front_end() with its deadline in this short-lived frame, so an idle tunnel keeps no timer for
 /// phases that are over.
-net::awaitable<bool> run_front_end(tcp::socket& client, tcp::socket& upstream, const session_context& ctx,
+net::awaitable<bool> run_front_end(client_stream& client, client_stream& upstream, const session_context& ctx,
                                    access_record& rec, session_identity& identity, backend_hold& hold) {
   phase_deadline deadline(client.get_executor());
   std::exception_ptr failure;
@@ -385,11 +440,12 @@ net::awaitable<bool> run_front_end(tcp::socket& client, tcp::socket& upstream, c
 
 }  // namespace
 
-net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
+net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   access_record rec;
   rec.listener = ctx.listener->name;
   rec.client = to_string(ctx.peer);
-  tcp::socket upstream(client.get_executor());
+  client_stream upstream(tcp::socket(socket.get_executor()));
+  client_stream client(std::move(socket));
   session_identity identity;
   ctx.identity = &identity;
   session_registry::entry registered(ctx.services->registry, client, upstream, rec, identity);
@@ -397,7 +453,7 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
   try {
     if (co_await run_front_end(client, upstream, ctx, rec, identity, hold)) {
       relay_options opts{.idle_timeout = ctx.snapshot->cfg.limits.idle_timeout, .use_splice = true};
-      const relay_result r = co_await async_relay(client, upstream, ctx.services->pools, opts, net::use_awaitable);
+      const relay_result r = co_await relay_streams(client, upstream, ctx.services->pools, opts);
       rec.bytes_up += r.bytes_up;
       rec.bytes_down += r.bytes_down;
       if (r.end != relay_end::closed && rec.detail.empty()) {
@@ -408,9 +464,8 @@ net::awaitable<void> run_session(tcp::socket client, session_context ctx) {
     rec.result = outcome::general_failure;
     log::error("session", "session from ", rec.client, " failed: ", e.what());
   }
-  error_code ignored;
-  client.close(ignored);
-  upstream.close(ignored);
+  client.close();
+  upstream.close();
   if (ctx.snapshot->cfg.log.access_json) {
     write_access_line(rec);
   }

@@ -12,6 +12,8 @@
 #include "proxy/session_registry.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/source_limiter.hpp"
+#include "proxy/tls_failures.hpp"
+#include "tunnel/client_stream.hpp"
 
 namespace edgerelay::proxy {
 
@@ -24,6 +26,7 @@ struct worker_services {
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
   source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
   backend_runtime* backends = nullptr;  ///< process-wide, owned by the server (thread-safe)
+  tls_failure_log* tls_failures = nullptr;  ///< process-wide, owned by the server (thread-safe)
 };
 
 struct session_context {

@@ -5,7 +5,8 @@
 
 namespace edgerelay::proxy {
 
-session_registry::entry::entry(session_registry& registry, tcp::socket& client, tcp::socket& upstream,
+session_registry::entry::entry(session_registry& registry, tunnel::client_stream& client,
+                               tunnel::client_stream& upstream,
                                access_record& record, const session_identity& identity) noexcept
     : registry_(registry), client_(client), upstream_(upstream), record_(record), identity_(identity) {
   next_ = registry_.head_;
@@ -30,9 +31,8 @@ session_registry::entry::~entry() {
 
 void session_registry::close_all() noexcept {
   for (entry* e = head_; e != nullptr; e = e->next_) {
-    error_code ignored;
-    e->client_.close(ignored);
-    e->upstream_.close(ignored);
+    e->client_.close();
+    e->upstream_.close();
   }
 }
 
@@ -52,9 +52,8 @@ std::size_t session_registry::recheck(const config::policy& policy) {
     e->record_.rule = std::string(d.rule_name);
     log::info("reload", "closing session ", e->record_.client, " -> ", e->record_.target, ": now denied by rule '",
               d.rule_name, "'");
-    error_code ignored;
-    e->client_.close(ignored);
-    e->upstream_.close(ignored);
+    e->client_.close();
+    e->upstream_.close();
     ++closed;
   }
   return closed;

@@ -12,6 +12,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/asio.hpp"
 #include "proxy/connector.hpp"
+#include "tunnel/client_stream.hpp"
 
 namespace edgerelay::proxy {
 
@@ -20,7 +21,7 @@ class session_registry {
   /// Lives in a session's coroutine frame: registered for its whole life, no allocation.
   class entry {
    public:
-    entry(session_registry& registry, tcp::socket& client, tcp::socket& upstream, access_record& record,
+    entry(session_registry& registry, tunnel::client_stream& client, tunnel::client_stream& upstream, access_record& record,
           const session_identity& identity) noexcept;
     entry(const entry&) = delete;
     entry& operator=(const entry&) = delete;
@@ -29,8 +30,8 @@ class session_registry {
    private:
     friend class session_registry;
     session_registry& registry_;
-    tcp::socket& client_;
-    tcp::socket& upstream_;
+    tunnel::client_stream& client_;
+    tunnel::client_stream& upstream_;
     access_record& record_;
     const session_identity& identity_;
     entry* prev_ = nullptr;

@@ -42,15 +42,15 @@ struct tunnel_flow {
   std::vector<std::uint8_t> reject;  ///< the client's last bytes (malformed input), written at the end
 };
 
-void stop_both(tunnel_flow& f, tcp::socket& client, tcp::socket& server) {
+void stop_both(tunnel_flow& f, tunnel::client_stream& client, tunnel::client_stream& server) {
   f.stop = true;
   error_code ignored;
-  client.cancel(ignored);
-  server.cancel(ignored);
+  client.socket().cancel(ignored);
+  server.socket().cancel(ignored);
 }
 
 /// Client POSTs -> one native frame each, in one write (602sql-wire 3.4, 6.3). Never throws.
-net::awaitable<void> client_to_server(tcp::socket& client, tcp::socket& server, sql602::client_translator& in,
+net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::client_stream& server, sql602::client_translator& in,
                                       std::vector<std::uint8_t> first, tunnel_flow& f) {
   try {
     std::vector<std::uint8_t> buf(chunk_size);
@@ -76,8 +76,7 @@ net::awaitable<void> client_to_server(tcp::socket& client, tcp::socket& server, 
           f.close_con_sent = true;
           f.bytes_up += n;
           f.detail = "client_close_frame";
-          error_code ignored;
-          server.shutdown(tcp::socket::shutdown_send, ignored);
+          co_await server.shutdown_send();
           co_return;
         } else if (auto* reject = std::get_if<sql602::c2s::reject>(&ev)) {
           f.detail = reject->reason;
@@ -105,8 +104,7 @@ net::awaitable<void> client_to_server(tcp::socket& client, tcp::socket& server, 
           f.close_con_sent = true;
           f.bytes_up += written;
         }
-        error_code ignored;
-        server.shutdown(tcp::socket::shutdown_send, ignored);
+        co_await server.shutdown_send();
         co_return;
       }
       f.act.touch();
@@ -118,7 +116,7 @@ net::awaitable<void> client_to_server(tcp::socket& client, tcp::socket& server, 
 }
 
 /// Server frames -> one `200 OK` per reassembled message, in order (6.4). Never throws.
-net::awaitable<void> server_to_client(tcp::socket& client, tcp::socket& server, sql602::server_translator& out,
+net::awaitable<void> server_to_client(tunnel::client_stream& client, tunnel::client_stream& server, sql602::server_translator& out,
                                       tunnel_flow& f) {
   try {
     std::vector<std::uint8_t> buf(chunk_size);
@@ -134,7 +132,7 @@ net::awaitable<void> server_to_client(tcp::socket& client, tcp::socket& server, 
           if (ec) {
             f.detail = "client_gone";
             error_code ignored;
-            client.cancel(ignored);  // the other direction then tells the server
+            client.socket().cancel(ignored);  // the other direction then tells the server
             co_return;
           }
           f.bytes_down += n;
@@ -188,7 +186,7 @@ struct connect_result {
 };
 
 /// Reads the server's first frame, which must be DT_CONNRESULT (6.2). Never throws.
-net::awaitable<connect_result> await_connect_result(tcp::socket& server, sql602::server_translator& out) {
+net::awaitable<connect_result> await_connect_result(tunnel::client_stream& server, sql602::server_translator& out) {
   connect_result r;
   try {
     std::array<std::uint8_t, 512> buf;
@@ -221,7 +219,7 @@ net::awaitable<connect_result> await_connect_result(tcp::socket& server, sql602:
 
 }  // namespace
 
-net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::backend_config& backend,
+net::awaitable<void> serve_sql602_tunnel(tunnel::client_stream& client, const config::backend_config& backend,
                                          std::vector<std::uint8_t> input, const session_context& ctx,
                                          access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
@@ -230,24 +228,22 @@ net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::back
   rec.target = backend.name + ":" + std::to_string(where.port);
 
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto dialled = co_await with_deadline(dial(ctx.snapshot->pol, who, where), limits.connect_timeout);
-  const outcome result = record_dial(rec, dialled ? &*dialled : nullptr);
-  if (result == outcome::success && ctx.identity != nullptr) {
-    *ctx.identity = identity_of(who, where, dialled->dialled);  // what a reload's recheck decides again
+  auto opened = co_await with_deadline(http_detail::open_upstream(who, where, ctx, rec), limits.connect_timeout);
+  if (!opened) {
+    record_dial(rec, nullptr);
   }
 
   sql602::server_translator out;
-  std::uint8_t kse = result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;
-  std::optional<tcp::socket> server;
-  if (result == outcome::success) {
-    server = std::move(*dialled->socket);
+  std::uint8_t kse = rec.result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;
+  std::optional<tunnel::client_stream> server;
+  if (opened && *opened) {
+    server = std::move(*opened);
     const auto answer = co_await with_deadline(await_connect_result(*server, out), limits.connect_timeout);
     if (!answer || !answer->connected) {
       rec.result = answer ? outcome::connection_refused : outcome::connect_timeout;
       rec.detail = answer ? answer->reason : "connect_result_timeout";
       kse = answer ? answer->kse : sql602::kse_connection;
-      error_code ignored;
-      server->close(ignored);
+      server->close();
       server.reset();
     }
   }
@@ -280,8 +276,7 @@ net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::back
       rec.bytes_up += sql602::frame_header_size;
     }
   }
-  error_code ignored;
-  server->close(ignored);
+  server->close();
   if (!f.reject.empty()) {
     co_await http_detail::reply_and_close(client, std::move(f.reject), limits.handshake_timeout);
   }

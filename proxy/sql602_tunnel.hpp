@@ -19,7 +19,7 @@ namespace edgerelay::proxy {
 /// directions run at once: no pairing of requests and responses, unsolicited messages included.
 /// A refused or unreachable backend answers the first POST with the stock server's error bytes.
 /// Never throws.
-net::awaitable<void> serve_sql602_tunnel(tcp::socket& client, const config::backend_config& backend,
+net::awaitable<void> serve_sql602_tunnel(tunnel::client_stream& client, const config::backend_config& backend,
                                          std::vector<std::uint8_t> input, const session_context& ctx,
                                          access_record& rec);
 

@@ -266,7 +266,7 @@ void log_unexpected(const association& a, std::string_view branch, const std::ex
 }
 
 /// (a) The control connection: anything sent after the request is ignored; EOF or an error ends it.
-net::awaitable<void> watch_control(tcp::socket& client, association& a) {
+net::awaitable<void> watch_control(tunnel::client_stream& client, association& a) {
   try {
     std::array<std::uint8_t, 512> discard;
     for (;;) {
@@ -426,7 +426,7 @@ bool open_back(udp::socket& s, bool& v6, error_code& ec) {
   return !ec;
 }
 
-net::awaitable<void> run_association(tcp::socket& client, socks::socks_server& socks, const target& client_said,
+net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks_server& socks, const target& client_said,
                                      const session_context& ctx, access_record& rec, phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   association a(client.get_executor(), ctx.snapshot->pol, dl, rec);
@@ -440,7 +440,7 @@ net::awaitable<void> run_association(tcp::socket& client, socks::socks_server& s
 
   error_code ec;
   udp::endpoint relay;
-  const tcp::endpoint reached = client.local_endpoint(ec);
+  const tcp::endpoint reached = client.socket().local_endpoint(ec);
   if (!ec && open_front(a.front, unmapped(reached.address()), ec) && open_back(a.back, a.back_v6, ec)) {
     relay = a.front.local_endpoint(ec);
   }
@@ -488,7 +488,7 @@ net::awaitable<void> run_association(tcp::socket& client, socks::socks_server& s
 
 }  // namespace
 
-net::awaitable<void> serve_udp_associate(tcp::socket& client, socks::socks_server& socks, const target& client_said,
+net::awaitable<void> serve_udp_associate(tunnel::client_stream& client, socks::socks_server& socks, const target& client_said,
                                          const session_context& ctx, access_record& rec, phase_deadline& dl) {
   rec.protocol = "socks5-udp";
   try {

@@ -118,12 +118,14 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
 }  // namespace
 
 worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
-               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, backend_runtime& backends)
+               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, backend_runtime& backends,
+               tls_failure_log& tls_failures)
     : index_(index) {
   services_.backends = &backends;
   services_.snapshot = std::move(snapshot);
   services_.active_sessions = &active_sessions;
   services_.per_source = &per_source;
+  services_.tls_failures = &tls_failures;
 }
 
 worker::~worker() {

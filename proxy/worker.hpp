@@ -11,13 +11,14 @@
 
 #include "proxy/asio.hpp"
 #include "proxy/session.hpp"
+#include "proxy/tls_failures.hpp"
 
 namespace edgerelay::proxy {
 
 class worker {
  public:
   worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions,
-         source_limiter& per_source, backend_runtime& backends);
+         source_limiter& per_source, backend_runtime& backends, tls_failure_log& tls_failures);
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
   ~worker();

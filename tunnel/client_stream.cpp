@@ -5,6 +5,7 @@
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -65,21 +66,30 @@ client_stream::client_stream(client_stream&&) noexcept = default;
 client_stream& client_stream::operator=(client_stream&&) noexcept = default;
 
 net::awaitable<error_code> client_stream::start_tls(net::ssl::context& context,
-                                                    std::span<const std::uint8_t> already_read) {
+                                                    std::span<const std::uint8_t> already_read,
+                                                    net::cancellation_slot cancel) {
   if (tls_) co_return net::error::already_open;
   tls_ = std::make_unique<tls_state>(std::move(socket_), context);
-  auto [ec, used] = co_await tls_->stream.async_handshake(
-      net::ssl::stream_base::server, net::buffer(already_read.data(), already_read.size()), use_ec);
+  const auto input = net::buffer(already_read.data(), already_read.size());
+  // An unconnected slot must not replace the awaiting coroutine's own (operator|| cancels through it).
+  auto [ec, used] = cancel.is_connected()
+                        ? co_await tls_->stream.async_handshake(net::ssl::stream_base::server, input,
+                                                                net::bind_cancellation_slot(cancel, use_ec))
+                        : co_await tls_->stream.async_handshake(net::ssl::stream_base::server, input, use_ec);
   co_return ec;
 }
 
-net::awaitable<error_code> client_stream::connect_tls(net::ssl::context& context, std::string server_name) {
+net::awaitable<error_code> client_stream::connect_tls(net::ssl::context& context, std::string server_name,
+                                                      net::cancellation_slot cancel) {
   if (tls_) co_return net::error::already_open;
   tls_ = std::make_unique<tls_state>(std::move(socket_), context);
   if (!prepare_client_ssl(tls_->stream.native_handle(), server_name).empty()) {
     co_return net::error::invalid_argument;
   }
-  auto [ec] = co_await tls_->stream.async_handshake(net::ssl::stream_base::client, use_ec);
+  auto [ec] = cancel.is_connected()
+                  ? co_await tls_->stream.async_handshake(net::ssl::stream_base::client,
+                                                          net::bind_cancellation_slot(cancel, use_ec))
+                  : co_await tls_->stream.async_handshake(net::ssl::stream_base::client, use_ec);
   co_return ec;
 }
 

@@ -14,6 +14,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <openssl/types.h>
@@ -57,14 +58,17 @@ class client_stream {
   /// the SSL object holds its own reference to the SSL_CTX). Returns the handshake's
   /// error; on error the stream is unusable (close it) and tls_failure_reason() explains it.
   /// Calling it twice gives boost::asio::error::already_open.
+  /// `cancel` (optional) is bound to the handshake, so a deadline can cut it short.
   boost::asio::awaitable<boost::system::error_code> start_tls(boost::asio::ssl::context& context,
-                                                              std::span<const std::uint8_t> already_read);
+                                                              std::span<const std::uint8_t> already_read,
+                                                              boost::asio::cancellation_slot cancel = {});
 
   /// Runs the TLS client handshake (for a backend with `tls`), after prepare_client_ssl() with
   /// `server_name`, so the backend certificate must verify and match that name (an empty name
   /// gives boost::asio::error::invalid_argument). Same error and lifetime rules as start_tls().
   boost::asio::awaitable<boost::system::error_code> connect_tls(boost::asio::ssl::context& context,
-                                                                std::string server_name);
+                                                                std::string server_name,
+                                                                boost::asio::cancellation_slot cancel = {});
 
   /// Reads at least one byte into the first buffer of `buffers`. Completion signature
   /// void(error_code, std::size_t); net::error::eof when the client closed (TCP FIN, or TLS

@@ -15,24 +15,35 @@ config::config load(const std::string& yaml) {
 
 TEST(UnsupportedFeatures, BuiltInDefaultRuns) { EXPECT_TRUE(unsupported_features(config::default_config()).empty()); }
 
-TEST(UnsupportedFeatures, TlsListenerIsRefusedWithItsPlace) {
+TEST(UnsupportedFeatures, ProxyProtocolListenerIsRefusedWithItsPlace) {
   const auto cfg = load(R"(listeners:
   - name: edge
     bind: "127.0.0.1:0"
     protocols: [http]
-    tls: {cert: a.pem, key: a.key}
+    proxy_protocol: true
 rules:
   - {name: r, action: allow}
 )");
   const auto found = unsupported_features(cfg);
   ASSERT_EQ(found.size(), 1u);
-  EXPECT_EQ(found[0], "gw.yaml:2:5: listener 'edge': tls is not supported by this build of edgerelay yet");
+  EXPECT_EQ(found[0], "gw.yaml:2:5: listener 'edge': proxy_protocol is not supported by this build of edgerelay yet");
 }
 
 TEST(UnsupportedFeatures, ShippedExampleRuns) {
   auto loaded = config::load_config_file(EDGERELAY_EXAMPLE_CONFIG);
   ASSERT_TRUE(loaded.value.has_value());
   EXPECT_TRUE(unsupported_features(*loaded.value).empty());
+}
+
+TEST(UnsupportedFeatures, TlsListenersAndBackendsRun) {
+  const auto cfg = load(R"(listeners:
+  - {name: edge, bind: "127.0.0.1:0", protocols: [http], tls: {cert: a.pem, key: a.key}}
+backends:
+  - {name: db, host: 127.0.0.1, portbase: 5000, tls: {ca: ca.pem}}
+rules:
+  - {name: r, action: allow}
+)");
+  EXPECT_TRUE(unsupported_features(cfg).empty());
 }
 
 TEST(UnsupportedFeatures, ViaRuleIsRefused) {
