@@ -206,18 +206,24 @@ class tls_client {
     return back;
   }
 
+  /// Reads once and returns how that ended: success when data came, net::error::eof for the
+  /// gateway's close_notify, ssl::error::stream_truncated for a FIN without one, a reset, or
+  /// net::error::timed_out after `limit`.
+  error_code read_outcome(std::chrono::milliseconds limit) {
+    std::array<std::uint8_t, 256> buf{};
+    return run(limit, [&](auto h) { stream_.async_read_some(net::buffer(buf), h); });
+  }
+
   /// True if the gateway ends the connection (close_notify, FIN, reset or an alert) within `limit`
   /// without sending data first.
   bool closed_within(std::chrono::milliseconds limit) {
-    std::array<std::uint8_t, 256> buf{};
-    std::size_t got = 0;
-    const error_code ec = run(limit, [&](auto h) {
-      stream_.async_read_some(net::buffer(buf), [&got, h](error_code e, std::size_t n) mutable {
-        got = n;
-        h(e);
-      });
-    });
-    return ec && ec != net::error::timed_out && got == 0;
+    const error_code ec = read_outcome(limit);
+    return ec && ec != net::error::timed_out;
+  }
+
+  /// Sends close_notify and waits for the gateway's (after it sent its own, the TLS shutdown ends).
+  error_code shutdown() {
+    return run(timeout_, [this](auto h) { stream_.async_shutdown(h); });
   }
 
   std::string version() { return SSL_get_version(stream_.native_handle()); }
@@ -334,7 +340,8 @@ std::string echoes(tls_client& c, const std::string& text) {
 // ---- a TLS backend -----------------------------------------------------------------------------
 
 /// A loopback TLS echo server with the test CA's `server` certificate (CN gw.test) on its own
-/// thread: a backend configured with `tls`. Records the SNI of each completed handshake.
+/// thread: a backend configured with `tls`. Records the SNI of each completed handshake. After the
+/// client's close_notify it sends "got N bytes" (N: what it echoed), then its own close_notify.
 class tls_echo_backend {
  public:
   tls_echo_backend() : ctx_(ssl::context::tls_server), acceptor_(ioc_) {
@@ -390,11 +397,21 @@ class tls_echo_backend {
       handshakes_.emplace_back(sni == nullptr ? "" : sni);
     }
     std::vector<std::uint8_t> buf(64 * 1024);
+    std::size_t total = 0;
+    error_code end;
     for (;;) {
       auto [ec, n] = co_await st.async_read_some(net::buffer(buf), use_ec);
-      if (ec) break;
+      if (ec) {
+        end = ec;
+        break;
+      }
+      total += n;
       auto [wec, w] = co_await net::async_write(st, net::buffer(buf.data(), n), use_ec);
       if (wec) co_return;
+    }
+    if (end == net::error::eof) {  // the client's close_notify: a half-close, so answer it
+      const std::string reply = "got " + std::to_string(total) + " bytes";
+      co_await net::async_write(st, net::buffer(reply), use_ec);
     }
     co_await st.async_shutdown(use_ec);
   }
@@ -571,6 +588,21 @@ TEST_F(TlsIdentityTest, HttpConnectOverMutualTlsUsesTheIdentity) {
   }
   tls_client mallory(gw.endpoint("mtls"), with_cert(certs().foreign_client));
   EXPECT_EQ(connect_over_tls(mallory, echo.endpoint()).substr(0, 12), "HTTP/1.1 403");
+}
+
+TEST_F(TlsIdentityTest, CertificateWithoutACommonNameIsKnownByItsFirstEmailSan) {
+  backend echo(backend_mode::echo);
+  gateway gw(config("  - {name: mtls, bind: \"127.0.0.1:0\", protocols: [socks5], " +
+                        listener_tls(", client_ca: " + quoted(certs().ca)) + "}\n",
+                    "  - {name: bob-only, action: allow, users: [\"bob@example.test\"], to: [\"127.0.0.0/8\"]}\n",
+                    users_alice_mallory + "  - {name: \"bob@example.test\", password: \"" + unused_hash + "\"}\n"));
+  {
+    tls_client bob(gw.endpoint("mtls"), with_cert(certs().client_san_only));
+    ASSERT_EQ(socks5_over_tls(bob, socks5_connect_request(echo.endpoint())), "reply 0x00");
+    EXPECT_EQ(echoes(bob, "identity bob"), "identity bob");
+  }
+  tls_client alice(gw.endpoint("mtls"), with_cert(certs().client));
+  EXPECT_EQ(socks5_over_tls(alice, socks5_connect_request(echo.endpoint())), "reply 0x02");
 }
 
 // ---- SNI -----------------------------------------------------------------------------------------
@@ -829,6 +861,62 @@ TEST_F(TlsSessionTest, BackendWithTlsIsDialledOverTlsAndVerified) {
     c.send("CONNECT misnamed:" + std::to_string(misnamed.port()) + " HTTP/1.1\r\nHost: misnamed\r\n\r\n");
     EXPECT_EQ(to_text(c.read_exact(12)), "HTTP/1.1 502");
   }
+}
+
+/// A plain SOCKS5 listener whose rules allow the given backends (backend_lines: backend_line()s).
+std::string plain_listener_to_backends(const std::string& names, const std::string& backend_lines) {
+  std::string to;
+  std::istringstream in(names);
+  for (std::string n; in >> n;) to += (to.empty() ? "\"backend:" : ", \"backend:") + n + "\"";
+  return config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5, http]}\n",
+                "  - {name: backends, action: allow, to: [" + to + "]}\n", "backends:\n" + backend_lines);
+}
+
+std::string backend_tls_gw_test() { return "{ca: " + quoted(certs().ca) + ", server_name: gw.test}"; }
+
+TEST_F(TlsSessionTest, BackendThatNeverAnswersTheTlsHandshakeIsABackendTlsFailure) {
+  // Listening but never accepting: the kernel completes the TCP connect, nobody answers the
+  // ClientHello.
+  net::io_context io;
+  tcp::acceptor silent(io, tcp::endpoint(net::ip::address_v4::loopback(), 0));
+  gateway gw(plain_listener_to_backends("silent", backend_line("silent", silent.local_endpoint().port(),
+                                                               backend_tls_gw_test())));
+  client c(gw.endpoint(), 8s);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(hex_byte(socks5_exchange(c, socks5_connect_domain("silent", silent.local_endpoint().port()))[1]),
+            "0x01")
+      << "a backend TLS handshake that never completes is a backend TLS failure";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 6s) << "not bounded by the 2 s connect timeout";
+  client h(gw.endpoint(), 8s);
+  h.send("CONNECT silent:" + std::to_string(silent.local_endpoint().port()) + " HTTP/1.1\r\nHost: silent\r\n\r\n");
+  EXPECT_EQ(to_text(h.read_exact(12)), "HTTP/1.1 502");
+}
+
+TEST_F(TlsSessionTest, ClientHalfCloseReachesATlsBackendAsCloseNotify) {
+  tls_echo_backend secure;
+  gateway gw(plain_listener_to_backends("secure", backend_line("secure", secure.port(), backend_tls_gw_test())));
+  client c(gw.endpoint());
+  ASSERT_EQ(socks5_exchange(c, socks5_connect_domain("secure", secure.port()))[1], 0x00);
+  const bytes payload = pattern(60000, 8);
+  c.send(payload);
+  EXPECT_TRUE(c.read_exact(payload.size()) == payload);
+  c.shutdown_send();
+  EXPECT_EQ(to_text(c.read_to_eof()), "got 60000 bytes") << "the backend's answer to the half-close";
+}
+
+TEST_F(TlsSessionTest, BackendHalfCloseReachesATlsClientAsCloseNotifyAndTheClientCanStillSend) {
+  backend server(backend_mode::close_then_read);
+  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n",
+                    allow_loopback));
+  tls_client c(gw.endpoint());
+  ASSERT_EQ(socks5_over_tls(c, socks5_connect_request(server.endpoint())), "reply 0x00");
+  EXPECT_EQ(to_text(c.read_exact(4)), "BYE\n");
+  const error_code end = c.read_outcome(5s);
+  EXPECT_EQ(end, net::error::eof) << "expected the gateway's close_notify, got: " << end.message();
+  c.send(pattern(100000, 4));
+  EXPECT_FALSE(c.shutdown()) << "the TLS shutdown after both close_notify alerts";
+  ASSERT_TRUE(eventually([&] { return server.received_after_close(); }, std::vector<std::size_t>{100000}))
+      << "the backend did not receive the bytes sent after its half-close";
 }
 
 TEST_F(TlsSessionTest, ForwardDoorWithTlsRelaysToPlainAndTlsBackends) {
