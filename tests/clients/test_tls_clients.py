@@ -9,7 +9,10 @@
   tls_error and a warning on stderr naming the client;
 - mTLS: the client certificate's CN (alice) is the access log's user; no certificate is refused;
 - `required: true` closes plaintext clients with no reply and logs tls_required;
-- access-log lines of TLS sessions carry "tls":"TLSv1.3" (and "sni" when the client sent one).
+- access-log lines of TLS sessions carry "tls":"TLSv1.3" (and "sni" when the client sent one);
+- a backend with `tls` is dialled over TLS (curl through SOCKS5 to an HTTPS origin); a certificate
+  that does not match server_name gives SOCKS5 reply 1 and "result":"backend_tls_failed";
+- a key file without a key refuses the start, naming the file.
 The PKI (a CA, a server certificate with SAN DNS:gw.test and IP:127.0.0.1, a client certificate)
 is made with the openssl CLI in the test's temporary folder."""
 
@@ -72,20 +75,25 @@ def make_pki(d):
     return p
 
 
-def config(users):
+def config(users, https_port, key="server.key"):
     # Relative certificate paths: resolved against the config file's folder (the workdir).
-    tls = "tls: {cert: server.pem, key: server.key%s}"
+    tls = "tls: {cert: server.pem, key: %s%%s}" % key
+    backend = "  - {name: %s, host: 127.0.0.1, portbase: %d, tls: {ca: ca.pem, server_name: %s}}\n"
     return (
         "listeners:\n"
         '  - {name: test, bind: "127.0.0.1:0", protocols: [http, socks5, socks4], %s}\n'
         '  - {name: mtls, bind: "127.0.0.1:0", protocols: [http, socks5], %s}\n'
         '  - {name: strict, bind: "127.0.0.1:0", protocols: [socks5, http], %s}\n'
+        "backends:\n%s%s"
         "users:\n%s"
         "rules:\n"
-        '  - {name: loopback, action: allow, from: ["127.0.0.0/8"], to: ["127.0.0.0/8", "localhost"]}\n'
+        '  - {name: loopback, action: allow, from: ["127.0.0.0/8"], to: ["127.0.0.0/8", "localhost", '
+        '"backend:websecure", "backend:misnamed"]}\n'
         "limits: {handshake_timeout: 3s, connect_timeout: 2s, idle_timeout: 30s, shutdown_grace: 3s}\n"
         "log: {level: info, access: json}\n"
-        % (tls % "", tls % ", client_ca: ca.pem", tls % ", required: true", users))
+        % (tls % "", tls % ", client_ca: ca.pem", tls % ", required: true",
+           backend % ("websecure", https_port - 1, "gw.test"), backend % ("misnamed", https_port - 1, "wrong.test"),
+           users))
 
 
 class Checker:
@@ -199,8 +207,27 @@ def test(binary, workdir):
     www = os.path.join(workdir, "www")
     server = gw.FileServer(www)
     https = HTTPSServer(www, pki)
+    # The same files from a second HTTPS origin for the backends with tls (a CONNECT to a backend's
+    # host and port is a session to that backend, so it must not be the origin of case 3).
+    origin = HTTPSServer(www, pki)
     echo = gw.EchoServer()
-    g = gw.Gateway(binary, config(users), workdir)
+    # A key file without a key: edgerelay refuses to start and names the file.
+    with open(os.path.join(workdir, "bad.key"), "w") as f:
+        f.write("not a key\n")
+    bad = gw.Gateway(binary, config(users, origin.port, key="bad.key"), workdir, name="bad.yaml")
+    try:
+        bad.start(listeners=("test", "mtls", "strict"), timeout=10)
+        raise gw.TestFailure("edgerelay started with a key file that holds no key")
+    except gw.TestFailure as e:
+        if "did not report listening" not in str(e):
+            raise
+    finally:
+        bad.kill()
+    check(bad.proc.returncode not in (None, 0), "edgerelay with a bad key file exited %r" % bad.proc.returncode)
+    check("bad.key" in bad.stderr_text(), "the start-up error does not name bad.key:\n%s" % bad.stderr_text())
+    gw.log("ok: a bad key file refuses the start:", bad.stderr_text().splitlines()[:3])
+
+    g = gw.Gateway(binary, config(users, origin.port), workdir)
     forwarder = None
     try:
         g.start(listeners=("test", "mtls", "strict"))
@@ -332,6 +359,22 @@ def test(binary, workdir):
         download_checks("plain curl --socks5 on the TLS listener", r, out, server)
         c.record("plain curl --socks5 on the TLS listener", tls=False)
 
+        # 12. A backend with tls: curl speaks plain HTTP through SOCKS5, the gateway dials the HTTPS
+        # origin over TLS (verified against ca.pem and server_name gw.test).
+        c.mark()
+        r = gw.curl(["--socks5-hostname", "127.0.0.1:%d" % g.port("test")] + fetch
+                    + ["http://websecure:%d/%s" % (origin.port, server.name)])
+        download_checks("curl to a TLS backend", r, out, server)
+        rec = c.record("curl to a TLS backend", tls=False)
+        check(rec["dialled"] == "127.0.0.1:%d" % origin.port, "TLS backend: dialled %r" % rec["dialled"])
+        c.mark()
+        r = gw.curl(["--socks5-hostname", "127.0.0.1:%d" % g.port("test")] + fetch
+                    + ["http://misnamed:%d/%s" % (origin.port, server.name)])
+        check(r.returncode != 0, "curl to a backend whose certificate does not match server_name succeeded")
+        check("(1)" in r.stderr, "curl did not report SOCKS5 reply 1 (general failure): %r" % r.stderr)
+        rec = c.record("curl to a misnamed TLS backend", result="backend_tls_failed", tls=False)
+        check("hostname mismatch" in rec.get("tls_error", ""), "misnamed backend: tls_error %r" % rec.get("tls_error"))
+
         check(g.alive(), "edgerelay died during the test")
         check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
     except BaseException:
@@ -346,6 +389,7 @@ def test(binary, workdir):
             forwarder.wait(10)
         echo.close()
         https.close()
+        origin.close()
         server.close()
 
 
