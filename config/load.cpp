@@ -844,7 +844,15 @@ void reader::check_names(std::string_view kind, const std::vector<definition>& d
 }
 
 void reader::check_references(const config& cfg) {
+  // With mTLS somewhere, a rule's user may be a client certificate's identity rather than a
+  // configured user, so such names cannot be checked here.
+  const bool certificate_users = std::any_of(cfg.listeners.begin(), cfg.listeners.end(), [](const listener_config& l) {
+    return l.tls && !l.tls->client_ca.empty();
+  });
   for (const auto& ref : refs_) {
+    if (ref.kind == "user" && certificate_users) {
+      continue;
+    }
     const std::vector<definition>& defs = ref.kind == "backend"    ? backend_names_
                                           : ref.kind == "user"     ? user_names_
                                           : ref.kind == "listener" ? listener_names_
@@ -861,7 +869,8 @@ void reader::check_references(const config& cfg) {
       known += (known.empty() ? "" : ", ") + d.name;
     }
     error(ref.where, "unknown " + ref.kind + " '" + ref.name + "' in " + ref.field + " of " + ref.owner +
-                         (known.empty() ? " (no " + ref.kind + "s are defined)" : " (known " + ref.kind + "s: " + known + ")"));
+                         (known.empty() ? " (no " + ref.kind + "s are defined)" : " (known " + ref.kind + "s: " + known + ")") +
+                         (ref.kind == "user" ? "; certificate identities can be named when a listener has tls client_ca" : ""));
   }
   // A 602SQL HTTP tunnel speaks the 602SQL framing, so its backend must be one.
   for (const auto& l : cfg.listeners) {

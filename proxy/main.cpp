@@ -20,6 +20,7 @@
 #include <boost/asio/io_context.hpp>
 #include "proxy/log.hpp"
 #include "proxy/server.hpp"
+#include "proxy/snapshot.hpp"
 
 #ifndef EDGERELAY_VERSION
 #define EDGERELAY_VERSION "0.0.0"
@@ -165,7 +166,20 @@ int check(const arguments& a) {
     std::cerr << "edgerelay check: --config FILE is required\n";
     return config::exit_usage;
   }
-  return emit(config::check_command(*a.config_path));
+  config::command_result r = config::check_command(*a.config_path);
+  if (r.exit_code == config::exit_ok) {
+    // The certificates and keys too, as a start or a reload would read them.
+    auto loaded = config::load_config_file(*a.config_path);
+    if (loaded.value) {
+      const auto built = proxy::make_snapshot(std::move(*loaded.value), 0);
+      if (!built.errors.empty()) {
+        r.out.clear();
+        for (const auto& e : built.errors) r.err += *a.config_path + ": " + e + "\n";
+        r.exit_code = config::exit_config_error;
+      }
+    }
+  }
+  return emit(r);
 }
 
 /// Resolves as the connector would (system resolver), for `explain`.

@@ -129,9 +129,19 @@ TEST(ConfigErrors, UnknownReferences) {
                    "test.yaml:3:68: unknown backend 'web' in fallback (404 or a backend) of listener 'edge' (known "
                    "backends: sql)",
                    "test.yaml:7:35: unknown backend 'sq' in to of rule 'r' (known backends: sql)",
-                   "test.yaml:7:58: unknown user 'carol' in users of rule 'r' (no users are defined)",
+                   "test.yaml:7:58: unknown user 'carol' in users of rule 'r' (no users are defined); certificate identities "
+                   "can be named when a listener has tls client_ca",
                    "test.yaml:7:78: unknown listener 'dor' in listeners of rule 'r' (known listeners: door, edge)",
                    "test.yaml:7:89: unknown upstream 'corp' in via of rule 'r' (no upstreams are defined)"}));
+}
+
+TEST(ConfigErrors, RuleMayNameCertificateIdentitiesWhenAListenerHasClientCa) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], tls: {cert: a.pem, key: a.key, "
+                           "client_ca: ca.pem}}\n"
+                           "rules:\n"
+                           "  - {name: r, action: allow, users: [alice]}\n"),
+            lines{});
 }
 
 TEST(ConfigErrors, PlainTextPasswordRefusedWithoutQuotingIt) {
