@@ -17,7 +17,6 @@ The PKI (a CA, a server certificate with SAN DNS:gw.test and IP:127.0.0.1, a cli
 is made with the openssl CLI in the test's temporary folder."""
 
 import functools
-import http.server
 import os
 import socket
 import ssl
@@ -75,7 +74,7 @@ def make_pki(d):
     return p
 
 
-def config(users, https_port, key="server.key"):
+def config(https_port, key="server.key"):
     # Relative certificate paths: resolved against the config file's folder (the workdir).
     tls = "tls: {cert: server.pem, key: %s%%s}" % key
     backend = "  - {name: %s, host: 127.0.0.1, portbase: %d, tls: {ca: ca.pem, server_name: %s}}\n"
@@ -85,15 +84,13 @@ def config(users, https_port, key="server.key"):
         '  - {name: mtls, bind: "127.0.0.1:0", protocols: [http, socks5], %s}\n'
         '  - {name: strict, bind: "127.0.0.1:0", protocols: [socks5, http], %s}\n'
         "backends:\n%s%s"
-        "users:\n%s"
         "rules:\n"
         '  - {name: loopback, action: allow, from: ["127.0.0.0/8"], to: ["127.0.0.0/8", "localhost", '
         '"backend:websecure", "backend:misnamed"]}\n'
         "limits: {handshake_timeout: 3s, connect_timeout: 2s, idle_timeout: 30s, shutdown_grace: 3s}\n"
         "log: {level: info, access: json}\n"
         % (tls % "", tls % ", client_ca: ca.pem", tls % ", required: true",
-           backend % ("websecure", https_port - 1, "gw.test"), backend % ("misnamed", https_port - 1, "wrong.test"),
-           users))
+           backend % ("websecure", https_port - 1, "gw.test"), backend % ("misnamed", https_port - 1, "wrong.test")))
 
 
 class Checker:
@@ -203,7 +200,6 @@ def s_client(g, pki, listener, version_flag, legacy=False, cert=False):
 
 def test(binary, workdir):
     pki = make_pki(workdir)
-    users = '  - {name: alice, password: "%s"}\n' % gw.make_password_hash(binary, "unused-" + str(os.getpid()))
     www = os.path.join(workdir, "www")
     server = gw.FileServer(www)
     https = HTTPSServer(www, pki)
@@ -214,7 +210,7 @@ def test(binary, workdir):
     # A key file without a key: edgerelay refuses to start and names the file.
     with open(os.path.join(workdir, "bad.key"), "w") as f:
         f.write("not a key\n")
-    bad = gw.Gateway(binary, config(users, origin.port, key="bad.key"), workdir, name="bad.yaml")
+    bad = gw.Gateway(binary, config(origin.port, key="bad.key"), workdir, name="bad.yaml")
     try:
         bad.start(listeners=("test", "mtls", "strict"), timeout=10)
         raise gw.TestFailure("edgerelay started with a key file that holds no key")
@@ -227,7 +223,7 @@ def test(binary, workdir):
     check("bad.key" in bad.stderr_text(), "the start-up error does not name bad.key:\n%s" % bad.stderr_text())
     gw.log("ok: a bad key file refuses the start:", bad.stderr_text().splitlines()[:3])
 
-    g = gw.Gateway(binary, config(users, origin.port), workdir)
+    g = gw.Gateway(binary, config(origin.port), workdir)
     forwarder = None
     try:
         g.start(listeners=("test", "mtls", "strict"))

@@ -436,17 +436,10 @@ std::string listener_tls(const std::string& extra = "") {
 const std::string allow_loopback =
     "  - {name: loopback, action: allow, from: [\"127.0.0.0/8\"], to: [\"127.0.0.0/8\"]}\n";
 
-/// A hash in the format `edgerelay passwd` prints (rules may only name defined users; these
-/// users never log in with a password here).
-const std::string unused_hash =
-    "pbkdf2-sha256$150000$+j32EjE+jbztYFTHlN1tvw==$4dY+Li5NjjgiVE1Hlxz6O2JS0uxpDJeiaHkAwAvjxS4=";
-const std::string users_alice_mallory = "users:\n  - {name: alice, password: \"" + unused_hash +
-                                        "\"}\n  - {name: mallory, password: \"" + unused_hash + "\"}\n";
-
 std::string config(const std::string& listeners, const std::string& rules, const std::string& extra = "",
-                   const std::string& limits = "handshake_timeout: 2s") {
+                   const std::string& limits = "handshake_timeout: 2s, idle_timeout: 60s") {
   return "listeners:\n" + listeners + extra + "rules:\n" + rules + "limits: {" + limits +
-         ", connect_timeout: 2s, idle_timeout: 60s, shutdown_grace: 1s}\n"
+         ", connect_timeout: 2s, shutdown_grace: 1s}\n"
          "log: {level: error, access: off}\n";
 }
 
@@ -522,14 +515,14 @@ TEST_F(TlsSessionTest, MutualTlsRefusesNoCertificateAndAForeignCaCertificate) {
 // ---- the certificate identity in rules -----------------------------------------------------------
 
 /// Listener `mtls` trusts both test CAs (so mallory's certificate verifies), `anon` is TLS without
-/// client certificates; only alice may connect.
+/// client certificates; only alice may connect. Certificate identities need no `users` entry.
 std::string identity_config() {
   return config("  - {name: mtls, bind: \"127.0.0.1:0\", protocols: [socks5, socks4, http], " +
                     listener_tls(", client_ca: " + quoted(certs().dir + "/both_cas.pem")) +
                     "}\n"
                     "  - {name: anon, bind: \"127.0.0.1:0\", protocols: [socks5, socks4, http], " +
                     listener_tls() + "}\n",
-                "  - {name: alice-only, action: allow, users: [alice], to: [\"127.0.0.0/8\"]}\n", users_alice_mallory);
+                "  - {name: alice-only, action: allow, users: [alice], to: [\"127.0.0.0/8\"]}\n");
 }
 
 class TlsIdentityTest : public TlsSessionTest {
@@ -594,8 +587,7 @@ TEST_F(TlsIdentityTest, CertificateWithoutACommonNameIsKnownByItsFirstEmailSan) 
   backend echo(backend_mode::echo);
   gateway gw(config("  - {name: mtls, bind: \"127.0.0.1:0\", protocols: [socks5], " +
                         listener_tls(", client_ca: " + quoted(certs().ca)) + "}\n",
-                    "  - {name: bob-only, action: allow, users: [\"bob@example.test\"], to: [\"127.0.0.0/8\"]}\n",
-                    users_alice_mallory + "  - {name: \"bob@example.test\", password: \"" + unused_hash + "\"}\n"));
+                    "  - {name: bob-only, action: allow, users: [\"bob@example.test\"], to: [\"127.0.0.0/8\"]}\n"));
   {
     tls_client bob(gw.endpoint("mtls"), with_cert(certs().client_san_only));
     ASSERT_EQ(socks5_over_tls(bob, socks5_connect_request(echo.endpoint())), "reply 0x00");
@@ -966,6 +958,20 @@ TEST_F(TlsSessionTest, CompletedTlsHandshakeWithoutARequestIsClosedAtTheHandshak
   ASSERT_FALSE(c.handshake());
   EXPECT_TRUE(c.closed_within(5s)) << "a TLS client that sends no request was not closed";
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+}
+
+TEST_F(TlsSessionTest, IdleTlsTunnelIsClosedAtTheIdleTimeout) {
+  backend echo(backend_mode::echo);
+  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n",
+                    allow_loopback, "", "handshake_timeout: 2s, idle_timeout: 300ms"));
+  tls_client c(gw.endpoint());
+  ASSERT_EQ(socks5_over_tls(c, socks5_connect_request(echo.endpoint())), "reply 0x00");
+  EXPECT_EQ(echoes(c, "then silence"), "then silence");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.closed_within(5s)) << "an idle TLS tunnel was not closed";
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 200ms) << "closed before the idle timeout";
+  EXPECT_LT(took, 3s) << "closed long after the 300 ms idle timeout";
 }
 
 }  // namespace
