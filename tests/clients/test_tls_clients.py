@@ -12,7 +12,7 @@
 - access-log lines of TLS sessions carry "tls":"TLSv1.3" (and "sni" when the client sent one);
 - a backend with `tls` is dialled over TLS (curl through SOCKS5 to an HTTPS origin); a certificate
   that does not match server_name gives SOCKS5 reply 1 and "result":"backend_tls_failed";
-- a key file without a key refuses the start, naming the file.
+- a key file without a key refuses the start and fails `edgerelay check`, naming the file.
 The PKI (a CA, a server certificate with SAN DNS:gw.test and IP:127.0.0.1, a client certificate)
 is made with the openssl CLI in the test's temporary folder."""
 
@@ -222,6 +222,9 @@ def test(binary, workdir):
     check(bad.proc.returncode not in (None, 0), "edgerelay with a bad key file exited %r" % bad.proc.returncode)
     check("bad.key" in bad.stderr_text(), "the start-up error does not name bad.key:\n%s" % bad.stderr_text())
     gw.log("ok: a bad key file refuses the start:", bad.stderr_text().splitlines()[:3])
+    r = gw.run([binary, "check", "--config", bad.config_path], timeout=30)
+    check(r.returncode == 1 and "bad.key" in r.stdout + r.stderr,
+          "edgerelay check with a bad key file: exit %d, output:\n%s%s" % (r.returncode, r.stdout, r.stderr))
 
     g = gw.Gateway(binary, config(origin.port), workdir)
     forwarder = None
