@@ -341,6 +341,27 @@ def test(binary, workdir):
                       "no warning naming the listener and client %s on stderr:\n%s" % (rec["client"],
                                                                                        g.stderr_text()))
 
+        # 9b. A burst of failed handshakes: one access-log line each, but the stderr warning is
+        # rate-limited (at most about one a second).
+        c.mark()
+        err_from = len(g.stderr_lines())
+        burst = 20
+        started = time.monotonic()
+        for _ in range(burst):
+            with socket.create_connection(g.address("test"), timeout=10) as s:
+                s.sendall(b"\x16\x03\x01\x00\x05hello")  # a handshake record that is no ClientHello
+                while s.recv(4096):  # the alert, then the end (bounded by the socket timeout)
+                    pass
+        elapsed = time.monotonic() - started
+        recs = g.wait_access_records(c.before + burst, timeout=10)[c.before:]
+        check(len(recs) == burst and all(r["result"] == "tls_failed" for r in recs),
+              "a burst of %d bad handshakes logged %r" % (burst, [r["result"] for r in recs]))
+        time.sleep(0.3)  # warnings of the burst, if any, are written by now
+        warnings = [ln for ln in g.stderr_lines()[err_from:] if " warn " in ln and "handshake" in ln]
+        check(len(warnings) <= 2 + int(elapsed), "%d handshake warnings for %d failures in %.1fs (not rate-limited):\n%s"
+              % (len(warnings), burst, elapsed, "\n".join(warnings)))
+        gw.log("ok: %d failed handshakes in %.2fs gave %d warning line(s)" % (burst, elapsed, len(warnings)))
+
         # 10. required: true closes plaintext clients with no reply.
         c.mark()
         with socket.create_connection(g.address("strict"), timeout=10) as s:

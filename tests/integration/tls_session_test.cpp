@@ -650,6 +650,30 @@ TEST_F(TlsSessionTest, SixtyFourMebibytesEachWayThroughHttpConnectOverTls) {
   EXPECT_TRUE(back == payload) << "64 MiB came back altered";
 }
 
+TEST_F(TlsSessionTest, RequestAndFirstDataInOneTlsRecordReachTheBackend) {
+  backend echo(backend_mode::echo);
+  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5, http], " + listener_tls() + "}\n",
+                    allow_loopback));
+  {
+    tls_client c(gw.endpoint());
+    ASSERT_FALSE(c.handshake());
+    bytes all = socks5_greeting_noauth();
+    const bytes request = socks5_connect_request(echo.endpoint());
+    all.insert(all.end(), request.begin(), request.end());
+    all.insert(all.end(), {'e', 'a', 'r', 'l', 'y'});
+    c.send(all);  // one write: one TLS record
+    EXPECT_EQ(c.read_exact(2), (bytes{0x05, 0x00}));
+    EXPECT_EQ(c.read_exact(10)[1], 0x00);
+    EXPECT_EQ(to_text(c.read_exact(5)), "early");
+  }
+  tls_client c(gw.endpoint());
+  ASSERT_FALSE(c.handshake());
+  const std::string where = "127.0.0.1:" + std::to_string(echo.port());
+  c.send("CONNECT " + where + " HTTP/1.1\r\nHost: " + where + "\r\n\r\nearly bytes");
+  EXPECT_EQ(c.read_head().substr(0, 12), "HTTP/1.1 200");
+  EXPECT_EQ(to_text(c.read_exact(11)), "early bytes");
+}
+
 // ---- plaintext on TLS listeners ------------------------------------------------------------------
 
 TEST_F(TlsSessionTest, RequiredTlsListenerClosesPlaintextClientsWithoutAReply) {
