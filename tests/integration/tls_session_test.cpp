@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/harness.hpp"
+#include "tests/integration/sql602_sim.hpp"
 #include "tests/support/test_certs.hpp"
 
 namespace edgerelay::testing {
@@ -672,6 +673,30 @@ TEST_F(TlsSessionTest, RequestAndFirstDataInOneTlsRecordReachTheBackend) {
   c.send("CONNECT " + where + " HTTP/1.1\r\nHost: " + where + "\r\n\r\nearly bytes");
   EXPECT_EQ(c.read_head().substr(0, 12), "HTTP/1.1 200");
   EXPECT_EQ(to_text(c.read_exact(11)), "early bytes");
+}
+
+TEST_F(TlsSessionTest, Sql602HttpTunnelInsideTls) {
+  sql602::server db;
+  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [http, socks5], sql602_tunnel: sql, " +
+                        listener_tls() + "}\n",
+                    "  - {name: to-sql, action: allow, from: [\"127.0.0.0/8\"], to: [\"backend:sql\"]}\n",
+                    "backends:\n  - {name: sql, host: 127.0.0.1, portbase: " + std::to_string(db.portbase()) +
+                        ", kind: sql602}\n"));
+  tls_client c(gw.endpoint());
+  ASSERT_FALSE(c.handshake());
+  // 602sql-wire 6.5: DT_VERSION, then the keep-alive DT_REQUEST, answered by `FE 00 00 00`.
+  const bytes version{0x00, 0x00, 0x0B, 0x00};
+  c.send(sql602::tunnel_post(0xF1, version));
+  c.send(sql602::tunnel_post(0xFF, bytes{0x35, 0x35}));
+  const bytes expected = sql602::tunnel_response(0xFE, bytes{0x00, 0x00, 0x00});
+  EXPECT_EQ(c.read_exact(expected.size()), expected);
+  c.send(sql602::raw_close_frame());
+  const auto got = db.wait_received(0, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], (sql602::msg{0xF1, version}));
+  EXPECT_EQ(got[1], (sql602::msg{0xFF, bytes{0x35, 0x35}}));
+  EXPECT_EQ(got[2], (sql602::msg{0xEE, bytes{}}));
+  EXPECT_TRUE(c.closed_within(3s));
 }
 
 // ---- plaintext on TLS listeners ------------------------------------------------------------------
