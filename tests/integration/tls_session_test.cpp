@@ -598,6 +598,27 @@ TEST_F(TlsIdentityTest, CertificateWithoutACommonNameIsKnownByItsFirstEmailSan) 
   EXPECT_EQ(socks5_over_tls(alice, socks5_connect_request(echo.endpoint())), "reply 0x02");
 }
 
+TEST_F(TlsSessionTest, RecheckAfterAReloadClosesExactlyTheTunnelsOfANowDeniedIdentity) {
+  backend echo(backend_mode::echo);
+  temp_dir dir;
+  const auto config_allowing = [](const std::string& users) {
+    return config("  - {name: mtls, bind: \"127.0.0.1:0\", protocols: [socks5], " +
+                      listener_tls(", client_ca: " + quoted(certs().ca)) + "}\n",
+                  "  - {name: by-identity, action: allow, users: [" + users + "], to: [\"127.0.0.0/8\"]}\n",
+                  "reload: {recheck_sessions: true}\n");
+  };
+  const std::string file = dir.write("edgerelay.yaml", config_allowing("alice, \"bob@example.test\""));
+  auto gw = gateway::from_file(file);
+  tls_client alice(gw->endpoint("mtls"), with_cert(certs().client));
+  ASSERT_EQ(socks5_over_tls(alice, socks5_connect_request(echo.endpoint())), "reply 0x00");
+  tls_client bob(gw->endpoint("mtls"), with_cert(certs().client_san_only));
+  ASSERT_EQ(socks5_over_tls(bob, socks5_connect_request(echo.endpoint())), "reply 0x00");
+  dir.write("edgerelay.yaml", config_allowing("\"bob@example.test\""));
+  gw->server().reload();
+  EXPECT_TRUE(alice.closed_within(5s)) << "alice's tunnel survived a reload whose rules deny alice";
+  EXPECT_EQ(echoes(bob, "bob stays"), "bob stays");
+}
+
 // ---- SNI -----------------------------------------------------------------------------------------
 
 TEST_F(TlsSessionTest, SniChoosesTheCertificate) {
@@ -788,7 +809,7 @@ TEST_F(TlsSessionTest, MinVersion13RefusesTls12) {
   EXPECT_EQ(c.version(), "TLSv1.3");
 }
 
-TEST_F(TlsSessionTest, AlpnSelectsHttp11OnAnHttpListenerAndNeverFailsOtherOffers) {
+TEST_F(TlsSessionTest, AlpnSelectsHttp11OnlyOnHttpListenersAndNeverFailsOtherOffers) {
   gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [http, socks5], " + listener_tls() + "}\n",
                     allow_loopback));
   tls_options o;
@@ -799,9 +820,17 @@ TEST_F(TlsSessionTest, AlpnSelectsHttp11OnAnHttpListenerAndNeverFailsOtherOffers
     EXPECT_EQ(c.alpn(), "http/1.1");
   }
   o.alpn = {"h2"};
-  tls_client c(gw.endpoint(), o);
-  ASSERT_FALSE(c.handshake()) << "an ALPN offer without http/1.1 must not fail the handshake";
-  EXPECT_EQ(c.alpn(), "");
+  {
+    tls_client c(gw.endpoint(), o);
+    ASSERT_FALSE(c.handshake()) << "an ALPN offer without http/1.1 must not fail the handshake";
+    EXPECT_EQ(c.alpn(), "");
+  }
+  gateway socks_only(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n",
+                            allow_loopback));
+  o.alpn = {"http/1.1"};
+  tls_client c(socks_only.endpoint(), o);
+  ASSERT_FALSE(c.handshake());
+  EXPECT_EQ(c.alpn(), "") << "a listener that does not speak http selected http/1.1";
 }
 
 // ---- reload --------------------------------------------------------------------------------------
