@@ -427,43 +427,49 @@ def socks5_connect(proxy, host, port, user=None, password=None, timeout=5):
     """A SOCKS5 CONNECT (RFC 1928/1929) to host:port through proxy=(h, p); returns the tunnel socket."""
     s = socket.create_connection(proxy, timeout=timeout)
     try:
-        if user is None:
-            s.sendall(b"\x05\x01\x00")
-        else:
-            s.sendall(b"\x05\x01\x02")
-        ver, method = recv_exact(s, 2)
-        check(ver == 5, "SOCKS5 method reply version %d" % ver)
-        if user is not None:
-            if method != 2:
-                raise SocksError("server chose method %d, not user/password" % method)
-            u, p = user.encode(), password.encode()
-            s.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
-            _, status = recv_exact(s, 2)
-            if status != 0:
-                raise SocksError("auth status %d" % status, code=("auth", status))
-        elif method != 0:
-            raise SocksError("server chose method %d" % method)
-        try:
-            addr = socket.inet_aton(host)
-            req = b"\x05\x01\x00\x01" + addr
-        except OSError:
-            h = host.encode()
-            req = b"\x05\x01\x00\x03" + bytes([len(h)]) + h
-        s.sendall(req + struct.pack(">H", port))
-        ver, rep, _, atyp = recv_exact(s, 4)
-        check(ver == 5, "SOCKS5 reply version %d" % ver)
-        if atyp == 1:
-            recv_exact(s, 4 + 2)
-        elif atyp == 4:
-            recv_exact(s, 16 + 2)
-        elif atyp == 3:
-            recv_exact(s, recv_exact(s, 1)[0] + 2)
-        if rep != 0:
-            raise SocksError("SOCKS5 reply 0x%02x" % rep, code=rep)
+        socks5_handshake(s, host, port, user, password)
         return s
     except BaseException:
         s.close()
         raise
+
+
+def socks5_handshake(s, host, port, user=None, password=None):
+    """The client side of a SOCKS5 CONNECT on a connected socket (plain, or ssl-wrapped); raises
+    SocksError unless the reply is success."""
+    if user is None:
+        s.sendall(b"\x05\x01\x00")
+    else:
+        s.sendall(b"\x05\x01\x02")
+    ver, method = recv_exact(s, 2)
+    check(ver == 5, "SOCKS5 method reply version %d" % ver)
+    if user is not None:
+        if method != 2:
+            raise SocksError("server chose method %d, not user/password" % method)
+        u, p = user.encode(), password.encode()
+        s.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
+        _, status = recv_exact(s, 2)
+        if status != 0:
+            raise SocksError("auth status %d" % status, code=("auth", status))
+    elif method != 0:
+        raise SocksError("server chose method %d" % method)
+    try:
+        addr = socket.inet_aton(host)
+        req = b"\x05\x01\x00\x01" + addr
+    except OSError:
+        h = host.encode()
+        req = b"\x05\x01\x00\x03" + bytes([len(h)]) + h
+    s.sendall(req + struct.pack(">H", port))
+    ver, rep, _, atyp = recv_exact(s, 4)
+    check(ver == 5, "SOCKS5 reply version %d" % ver)
+    if atyp == 1:
+        recv_exact(s, 4 + 2)
+    elif atyp == 4:
+        recv_exact(s, 16 + 2)
+    elif atyp == 3:
+        recv_exact(s, recv_exact(s, 1)[0] + 2)
+    if rep != 0:
+        raise SocksError("SOCKS5 reply 0x%02x" % rep, code=rep)
 
 
 def curl(args, timeout=30):

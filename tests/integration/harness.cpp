@@ -265,15 +265,7 @@ bytes socks4a_connect_request(const std::string& host, std::uint16_t port, const
 }
 
 bytes socks5_connect(client& c, const tcp::endpoint& target) {
-  c.send(socks5_greeting_noauth());
-  const bytes method = c.read_exact(2);
-  if (method != bytes{0x05, 0x00}) throw std::runtime_error("SOCKS5 method refused");
-  c.send(socks5_connect_request(target));
-  bytes head = c.read_exact(4);
-  const std::size_t rest = head[3] == 0x04 ? 18 : 6;
-  bytes tail = c.read_exact(rest);
-  head.insert(head.end(), tail.begin(), tail.end());
-  return head;
+  return socks5_exchange(c, socks5_connect_request(target));
 }
 
 bool in_private_netns() {

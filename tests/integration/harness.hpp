@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -118,6 +119,21 @@ bytes socks5_connect_request(const tcp::endpoint& target);
 bytes socks5_connect_domain(const std::string& host, std::uint16_t port);
 bytes socks4_connect_request(const tcp::endpoint& target, const std::string& user = "");
 bytes socks4a_connect_request(const std::string& host, std::uint16_t port, const std::string& user = "");
+
+/// Performs the no-auth SOCKS5 greeting, then sends `request` (a CONNECT) and returns the full reply
+/// (10 or 22 bytes). Works on any stream with send(bytes) and read_exact(n) (client, a TLS client).
+template <class Stream>
+bytes socks5_exchange(Stream& s, const bytes& request) {
+  s.send(socks5_greeting_noauth());
+  const bytes method = s.read_exact(2);
+  if (method != bytes{0x05, 0x00}) throw std::runtime_error("SOCKS5 method refused");
+  s.send(request);
+  bytes head = s.read_exact(4);
+  const std::size_t rest = head[3] == 0x04 ? 18 : 6;
+  bytes tail = s.read_exact(rest);
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
 
 /// Performs the no-auth SOCKS5 greeting and CONNECT; returns the full reply (10 or 22 bytes).
 bytes socks5_connect(client& c, const tcp::endpoint& target);
