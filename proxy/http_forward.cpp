@@ -528,7 +528,7 @@ net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel:
   }
   rec.bytes_up += first_size;
   const relay_options opts{.idle_timeout = limits.idle_timeout, .use_splice = true};
-  const relay_result r = co_await relay_streams(client, upstream, ctx.services->pools, opts);
+  const relay_result r = co_await async_relay_streams(client, upstream, ctx.services->pools, opts, net::use_awaitable);
   rec.bytes_up += r.bytes_up;
   rec.bytes_down += r.bytes_down;
   if (r.end != relay_end::closed) {

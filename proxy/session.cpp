@@ -453,7 +453,7 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   try {
     if (co_await run_front_end(client, upstream, ctx, rec, identity, hold)) {
       relay_options opts{.idle_timeout = ctx.snapshot->cfg.limits.idle_timeout, .use_splice = true};
-      const relay_result r = co_await relay_streams(client, upstream, ctx.services->pools, opts);
+      const relay_result r = co_await async_relay_streams(client, upstream, ctx.services->pools, opts, net::use_awaitable);
       rec.bytes_up += r.bytes_up;
       rec.bytes_down += r.bytes_down;
       if (r.end != relay_end::closed && rec.detail.empty()) {

@@ -5,6 +5,7 @@
 #include <array>
 #include <memory>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -87,13 +88,8 @@ net::awaitable<void> watch_idle(copy_state& s, std::chrono::milliseconds idle) {
   }
 }
 
-}  // namespace
-
-net::awaitable<relay_result> relay_streams(tunnel::client_stream& client, tunnel::client_stream& upstream,
-                                           relay_pools& pools, relay_options options) {
-  if (!client.is_tls() && !upstream.is_tls()) {
-    co_return co_await async_relay(client.socket(), upstream.socket(), pools, options, net::use_awaitable);
-  }
+net::awaitable<relay_result> copy_relay(tunnel::client_stream& client, tunnel::client_stream& upstream,
+                                        relay_options options) {
   using namespace net::experimental::awaitable_operators;
   copy_state s(client, upstream);
   relay_result r;
@@ -102,6 +98,23 @@ net::awaitable<relay_result> relay_streams(tunnel::client_stream& client, tunnel
   r.end = s.ended ? s.end : relay_end::closed;
   r.error = s.error;
   co_return r;
+}
+
+}  // namespace
+
+void start_stream_relay(tunnel::client_stream& client, tunnel::client_stream& upstream, relay_pools& pools,
+                        relay_options options, relay_handler handler) {
+  if (!client.is_tls() && !upstream.is_tls()) {
+    start_relay(client.socket(), upstream.socket(), pools, options, std::move(handler));
+    return;
+  }
+  net::co_spawn(client.get_executor(), copy_relay(client, upstream, options),
+                [handler = std::move(handler)](std::exception_ptr failure, relay_result r) mutable {
+                  if (failure) {
+                    r.end = relay_end::reset;  // only an allocation failure can get here
+                  }
+                  std::move(handler)(r);
+                });
 }
 
 }  // namespace edgerelay::proxy
