@@ -73,8 +73,10 @@ net::awaitable<bool> drain(tunnel::client_stream& client) {
 
 }  // namespace
 
-net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
-                                                                   const session_context& ctx, access_record& rec) {
+namespace {
+
+net::awaitable<std::optional<tunnel::client_stream>> dial_and_secure(const dial_identity& who, const target& where,
+                                                                     const session_context& ctx, access_record& rec) {
   dial_result dialled = co_await dial(ctx.snapshot->pol, who, where);
   if (record_dial(rec, &dialled) != outcome::success) {
     co_return std::nullopt;
@@ -87,6 +89,19 @@ net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_id
     *ctx.identity = identity_of(who, where, dialled.dialled);  // what a reload's recheck decides again
   }
   co_return std::optional<tunnel::client_stream>(std::move(upstream));
+}
+
+}  // namespace
+
+net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
+                                                                   const session_context& ctx, access_record& rec,
+                                                                   std::chrono::milliseconds limit) {
+  auto opened = co_await with_deadline(dial_and_secure(who, where, ctx, rec), limit);
+  if (!opened) {
+    record_dial(rec, nullptr);  // the limit passed
+    co_return std::nullopt;
+  }
+  co_return std::move(*opened);
 }
 
 net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
@@ -434,9 +449,8 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
     target where = target_of(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-    auto opened = co_await with_deadline(open_upstream(who, where, ctx, rec), limits.connect_timeout);
-    if (!opened || !*opened) {
-      if (!opened) record_dial(rec, nullptr);
+    auto opened = co_await open_upstream(who, where, ctx, rec, limits.connect_timeout);
+    if (!opened) {
       co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
       co_return false;
     }
@@ -510,13 +524,12 @@ net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel:
   target where = backend_target(*backend);
   rec.target = backend->name + ":" + std::to_string(where.port);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto opened = co_await with_deadline(open_upstream(who, where, ctx, rec), limits.connect_timeout);
-  if (!opened || !*opened) {
-    if (!opened) record_dial(rec, nullptr);
+  auto opened = co_await open_upstream(who, where, ctx, rec, limits.connect_timeout);
+  if (!opened) {
     co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
     co_return;
   }
-  tunnel::client_stream& upstream = **opened;
+  tunnel::client_stream& upstream = *opened;
   std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
   first.insert(first.end(), carry.begin(), carry.end());
   const std::size_t first_size = first.size();

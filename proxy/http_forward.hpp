@@ -40,11 +40,12 @@ struct activity {
 /// as the right-hand branch of `(transfer...) || idle_watchdog(...)` for one short-lived exchange.
 net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle);
 
-/// Dials `where` for `who` under the rules, records the dial in `rec` (and the session's identity
-/// for reload rechecks), then secures a TLS backend. Empty when any step failed: rec.result says
-/// why. Meant to run under with_deadline(); a cut-short dial leaves rec for the caller to record.
+/// Dials `where` for `who` under the rules within `limit`, records the dial in `rec` (and the
+/// session's identity for reload rechecks), then secures a TLS backend. Empty when any step failed
+/// or the limit passed: rec.result says why. Never throws.
 net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
-                                                                   const session_context& ctx, access_record& rec);
+                                                                   const session_context& ctx, access_record& rec,
+                                                                   std::chrono::milliseconds limit);
 
 /// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
 /// still sends (bounded in bytes and time) so the close does not reset the connection before the

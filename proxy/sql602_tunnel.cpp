@@ -228,16 +228,12 @@ net::awaitable<void> serve_sql602_tunnel(tunnel::client_stream& client, const co
   rec.target = backend.name + ":" + std::to_string(where.port);
 
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto opened = co_await with_deadline(http_detail::open_upstream(who, where, ctx, rec), limits.connect_timeout);
-  if (!opened) {
-    record_dial(rec, nullptr);
-  }
+  std::optional<tunnel::client_stream> server =
+      co_await http_detail::open_upstream(who, where, ctx, rec, limits.connect_timeout);
 
   sql602::server_translator out;
   std::uint8_t kse = rec.result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;
-  std::optional<tunnel::client_stream> server;
-  if (opened && *opened) {
-    server = std::move(*opened);
+  if (server) {
     const auto answer = co_await with_deadline(await_connect_result(*server, out), limits.connect_timeout);
     if (!answer || !answer->connected) {
       rec.result = answer ? outcome::connection_refused : outcome::connect_timeout;
