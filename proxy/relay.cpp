@@ -1,9 +1,10 @@
 // Relay state machine: readiness waits from Asio, data moved with non-blocking splice/recv/send.
 //
 // Each direction moves bytes src -> staging -> dst, where staging is a pooled pipe (splice) or a
-// pooled buffer (copy). A direction always drains its staging before reading again, tries the
-// syscall before waiting (readiness may have been reported while nobody was waiting), and returns
-// its staging to the pool whenever it is empty, so idle tunnels hold none.
+// pooled buffer (copy). A direction always drains its staging before reading again, and returns its
+// staging to the pool whenever it is empty, so idle tunnels hold none. After a full read it reads
+// again at once; after a short read (the socket had less than the staging holds, so it is drained,
+// as HAProxy assumes too) it waits for readiness instead of paying a read that fails with EAGAIN.
 #include "proxy/relay.hpp"
 
 #include <fcntl.h>
@@ -61,6 +62,7 @@ class relay_op {
     std::unique_ptr<std::uint8_t[]> buffer;
     std::size_t staged = 0;  // bytes in the pipe, or in buffer[offset, offset + staged)
     std::size_t offset = 0;
+    bool drained = false;    // the last read was short: wait for readiness before the next one
     std::uint64_t delivered = 0;
     bool eof = false;
     bool done = false;
@@ -106,12 +108,18 @@ class relay_op {
   /// Reads from src into staging: >0 bytes read, 0 EOF, -1 with errno.
   ssize_t read_some(direction& d) {
     const int fd = d.src->native_handle();
+    ssize_t n = 0;
+    std::size_t capacity = 0;
     if (d.pipe.read_fd >= 0) {
-      return ::splice(fd, nullptr, d.pipe.write_fd, nullptr, relay_pools::pipe_size,
-                      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      capacity = relay_pools::pipe_size;
+      n = ::splice(fd, nullptr, d.pipe.write_fd, nullptr, capacity, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    } else {
+      capacity = relay_pools::buffer_size;
+      d.offset = 0;
+      n = ::recv(fd, d.buffer.get(), capacity, 0);
     }
-    d.offset = 0;
-    return ::recv(fd, d.buffer.get(), relay_pools::buffer_size, 0);
+    d.drained = n > 0 && static_cast<std::size_t>(n) < capacity;
+    return n;
   }
 
   /// Writes staged bytes to dst: >0 bytes written, -1 with errno.
@@ -146,6 +154,13 @@ class relay_op {
       }
       if (d.eof) {
         finish(d);
+        return;
+      }
+      if (d.drained) {
+        // Asio's wait re-arms the descriptor, which reports bytes that came in since the read.
+        d.drained = false;
+        release_staging(d);
+        wait(d, *d.src, tcp::socket::wait_read);
         return;
       }
       if (!acquire_staging(d)) {
@@ -193,8 +208,11 @@ class relay_op {
   void finish(direction& d) {
     release_staging(d);
     d.done = true;
-    error_code ignored;
-    d.dst->shutdown(tcp::socket::shutdown_send, ignored);
+    // The last direction to end leaves its FIN to the close that follows the relay at once.
+    if (!(up_.done && down_.done)) {
+      error_code ignored;
+      d.dst->shutdown(tcp::socket::shutdown_send, ignored);
+    }
     if (up_.done && down_.done) {
       finished_ = true;
       timer_.cancel();
