@@ -1,6 +1,7 @@
 // Control thread: signals, reload, and total-then-terminal shutdown.
 #include "proxy/server.hpp"
 
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <csignal>
@@ -19,11 +20,22 @@
 namespace edgerelay::proxy {
 namespace {
 
+/// `workers: auto`: one per CPU this process may run on (taskset, a cpuset), as nproc counts them,
+/// so that a gateway confined to one CPU does not run two threads that take turns on it.
+unsigned usable_cpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
+    return static_cast<unsigned>(CPU_COUNT(&allowed));
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : cores;
+}
+
 unsigned worker_count(const server_options& o, const config::config& cfg) {
   if (o.workers != 0) return o.workers;
   if (cfg.workers != 0) return cfg.workers;
-  const unsigned cores = std::thread::hardware_concurrency();
-  return cores == 0 ? 1 : cores;
+  return usable_cpus();
 }
 
 tcp::endpoint endpoint_of_spec(const config::endpoint_spec& spec) {

@@ -137,7 +137,9 @@ class Gateway:
         wait_signal_handlers it also waits until the process catches SIGHUP and SIGTERM (SigCgt in
         /proc/PID/status), so tests that signal it do not race its start-up; the start-up window
         itself is tested on its own (test_signal_at_startup.py)."""
-        cmd = [self.binary, "--config", self.config_path, "--workers", str(self.workers)]
+        cmd = [self.binary, "--config", self.config_path]
+        if self.workers is not None:  # None: the config's `workers` (default auto)
+            cmd += ["--workers", str(self.workers)]
         log("starting", " ".join(cmd))
         user_preexec = self.preexec_fn
 

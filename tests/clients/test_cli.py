@@ -85,6 +85,20 @@ def test(binary, workdir):
     r = gw.run([binary, "--no-such-option"], timeout=10)
     check(r.returncode == 2, "an unknown option exited %d, expected 2" % r.returncode)
 
+    # `workers: auto` counts the CPUs the process may run on: confined to one, it runs one worker.
+    allowed = sorted(os.sched_getaffinity(0))
+    for cpus, label in ((set(allowed), "as started"), ({allowed[-1]}, "under taskset")):
+        with gw.temp_dir() as d:
+            g = gw.Gateway(binary, gw.config_yaml(), d, workers=None,
+                           preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus))
+            g.start()
+            try:
+                counts = {m.group(4) for m in map(gw.LISTENING_RE.search, g.stderr_lines()) if m}
+                check(counts == {str(len(cpus))}, "workers auto %s on %d CPU(s) started %s worker(s):\n%s"
+                      % (label, len(cpus), sorted(counts), g.stderr_text()))
+            finally:
+                g.stop()
+
     h1 = gw.make_password_hash(binary, "same password")
     h2 = gw.make_password_hash(binary, "same password")
     check(h1 != h2, "edgerelay passwd printed the same hash twice: it is not salted")
