@@ -111,7 +111,7 @@ class relay_op {
     ssize_t n = 0;
     std::size_t capacity = 0;
     if (d.pipe.read_fd >= 0) {
-      capacity = relay_pools::pipe_size;
+      capacity = d.pipe.capacity;
       n = ::splice(fd, nullptr, d.pipe.write_fd, nullptr, capacity, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     } else {
       capacity = relay_pools::buffer_size;

@@ -23,8 +23,11 @@ std::optional<relay_pools::pipe_fds> relay_pools::take_pipe() noexcept {
     return std::nullopt;
   }
   // A larger pipe moves more per splice call; failure only costs throughput.
-  (void)::fcntl(fds[1], F_SETPIPE_SZ, pipe_size);
-  return pipe_fds{fds[0], fds[1]};
+  int capacity = ::fcntl(fds[1], F_SETPIPE_SZ, pipe_size);
+  if (capacity <= 0) {
+    capacity = ::fcntl(fds[1], F_GETPIPE_SZ);
+  }
+  return pipe_fds{fds[0], fds[1], static_cast<std::size_t>(capacity > 0 ? capacity : 65536)};
 }
 
 void relay_pools::give_back(pipe_fds p) noexcept {

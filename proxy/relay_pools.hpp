@@ -15,6 +15,7 @@ class relay_pools {
   struct pipe_fds {
     int read_fd = -1;
     int write_fd = -1;
+    std::size_t capacity = 0;  ///< what the pipe holds: pipe_size, or less when it could not grow
   };
   static constexpr std::size_t buffer_size = 64 * 1024;
   /// 1 MiB moved 10-20% more per single stream than 256 KiB in bench/ (fewer splice calls per byte).
