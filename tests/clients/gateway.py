@@ -236,6 +236,11 @@ class Gateway:
         self.finish_readers()
         return status
 
+    def stop_ok(self, timeout=10, what=""):
+        """stop(), then fails the test unless edgerelay exited with status 0 (`what` prefixes the message)."""
+        status = self.stop(timeout=timeout)
+        check(status == 0, "%sedgerelay exit status %r after SIGTERM, expected 0" % (what, status))
+
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -293,9 +298,35 @@ class Gateway:
 
         return wait_until(find, timeout)
 
+    def one_new_record(self, before, what, settle=0.3):
+        """The one access-log line written after the first `before`: waits for it, then `settle`
+        seconds more so that a second line would show; checks its fields and logs it."""
+        self.wait_access_records(before + 1, timeout=10)
+        time.sleep(settle)
+        new = self.access_records()[before:]
+        check(len(new) == 1, "%s: expected exactly one new access-log line, got %d: %r" % (what, len(new), new))
+        check_access_record(new[0])
+        log("%s:" % what, new[0])
+        return new[0]
+
     def dump(self):
         log("---- edgerelay stderr ----\n" + self.stderr_text())
         log("---- edgerelay stdout ----\n" + self.stdout_text())
+
+
+@contextlib.contextmanager
+def running(gateway, *also_close):
+    """Wraps the body that starts and drives `gateway`: on any failure (a failed start too) prints
+    its stderr and stdout and re-raises; always kills it, then closes each of `also_close`."""
+    try:
+        yield gateway
+    except BaseException:
+        gateway.dump()
+        raise
+    finally:
+        gateway.kill()
+        for x in also_close:
+            x.close()
 
 
 def check_access_record(rec):

@@ -1,5 +1,6 @@
-"""Helpers of the HTTP client tests: the shared gateway.py (read-only, one folder up) and a small
-origin server that answers GET with files and POST with the sha256 of the body it received."""
+"""Helpers of the HTTP client tests: the shared gateway.py (one folder up), a small origin server
+that answers GET with files and POST with the sha256 of the body it received, and gateways with the
+HTTP listener config."""
 
 import hashlib
 import http.server
@@ -76,3 +77,15 @@ class Origin:
 
 def http_config(auth="none", users=""):
     return gw.config_yaml(protocols="[http, socks5, socks4]", auth=auth, users=users)
+
+def http_gateway(binary, workdir, name, auth="none", users=""):
+    """A Gateway with http_config(auth, users) in its own new folder workdir/name."""
+    folder = os.path.join(workdir, name)
+    os.makedirs(folder)
+    return gw.Gateway(binary, http_config(auth=auth, users=users), folder)
+
+
+def alice_gateway(binary, workdir):
+    """An http_gateway in workdir/auth with `auth: password` and the one user alice, password s3cret."""
+    users = "  - {name: alice, password: \"%s\"}\n" % gw.make_password_hash(binary, "s3cret")
+    return http_gateway(binary, workdir, "auth", auth="password", users=users)
