@@ -369,6 +369,22 @@ def config_yaml(listener_extra="", rules=None, users="", limits=None, protocols=
 
 # -- local servers ----------------------------------------------------------------------------
 
+class ServerThread:
+    """A socketserver (bound by the subclass, usually to port 0 on loopback) serving on a daemon
+    thread; close() shuts it down and waits for the thread (bounded)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.host, self.port = server.server_address[:2]
+        self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
@@ -379,7 +395,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class FileServer:
+class FileServer(ServerThread):
     """A threading HTTP server on loopback, port 0, serving a directory with one random 1 MiB file."""
 
     def __init__(self, root, host="127.0.0.1", size=MIB, name="blob.bin"):
@@ -391,18 +407,10 @@ class FileServer:
         self.size = size
         self.sha256 = hashlib.sha256(data).hexdigest()
         handler = functools.partial(_QuietHandler, directory=root)
-        self.httpd = _HTTPServer((host, 0), handler)
-        self.host, self.port = self.httpd.server_address[:2]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        super().__init__(_HTTPServer((host, 0), handler))
 
     def url(self, host=None):
         return "http://%s:%d/%s" % (host or self.host, self.port, self.name)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
@@ -423,17 +431,9 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-class EchoServer:
+class EchoServer(ServerThread):
     def __init__(self, host="127.0.0.1"):
-        self.server = _TCPServer((host, 0), _EchoHandler)
-        self.host, self.port = self.server.server_address[:2]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        super().__init__(_TCPServer((host, 0), _EchoHandler))
 
 
 # -- clients ----------------------------------------------------------------------------------
