@@ -169,6 +169,23 @@ blackhole::blackhole() : acceptor_(ioc_, tcp::endpoint(net::ip::address_v4::loop
   }
 }
 
+std::string socks_loopback_config(const std::string& first_rules, const std::string& to, const std::string& limits) {
+  return R"(
+listeners:
+  - name: test
+    bind: "127.0.0.1:0"
+    protocols: [socks5, socks4]
+rules:
+)" + first_rules + R"(
+  - name: loopback
+    action: allow
+    from: ["127.0.0.0/8", "::1"]
+    to: )" + to + R"(
+limits: {)" + limits + R"(}
+log: {level: error, access: off}
+)";
+}
+
 std::uint16_t closed_port() {
   net::io_context ioc;
   tcp::acceptor a(ioc, tcp::endpoint(net::ip::address_v4::loopback(), 0));

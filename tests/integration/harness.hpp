@@ -125,6 +125,11 @@ class blackhole {
   std::vector<std::unique_ptr<tcp::socket>> fillers_;
 };
 
+/// YAML for a gateway with one SOCKS5/SOCKS4 listener `test` on 127.0.0.1:0: `first_rules` (rule
+/// lines), then the rule `loopback` allowing 127.0.0.0/8 and ::1 to `to` (a YAML list), then
+/// `limits: {<limits>}`, an error-level log and no access log.
+std::string socks_loopback_config(const std::string& first_rules, const std::string& to, const std::string& limits);
+
 /// A loopback port nothing listens on (bound, then closed).
 std::uint16_t closed_port();
 
