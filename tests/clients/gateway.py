@@ -238,6 +238,11 @@ class Gateway:
         self.finish_readers()
         return status
 
+    def stop_ok(self, timeout=10, what=""):
+        """stop(), then fails the test unless edgerelay exited with status 0 (`what` prefixes the message)."""
+        status = self.stop(timeout=timeout)
+        check(status == 0, "%sedgerelay exit status %r after SIGTERM, expected 0" % (what, status))
+
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -295,9 +300,35 @@ class Gateway:
 
         return wait_until(find, timeout)
 
+    def one_new_record(self, before, what, settle=0.3):
+        """The one access-log line written after the first `before`: waits for it, then `settle`
+        seconds more so that a second line would show; checks its fields and logs it."""
+        self.wait_access_records(before + 1, timeout=10)
+        time.sleep(settle)
+        new = self.access_records()[before:]
+        check(len(new) == 1, "%s: expected exactly one new access-log line, got %d: %r" % (what, len(new), new))
+        check_access_record(new[0])
+        log("%s:" % what, new[0])
+        return new[0]
+
     def dump(self):
         log("---- edgerelay stderr ----\n" + self.stderr_text())
         log("---- edgerelay stdout ----\n" + self.stdout_text())
+
+
+@contextlib.contextmanager
+def running(gateway, *also_close):
+    """Wraps the body that starts and drives `gateway`: on any failure (a failed start too) prints
+    its stderr and stdout and re-raises; always kills it, then closes each of `also_close`."""
+    try:
+        yield gateway
+    except BaseException:
+        gateway.dump()
+        raise
+    finally:
+        gateway.kill()
+        for x in also_close:
+            x.close()
 
 
 def check_access_record(rec):
@@ -340,6 +371,22 @@ def config_yaml(listener_extra="", rules=None, users="", limits=None, protocols=
 
 # -- local servers ----------------------------------------------------------------------------
 
+class ServerThread:
+    """A socketserver (bound by the subclass, usually to port 0 on loopback) serving on a daemon
+    thread; close() shuts it down and waits for the thread (bounded)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.host, self.port = server.server_address[:2]
+        self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
@@ -350,7 +397,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class FileServer:
+class FileServer(ServerThread):
     """A threading HTTP server on loopback, port 0, serving a directory with one random 1 MiB file."""
 
     def __init__(self, root, host="127.0.0.1", size=MIB, name="blob.bin"):
@@ -362,18 +409,10 @@ class FileServer:
         self.size = size
         self.sha256 = hashlib.sha256(data).hexdigest()
         handler = functools.partial(_QuietHandler, directory=root)
-        self.httpd = _HTTPServer((host, 0), handler)
-        self.host, self.port = self.httpd.server_address[:2]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        super().__init__(_HTTPServer((host, 0), handler))
 
     def url(self, host=None):
         return "http://%s:%d/%s" % (host or self.host, self.port, self.name)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
@@ -394,17 +433,9 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-class EchoServer:
+class EchoServer(ServerThread):
     def __init__(self, host="127.0.0.1"):
-        self.server = _TCPServer((host, 0), _EchoHandler)
-        self.host, self.port = self.server.server_address[:2]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        super().__init__(_TCPServer((host, 0), _EchoHandler))
 
 
 # -- clients ----------------------------------------------------------------------------------

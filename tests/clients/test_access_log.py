@@ -9,7 +9,6 @@
 
 import os
 import secrets
-import time
 
 import gateway as gw
 from gateway import check
@@ -32,21 +31,11 @@ def config(pw_hash):
         "log: {level: info, access: json}\n" % pw_hash)
 
 
-def new_record(g, before, what):
-    g.wait_access_records(before + 1, timeout=10)
-    time.sleep(0.3)
-    new = g.access_records()[before:]
-    check(len(new) == 1, "%s: expected exactly one new access-log line, got %d: %r" % (what, len(new), new))
-    gw.check_access_record(new[0])
-    gw.log("%s:" % what, new[0])
-    return new[0]
-
-
 def test(binary, workdir):
     pw_hash = gw.make_password_hash(binary, PASSWORD)
     server = gw.FileServer(os.path.join(workdir, "www"))
     g = gw.Gateway(binary, config(pw_hash), workdir)
-    try:
+    with gw.running(g, server):
         g.start(listeners=("test", "secure"))
         proxy = "127.0.0.1:%d" % g.port("test")
         secure = "127.0.0.1:%d" % g.port("secure")
@@ -57,7 +46,7 @@ def test(binary, workdir):
         r = gw.curl(["--socks5", proxy, "-o", out, server.url()])
         check(r.returncode == 0, "allowed curl exited %d: %s" % (r.returncode, r.stderr))
         check(gw.sha256_file(out) == server.sha256, "allowed download corrupted")
-        rec = new_record(g, before, "allowed")
+        rec = g.one_new_record(before, "allowed")
         check(rec["result"] == "ok" and rec["rule"] == "loopback" and rec["listener"] == "test",
               "allowed session logged as %r" % rec)
 
@@ -71,7 +60,7 @@ def test(binary, workdir):
               % (r.returncode, r.stderr))
         check("(2)" in r.stderr, "curl did not report SOCKS5 reply 2 (not allowed by ruleset): %r" % r.stderr)
         check(not os.path.exists(out) or os.path.getsize(out) == 0, "denied curl wrote data")
-        rec = new_record(g, before, "denied")
+        rec = g.one_new_record(before, "denied")
         check(rec["result"] == "denied", "denied session has result %r" % rec["result"])
         check(rec["rule"] == "no-two", "denied session has rule %r, expected no-two" % rec["rule"])
         check(rec["target"] == "127.0.0.2:%d" % server.port, "denied session target %r" % rec["target"])
@@ -86,7 +75,7 @@ def test(binary, workdir):
             raise gw.TestFailure("raw SOCKS5 CONNECT to a denied target succeeded")
         except gw.SocksError as e:
             check(e.code == 0x02, "raw SOCKS5 CONNECT to a denied target: %s, expected REP 0x02" % e)
-        rec = new_record(g, before, "denied (raw)")
+        rec = g.one_new_record(before, "denied (raw)")
         check(rec["result"] == "denied" and rec["rule"] == "no-two", "raw denied session logged as %r" % rec)
 
         # 3. password listener: the right password gets through, in both curl spellings.
@@ -99,7 +88,7 @@ def test(binary, workdir):
             check(r.returncode == 0, "curl with the right password (%s) exited %d: %s" % (args[0], r.returncode,
                                                                                          r.stderr))
             check(gw.sha256_file(out) == server.sha256, "authenticated download corrupted")
-            rec = new_record(g, before, "authenticated")
+            rec = g.one_new_record(before, "authenticated")
             check(rec["result"] == "ok", "authenticated session result %r" % rec["result"])
             check(rec["user"] == "alice", "authenticated session user %r, expected alice" % rec["user"])
             check(rec["listener"] == "secure", "authenticated session listener %r" % rec["listener"])
@@ -112,7 +101,7 @@ def test(binary, workdir):
         r = gw.curl(["--socks5", secure, "--proxy-user", "alice:%s" % WRONG_PASSWORD, "-o", out, server.url()])
         check(r.returncode != 0, "curl with a wrong password succeeded")
         check(not os.path.exists(out) or os.path.getsize(out) == 0, "curl with a wrong password got data")
-        rec = new_record(g, before, "wrong password")
+        rec = g.one_new_record(before, "wrong password")
         check(rec["result"] == "bad_credentials", "wrong password logged as result %r" % rec["result"])
         check(rec["bytes_down"] == 0, "wrong password session relayed bytes: %r" % rec)
 
@@ -130,8 +119,7 @@ def test(binary, workdir):
         check(not os.path.exists(out) or os.path.getsize(out) == 0, "curl without credentials got data")
 
         check(g.alive(), "edgerelay died")
-        status = g.stop(timeout=10)
-        check(status == 0, "edgerelay exit status %r after SIGTERM" % status)
+        g.stop_ok()
 
         # 5. every line: valid JSON with exactly the section 7 fields.
         recs = g.access_records()
@@ -143,12 +131,6 @@ def test(binary, workdir):
         for pw in (PASSWORD, WRONG_PASSWORD):
             check(pw not in g.stdout_text(), "a password appears on stdout")
             check(pw not in g.stderr_text(), "a password appears on stderr")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
-        server.close()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ to a local HTTP server; each downloads a 1 MiB file intact, and each session lea
 line with result ok, the right protocol and target, and bytes_down >= the file size."""
 
 import os
-import time
 
 import gateway as gw
 from gateway import check
@@ -20,13 +19,7 @@ def run_case(g, server, workdir, flag, url_host, protocol, expected_target, inde
           % (flag, os.path.getsize(out), server.size))
     check(gw.sha256_file(out) == server.sha256, "curl %s: sha256 of the download differs" % flag)
 
-    recs = g.wait_access_records(before + 1, timeout=10)
-    time.sleep(0.3)  # a stray second line for the same session would show up by now
-    recs = g.access_records()
-    new = recs[before:]
-    check(len(new) == 1, "curl %s: expected exactly one access-log line, got %d: %r" % (flag, len(new), new))
-    rec = new[0]
-    gw.check_access_record(rec)
+    rec = g.one_new_record(before, "curl %s" % flag)
     check(rec["result"] == "ok", "curl %s: result %r, expected ok: %r" % (flag, rec["result"], rec))
     check(rec["protocol"] == protocol, "curl %s: protocol %r, expected %r" % (flag, rec["protocol"], protocol))
     check(rec["target"] == expected_target, "curl %s: target %r, expected %r" % (flag, rec["target"], expected_target))
@@ -44,7 +37,7 @@ def run_case(g, server, workdir, flag, url_host, protocol, expected_target, inde
 def test(binary, workdir):
     server = gw.FileServer(os.path.join(workdir, "www"))
     g = gw.Gateway(binary, gw.config_yaml(), workdir)
-    try:
+    with gw.running(g, server):
         g.start()
         cases = [
             ("--socks5", "127.0.0.1", "socks5", "127.0.0.1:%d" % server.port),
@@ -55,16 +48,9 @@ def test(binary, workdir):
         for i, (flag, host, protocol, target) in enumerate(cases):
             run_case(g, server, workdir, flag, host, protocol, target, i)
         check(g.alive(), "edgerelay died during the downloads")
-        status = g.stop(timeout=10)
-        check(status == 0, "edgerelay exit status %r after SIGTERM, expected 0" % status)
+        g.stop_ok()
         check(len(g.access_records()) == len(cases), "expected %d access-log lines in all, got:\n%s"
               % (len(cases), g.stdout_text()))
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
-        server.close()
 
 
 if __name__ == "__main__":

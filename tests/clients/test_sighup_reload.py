@@ -6,7 +6,6 @@ with file:line:col and the gateway keeps the last good config (the next curl sti
 import os
 import re
 import signal
-import time
 
 import gateway as gw
 from gateway import check
@@ -26,23 +25,13 @@ log: {level: info, access: json}
 """
 
 
-def one_new_record(g, before, what):
-    g.wait_access_records(before + 1, timeout=10)
-    time.sleep(0.3)
-    new = g.access_records()[before:]
-    check(len(new) == 1, "%s: expected one new access-log line, got %r" % (what, new))
-    gw.check_access_record(new[0])
-    gw.log(what, new[0])
-    return new[0]
-
-
 def fetch(g, server, workdir, what):
     out = os.path.join(workdir, "out.bin")
     if os.path.exists(out):
         os.unlink(out)
     before = len(g.stdout_lines())
     r = gw.curl(["--socks5", "127.0.0.1:%d" % g.port(), "-o", out, server.url()])
-    rec = one_new_record(g, before, what)
+    rec = g.one_new_record(before, what)
     ok = r.returncode == 0 and os.path.exists(out) and gw.sha256_file(out) == server.sha256
     return r, ok, rec
 
@@ -51,7 +40,7 @@ def test(binary, workdir):
     server = gw.FileServer(os.path.join(workdir, "www"), host="127.0.0.2")
     check(server.host == "127.0.0.2", "the file server is not on 127.0.0.2")
     g = gw.Gateway(binary, gw.config_yaml(rules=DENY_TWO), workdir)
-    try:
+    with gw.running(g, server):
         g.start()
 
         r, ok, rec = fetch(g, server, workdir, "before reload")
@@ -85,16 +74,9 @@ def test(binary, workdir):
         check(rec["result"] == "ok" and rec["rule"] == "loopback-v2",
               "after a broken reload the old config should still apply; logged %r" % rec)
 
-        status = g.stop(timeout=10)
-        check(status == 0, "edgerelay exit status %r after SIGTERM" % status)
+        g.stop_ok()
         for rec in g.access_records():
             gw.check_access_record(rec)
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
-        server.close()
 
 
 if __name__ == "__main__":

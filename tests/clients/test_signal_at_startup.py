@@ -26,27 +26,27 @@ def signal_when_listening(g, signo):
     return sent
 
 
-def wait_sent(sent):
-    return gw.wait_until(lambda: bool(sent), 5)
+def start_signalled(g, signo, i):
+    """Starts g and sends signo the moment it prints `listening on`; checks that it was sent."""
+    sent = signal_when_listening(g, signo)
+    try:
+        g.start(wait_signal_handlers=False)
+    except gw.TestFailure:
+        pass  # it may already have died or exited: the caller's checks of its status say how
+    check(gw.wait_until(lambda: bool(sent), 5), "round %d: %s was not sent" % (i, signo.name))
 
 
 def round_hup(binary, workdir, i):
     g = gw.Gateway(binary, gw.config_yaml(), workdir, name="hup-%d.yaml" % i)
     try:
-        sent = signal_when_listening(g, signal.SIGHUP)
-        try:
-            g.start(wait_signal_handlers=False)
-        except gw.TestFailure:
-            pass  # it may already have died: the status below says how
-        check(wait_sent(sent), "round %d: SIGHUP was not sent" % i)
+        start_signalled(g, signal.SIGHUP, i)
         time.sleep(0.5)
         status = g.proc.poll()
         check(status is None, "round %d: edgerelay died (status %r; -1 means killed by SIGHUP) on a SIGHUP sent right after it printed "
               "'listening on'; stderr:\n%s" % (i, status, g.stderr_text()))
         check(g.wait_stderr(r"reload: ok", timeout=5) is not None,
               "round %d: no reload after an early SIGHUP:\n%s" % (i, g.stderr_text()))
-        status = g.stop(timeout=10)
-        check(status == 0, "round %d: exit status %r after SIGTERM" % (i, status))
+        g.stop_ok(what="round %d: " % i)
     finally:
         g.kill()
 
@@ -54,12 +54,7 @@ def round_hup(binary, workdir, i):
 def round_term(binary, workdir, i):
     g = gw.Gateway(binary, gw.config_yaml(), workdir, name="term-%d.yaml" % i)
     try:
-        sent = signal_when_listening(g, signal.SIGTERM)
-        try:
-            g.start(wait_signal_handlers=False)
-        except gw.TestFailure:
-            pass  # it may already have exited: the status below says how
-        check(wait_sent(sent), "round %d: SIGTERM was not sent" % i)
+        start_signalled(g, signal.SIGTERM, i)
         status = g.wait_exit(10)
         check(status is not None, "round %d: edgerelay still running 10 s after an early SIGTERM" % i)
         check(status == 0, "round %d: edgerelay exit status %r on a SIGTERM sent right after it printed "

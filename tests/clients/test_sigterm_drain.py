@@ -63,37 +63,35 @@ def open_tunnel(g, echo):
 
 def case_drain(binary, workdir, echo):
     g = gw.Gateway(binary, gw.config_yaml(limits={"shutdown_grace": "10s"}), workdir, name="drain.yaml")
-    tunnel = None
-    try:
+    with gw.running(g):
         g.start()
         port = g.port()
-        tunnel = open_tunnel(g, echo)
-        check(len(g.stdout_lines()) == 0, "an access-log line appeared while the tunnel is open")
+        with open_tunnel(g, echo) as tunnel:
+            check(len(g.stdout_lines()) == 0, "an access-log line appeared while the tunnel is open")
 
-        t0 = time.monotonic()
-        g.signal(signal.SIGTERM)
-        refused_at = refused_within(port, t0 + 1.0)
-        check(refused_at is not None, "new connections were still accepted 1 s after SIGTERM")
-        gw.log("refused %.3f s after SIGTERM" % (refused_at - t0))
-        # And by 1 s after SIGTERM every worker's acceptor is closed: they stay refused.
-        time.sleep(max(0.0, t0 + 1.0 - time.monotonic()))
-        for _ in range(5):
-            try:
-                c = socket.create_connection(("127.0.0.1", port), timeout=0.5)
-                c.close()
-                raise gw.TestFailure("a new connection was accepted after the listener stopped")
-            except ConnectionRefusedError:
-                pass
-            time.sleep(0.05)
+            t0 = time.monotonic()
+            g.signal(signal.SIGTERM)
+            refused_at = refused_within(port, t0 + 1.0)
+            check(refused_at is not None, "new connections were still accepted 1 s after SIGTERM")
+            gw.log("refused %.3f s after SIGTERM" % (refused_at - t0))
+            # And by 1 s after SIGTERM every worker's acceptor is closed: they stay refused.
+            time.sleep(max(0.0, t0 + 1.0 - time.monotonic()))
+            for _ in range(5):
+                try:
+                    c = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                    c.close()
+                    raise gw.TestFailure("a new connection was accepted after the listener stopped")
+                except ConnectionRefusedError:
+                    pass
+                time.sleep(0.05)
 
-        check(g.alive(), "edgerelay exited while a tunnel was open within the grace period:\n" + g.stderr_text())
-        echo_roundtrip(tunnel, b"still echoing while draining", "while draining")
-        time.sleep(0.5)
-        check(g.alive(), "edgerelay exited while a tunnel was open within the grace period")
-        echo_roundtrip(tunnel, b"and again", "while draining (2)")
+            check(g.alive(), "edgerelay exited while a tunnel was open within the grace period:\n" + g.stderr_text())
+            echo_roundtrip(tunnel, b"still echoing while draining", "while draining")
+            time.sleep(0.5)
+            check(g.alive(), "edgerelay exited while a tunnel was open within the grace period")
+            echo_roundtrip(tunnel, b"and again", "while draining (2)")
 
-        tunnel.close()
-        tunnel = None
+            tunnel.close()
         t_close = time.monotonic()
         status = g.wait_exit(4)
         check(status is not None, "edgerelay did not exit within 4 s after the last tunnel closed "
@@ -112,61 +110,50 @@ def case_drain(binary, workdir, echo):
         check(rec["bytes_up"] == sent and rec["bytes_down"] == sent,
               "drained tunnel bytes up/down %d/%d, expected %d each" % (rec["bytes_up"], rec["bytes_down"], sent))
         check(g.wait_stderr(r"shutting down", timeout=1) is not None, "no shutdown message on stderr")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        if tunnel is not None:
-            tunnel.close()
-        g.kill()
 
 
 def case_grace_expires(binary, workdir, echo):
     g = gw.Gateway(binary, gw.config_yaml(limits={"shutdown_grace": "1s"}), workdir, name="grace.yaml")
-    tunnel = None
-    try:
+    with gw.running(g):
         g.start()
-        tunnel = open_tunnel(g, echo)
-        t0 = time.monotonic()
-        g.signal(signal.SIGTERM)
-        time.sleep(0.3)
-        echo_roundtrip(tunnel, b"inside the grace period", "inside the grace period")
+        with open_tunnel(g, echo) as tunnel:
+            t0 = time.monotonic()
+            g.signal(signal.SIGTERM)
+            time.sleep(0.3)
+            echo_roundtrip(tunnel, b"inside the grace period", "inside the grace period")
 
-        # The gateway must close the tunnel once the grace period (1 s) is over.
-        tunnel.settimeout(6)
-        closed_at = None
-        try:
-            data = tunnel.recv(100)
-            check(data == b"", "unexpected data on the tunnel: %r" % data)
-            closed_at = time.monotonic()
-        except ConnectionResetError:
-            closed_at = time.monotonic()
-        except socket.timeout:
-            pass
-        check(closed_at is not None, "the tunnel was still open 6 s after SIGTERM with shutdown_grace 1s")
-        elapsed = closed_at - t0
-        gw.log("tunnel closed %.3f s after SIGTERM" % elapsed)
-        check(elapsed >= 0.9, "the tunnel was closed %.3f s after SIGTERM, before shutdown_grace (1 s)" % elapsed)
-        check(elapsed <= 3.0, "the tunnel was closed %.3f s after SIGTERM, long after shutdown_grace (1 s)" % elapsed)
+            # The gateway must close the tunnel once the grace period (1 s) is over.
+            tunnel.settimeout(6)
+            closed_at = None
+            try:
+                data = tunnel.recv(100)
+                check(data == b"", "unexpected data on the tunnel: %r" % data)
+                closed_at = time.monotonic()
+            except ConnectionResetError:
+                closed_at = time.monotonic()
+            except socket.timeout:
+                pass
+            check(closed_at is not None, "the tunnel was still open 6 s after SIGTERM with shutdown_grace 1s")
+            elapsed = closed_at - t0
+            gw.log("tunnel closed %.3f s after SIGTERM" % elapsed)
+            check(elapsed >= 0.9,
+                  "the tunnel was closed %.3f s after SIGTERM, before shutdown_grace (1 s)" % elapsed)
+            check(elapsed <= 3.0,
+                  "the tunnel was closed %.3f s after SIGTERM, long after shutdown_grace (1 s)" % elapsed)
 
-        status = g.wait_exit(max(0.1, t0 + 5 - time.monotonic()))
-        check(status is not None, "edgerelay still running 5 s after SIGTERM with shutdown_grace 1s")
-        check(status == 0, "edgerelay exit status %r after the grace period, expected 0" % status)
-        g.finish_readers()
-        recs = g.access_records()
-        check(len(recs) == 1, "expected one access-log line for the closed tunnel, got %d: %r" % (len(recs), recs))
-        gw.check_access_record(recs[0])
-        check(recs[0]["target"] == "127.0.0.1:%d" % echo.port, "closed tunnel target %r" % recs[0]["target"])
-        sent = len(b"hello before SIGTERM") + len(b"inside the grace period")
-        check(recs[0]["bytes_up"] == sent and recs[0]["bytes_down"] == sent,
-              "closed tunnel bytes up/down %d/%d, expected %d each" % (recs[0]["bytes_up"], recs[0]["bytes_down"], sent))
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        if tunnel is not None:
-            tunnel.close()
-        g.kill()
+            status = g.wait_exit(max(0.1, t0 + 5 - time.monotonic()))
+            check(status is not None, "edgerelay still running 5 s after SIGTERM with shutdown_grace 1s")
+            check(status == 0, "edgerelay exit status %r after the grace period, expected 0" % status)
+            g.finish_readers()
+            recs = g.access_records()
+            check(len(recs) == 1,
+                  "expected one access-log line for the closed tunnel, got %d: %r" % (len(recs), recs))
+            gw.check_access_record(recs[0])
+            check(recs[0]["target"] == "127.0.0.1:%d" % echo.port, "closed tunnel target %r" % recs[0]["target"])
+            sent = len(b"hello before SIGTERM") + len(b"inside the grace period")
+            check(recs[0]["bytes_up"] == sent and recs[0]["bytes_down"] == sent,
+                  "closed tunnel bytes up/down %d/%d, expected %d each"
+                  % (recs[0]["bytes_up"], recs[0]["bytes_down"], sent))
 
 
 def test(binary, workdir):

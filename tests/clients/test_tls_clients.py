@@ -21,7 +21,6 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import gateway as gw
@@ -132,23 +131,16 @@ def download_checks(what, r, out, server):
     os.unlink(out)
 
 
-class HTTPSServer:
+class HTTPSServer(gw.ServerThread):
     """The FileServer's folder served over HTTPS with the server certificate, on loopback port 0."""
 
     def __init__(self, root, pki):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pki["server.pem"], pki["server.key"])
         handler = functools.partial(gw._QuietHandler, directory=root)
-        self.httpd = gw._HTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        httpd = gw._HTTPServer(("127.0.0.1", 0), handler)
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+        super().__init__(httpd)
 
 
 def free_port():
@@ -396,7 +388,7 @@ def test(binary, workdir):
         check("hostname mismatch" in rec.get("tls_error", ""), "misnamed backend: tls_error %r" % rec.get("tls_error"))
 
         check(g.alive(), "edgerelay died during the test")
-        check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
+        g.stop_ok()
     except BaseException:
         g.dump()
         if forwarder is not None and forwarder.poll() is not None:

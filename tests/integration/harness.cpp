@@ -5,9 +5,11 @@
 #include <sys/time.h>
 
 #include <cstdlib>
+#include <future>
 #include <stdexcept>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
@@ -50,21 +52,60 @@ bool gateway::wait_stopped(std::chrono::milliseconds limit) {
   return stopped_;
 }
 
-backend::backend(backend_mode mode, const std::string& address) : mode_(mode), acceptor_(ioc_) {
+loopback_server::loopback_server(connection_handler on_connection, const std::string& address)
+    : loopback_server(std::move(on_connection), deferred) {
   const tcp::endpoint at(net::ip::make_address(address), 0);
   acceptor_.open(at.protocol());
   acceptor_.bind(at);
   acceptor_.listen();
+  start();
+}
+
+loopback_server::loopback_server(connection_handler on_connection, deferred_t)
+    : on_connection_(std::move(on_connection)), acceptor_(ioc_) {}
+
+loopback_server::~loopback_server() { stop(); }
+
+void loopback_server::start() {
   endpoint_ = acceptor_.local_endpoint();
-  port_ = endpoint_.port();
   net::co_spawn(ioc_, accept_loop(), [](const std::exception_ptr&) {});
   thread_ = std::thread([this] { ioc_.run(); });
 }
 
-backend::~backend() {
+void loopback_server::stop() {
   ioc_.stop();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
+
+void loopback_server::close_acceptor() {
+  std::promise<void> done;
+  net::post(ioc_, [this, &done] {
+    error_code ignored;
+    acceptor_.close(ignored);
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+net::awaitable<void> loopback_server::accept_loop() {
+  for (;;) {
+    auto [ec, s] = co_await acceptor_.async_accept(use_ec);
+    if (ec) co_return;
+    net::co_spawn(ioc_, on_connection_(std::move(s)), [](const std::exception_ptr&) {});
+  }
+}
+
+backend::backend(backend_mode mode, const std::string& address)
+    : mode_(mode),
+      server_(
+          [this](tcp::socket s) {
+            {
+              std::lock_guard lock(mu_);
+              peers_.push_back(s.remote_endpoint());
+            }
+            return serve(std::move(s));
+          },
+          address) {}
 
 std::vector<tcp::endpoint> backend::peers() const {
   std::lock_guard lock(mu_);
@@ -82,18 +123,6 @@ std::vector<tcp::endpoint> backend::wait_peers(std::size_t n) const {
 std::vector<std::size_t> backend::received_after_close() const {
   std::lock_guard lock(mu_);
   return received_;
-}
-
-net::awaitable<void> backend::accept_loop() {
-  for (;;) {
-    auto [ec, s] = co_await acceptor_.async_accept(use_ec);
-    if (ec) co_return;
-    {
-      std::lock_guard lock(mu_);
-      peers_.push_back(s.remote_endpoint());
-    }
-    net::co_spawn(ioc_, serve(std::move(s)), [](const std::exception_ptr&) {});
-  }
 }
 
 net::awaitable<void> backend::serve(tcp::socket s) {
@@ -138,6 +167,23 @@ blackhole::blackhole() : acceptor_(ioc_, tcp::endpoint(net::ip::address_v4::loop
     (void)::connect(s->native_handle(), target.data(), static_cast<socklen_t>(target.size()));
     fillers_.push_back(std::move(s));
   }
+}
+
+std::string socks_loopback_config(const std::string& first_rules, const std::string& to, const std::string& limits) {
+  return R"(
+listeners:
+  - name: test
+    bind: "127.0.0.1:0"
+    protocols: [socks5, socks4]
+rules:
+)" + first_rules + R"(
+  - name: loopback
+    action: allow
+    from: ["127.0.0.0/8", "::1"]
+    to: )" + to + R"(
+limits: {)" + limits + R"(}
+log: {level: error, access: off}
+)";
 }
 
 std::uint16_t closed_port() {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -39,6 +40,48 @@ class gateway {
   std::atomic<bool> stopped_{false};
 };
 
+/// A TCP server on loopback with its own io_context thread: each accepted connection goes to
+/// `on_connection`, whose awaitable runs detached on that thread. The call itself happens in the
+/// accept loop, so a handler that is a plain function returning a coroutine can record the
+/// connection in accept order before it is served. Stops and joins its thread on destruction;
+/// declare it after the state its handler uses, so it stops before that state goes.
+class loopback_server {
+ public:
+  using connection_handler = std::function<net::awaitable<void>(tcp::socket)>;
+  /// Tag for the constructor that lets the owner listen and start() itself.
+  struct deferred_t {};
+  static constexpr deferred_t deferred{};
+
+  /// Listens on `address`, an ephemeral port, and starts serving.
+  explicit loopback_server(connection_handler on_connection, const std::string& address = "127.0.0.1");
+  /// Neither listens nor starts: the owner opens, binds and listens acceptor() (a fixed or paired
+  /// port), may spawn more work on context(), then calls start().
+  loopback_server(connection_handler on_connection, deferred_t);
+  ~loopback_server();
+  loopback_server(const loopback_server&) = delete;
+  loopback_server& operator=(const loopback_server&) = delete;
+
+  /// Spawns the accept loop and runs the io_context on its own thread.
+  void start();
+  /// Stops the io_context and joins its thread; for owners whose other members use context().
+  void stop();
+  /// Closes the listening socket on the server thread (connects are then refused); waits for it.
+  void close_acceptor();
+
+  tcp::endpoint endpoint() const { return endpoint_; }
+  std::uint16_t port() const { return endpoint_.port(); }
+  net::io_context& context() { return ioc_; }
+  tcp::acceptor& acceptor() { return acceptor_; }
+
+ private:
+  net::awaitable<void> accept_loop();
+  connection_handler on_connection_;
+  net::io_context ioc_{1};
+  tcp::acceptor acceptor_;
+  tcp::endpoint endpoint_;
+  std::thread thread_;
+};
+
 /// What a backend does with each connection.
 enum class backend_mode {
   echo,              ///< echo everything, half-close when the client does
@@ -51,9 +94,8 @@ enum class backend_mode {
 class backend {
  public:
   explicit backend(backend_mode mode, const std::string& address = "127.0.0.1");
-  ~backend();
-  std::uint16_t port() const { return port_; }
-  tcp::endpoint endpoint() const { return endpoint_; }
+  std::uint16_t port() const { return server_.port(); }
+  tcp::endpoint endpoint() const { return server_.endpoint(); }
   /// Peer addresses of accepted connections, in order.
   std::vector<tcp::endpoint> peers() const;
   /// peers(), once at least `n` connections were accepted (waits up to 5 s).
@@ -62,17 +104,12 @@ class backend {
   std::vector<std::size_t> received_after_close() const;
 
  private:
-  net::awaitable<void> accept_loop();
   net::awaitable<void> serve(tcp::socket s);
   backend_mode mode_;
-  net::io_context ioc_{1};
-  tcp::acceptor acceptor_;
-  tcp::endpoint endpoint_;
-  std::uint16_t port_ = 0;
   mutable std::mutex mu_;
   std::vector<tcp::endpoint> peers_;
   std::vector<std::size_t> received_;
-  std::thread thread_;
+  loopback_server server_;  // last: stops before the state above goes
 };
 
 /// A loopback listener whose accept queue is full, so the kernel drops further SYNs and a connect
@@ -87,6 +124,11 @@ class blackhole {
   tcp::acceptor acceptor_;
   std::vector<std::unique_ptr<tcp::socket>> fillers_;
 };
+
+/// YAML for a gateway with one SOCKS5/SOCKS4 listener `test` on 127.0.0.1:0: `first_rules` (rule
+/// lines), then the rule `loopback` allowing 127.0.0.0/8 and ::1 to `to` (a YAML list), then
+/// `limits: {<limits>}`, an error-level log and no access log.
+std::string socks_loopback_config(const std::string& first_rules, const std::string& to, const std::string& limits);
 
 /// A loopback port nothing listens on (bound, then closed).
 std::uint16_t closed_port();

@@ -42,21 +42,19 @@ const bytes big_body = pattern(3 * 1024 * 1024 + 17, 42);
 /// fixed bytes (so the tests know exactly what the gateway must pass on).
 class origin {
  public:
-  explicit origin(const std::string& address = "127.0.0.1") : acceptor_(ioc_) {
-    const tcp::endpoint at(net::ip::make_address(address), 0);
-    acceptor_.open(at.protocol());
-    acceptor_.bind(at);
-    acceptor_.listen();
-    port_ = acceptor_.local_endpoint().port();
-    net::co_spawn(ioc_, accept_loop(), [](const std::exception_ptr&) {});
-    thread_ = std::thread([this] { ioc_.run(); });
-  }
-  ~origin() {
-    ioc_.stop();
-    thread_.join();
-  }
-  std::uint16_t port() const { return port_; }
-  std::string authority() const { return "127.0.0.1:" + std::to_string(port_); }
+  explicit origin(const std::string& address = "127.0.0.1")
+      : server_(
+            [this](tcp::socket s) {
+              std::size_t index = 0;
+              {
+                std::lock_guard lock(mu_);
+                index = connections_++;
+              }
+              return serve(std::move(s), index);
+            },
+            address) {}
+  std::uint16_t port() const { return server_.port(); }
+  std::string authority() const { return "127.0.0.1:" + std::to_string(port()); }
   std::size_t connections() const {
     std::lock_guard lock(mu_);
     return connections_;
@@ -67,19 +65,6 @@ class origin {
   }
 
  private:
-  net::awaitable<void> accept_loop() {
-    for (;;) {
-      auto [ec, s] = co_await acceptor_.async_accept(use_ec);
-      if (ec) co_return;
-      std::size_t index = 0;
-      {
-        std::lock_guard lock(mu_);
-        index = connections_++;
-      }
-      net::co_spawn(ioc_, serve(std::move(s), index), [](const std::exception_ptr&) {});
-    }
-  }
-
   static std::string respond(const seen_request& r) {
     if (r.target == "/hello") {
       return r.method == "HEAD" ? "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
@@ -154,13 +139,10 @@ class origin {
     }
   }
 
-  net::io_context ioc_{1};
-  tcp::acceptor acceptor_;
-  std::uint16_t port_ = 0;
   mutable std::mutex mu_;
   std::size_t connections_ = 0;
   std::vector<seen_request> requests_;
-  std::thread thread_;
+  loopback_server server_;  // last: stops before the state above goes
 };
 
 std::string forward_config(const std::string& listener_extra = "", const std::string& top_extra = "",

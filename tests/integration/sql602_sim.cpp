@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <future>
 #include <stdexcept>
 
 #include <boost/asio/post.hpp>
@@ -73,34 +72,43 @@ struct server::session {
 };
 
 server::server(server_options options, const std::string& address)
-    : options_(options), acceptor_(ioc_), udp_(ioc_) {
+    : options_(options),
+      tcp_(
+          [this](tcp::socket sock) {
+            auto s = std::make_shared<session>(std::move(sock));
+            {
+              std::lock_guard lock(mu_);
+              sessions_.push_back(s);
+            }
+            return serve(s);
+          },
+          loopback_server::deferred),
+      udp_(tcp_.context()) {
   // UDP PORTBASE first, then TCP PORTBASE + 1 beside it: retry (bounded) until both are free.
   const auto ip = net::ip::make_address(address);
-  for (int attempt = 0; attempt < 200 && port_ == 0; ++attempt) {
+  tcp::acceptor& acceptor = tcp_.acceptor();
+  bool listening = false;
+  for (int attempt = 0; attempt < 200 && !listening; ++attempt) {
     error_code ec;
     if (udp_.is_open()) udp_.close(ec);
-    if (acceptor_.is_open()) acceptor_.close(ec);
+    if (acceptor.is_open()) acceptor.close(ec);
     udp_.open(ip.is_v4() ? udp::v4() : udp::v6(), ec);
     if (!ec) udp_.bind(udp::endpoint(ip, 0), ec);
     if (ec) continue;
     const std::uint16_t base = udp_.local_endpoint().port();
     if (base == 65535) continue;
     const tcp::endpoint at(ip, static_cast<std::uint16_t>(base + 1));
-    acceptor_.open(at.protocol(), ec);
-    if (!ec) acceptor_.bind(at, ec);
-    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-    if (!ec) port_ = at.port();
+    acceptor.open(at.protocol(), ec);
+    if (!ec) acceptor.bind(at, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) listening = true;
   }
-  if (port_ == 0) throw std::runtime_error("sql602 sim: no free PORTBASE pair");
-  net::co_spawn(ioc_, accept_loop(), [](const std::exception_ptr&) {});
-  net::co_spawn(ioc_, udp_loop(), [](const std::exception_ptr&) {});
-  thread_ = std::thread([this] { ioc_.run(); });
+  if (!listening) throw std::runtime_error("sql602 sim: no free PORTBASE pair");
+  net::co_spawn(tcp_.context(), udp_loop(), [](const std::exception_ptr&) {});
+  tcp_.start();
 }
 
-server::~server() {
-  ioc_.stop();
-  thread_.join();
-}
+server::~server() { tcp_.stop(); }
 
 std::size_t server::sessions() const {
   std::lock_guard lock(mu_);
@@ -161,7 +169,7 @@ void server::push(std::size_t i, std::uint8_t type, const bytes& payload) {
     if (i >= sessions_.size()) throw std::runtime_error("push: no such session");
     s = sessions_[i];
   }
-  net::post(ioc_, [this, s, type, payload] { send(*s, type, payload); });
+  net::post(tcp_.context(), [this, s, type, payload] { send(*s, type, payload); });
 }
 
 void server::drop(std::size_t i) {
@@ -171,23 +179,10 @@ void server::drop(std::size_t i) {
     if (i >= sessions_.size()) return;
     s = sessions_[i];
   }
-  net::post(ioc_, [s] {
+  net::post(tcp_.context(), [s] {
     error_code ignored;
     s->socket.close(ignored);
   });
-}
-
-net::awaitable<void> server::accept_loop() {
-  for (;;) {
-    auto [ec, sock] = co_await acceptor_.async_accept(use_ec);
-    if (ec) co_return;
-    auto s = std::make_shared<session>(std::move(sock));
-    {
-      std::lock_guard lock(mu_);
-      sessions_.push_back(s);
-    }
-    net::co_spawn(ioc_, serve(s), [](const std::exception_ptr&) {});
-  }
 }
 
 net::awaitable<void> server::serve(std::shared_ptr<session> s) {
@@ -394,15 +389,7 @@ std::vector<bytes> server::wait_datagrams(std::size_t n) const {
   return datagrams();
 }
 
-void server::close_acceptor() {
-  std::promise<void> done;
-  net::post(ioc_, [this, &done] {
-    error_code ignored;
-    acceptor_.close(ignored);
-    done.set_value();
-  });
-  done.get_future().wait();
-}
+void server::close_acceptor() { tcp_.close_acceptor(); }
 
 net::awaitable<void> server::udp_loop() {
   std::array<std::uint8_t, 512> buf;
@@ -434,7 +421,7 @@ void server::on_datagram(const bytes& d, const udp::endpoint& from) {
     }
     reply.push_back(0x00);
     // From a new socket on an ephemeral port, as SqpSendSip does.
-    udp::socket out(ioc_);
+    udp::socket out(tcp_.context());
     error_code ec;
     out.open(from.protocol(), ec);
     if (!ec) out.send_to(net::buffer(reply), udp::endpoint(from.address(), port), 0, ec);

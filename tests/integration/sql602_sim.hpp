@@ -75,8 +75,8 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  std::uint16_t port() const { return port_; }                ///< PORTBASE+1
-  std::uint16_t portbase() const { return static_cast<std::uint16_t>(port_ - 1); }
+  std::uint16_t port() const { return tcp_.port(); }          ///< PORTBASE+1
+  std::uint16_t portbase() const { return static_cast<std::uint16_t>(port() - 1); }
 
   /// Sessions accepted so far.
   std::size_t sessions() const;
@@ -110,22 +110,19 @@ class server {
 
  private:
   struct session;
-  net::awaitable<void> accept_loop();
   net::awaitable<void> udp_loop();
   void on_datagram(const bytes& d, const udp::endpoint& from);
   net::awaitable<void> serve(std::shared_ptr<session> s);
   void send(session& s, std::uint8_t type, const bytes& payload);
 
   server_options options_;
-  net::io_context ioc_{1};
-  tcp::acceptor acceptor_;
+  // Before the sockets below, so its io_context outlives them; the destructor stops it first.
+  loopback_server tcp_;
   udp::socket udp_;
-  std::uint16_t port_ = 0;
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<session>> sessions_;
   std::vector<bytes> datagrams_;      // guarded by mu_
   std::size_t unmatched_breaks_ = 0;  // guarded by mu_
-  std::thread thread_;
 };
 
 /// A blocking HTTP-tunnel client: POSTs out, `200 OK` responses in (parsed strictly: exactly the

@@ -345,25 +345,18 @@ std::string echoes(tls_client& c, const std::string& text) {
 /// client's close_notify it sends "got N bytes" (N: what it echoed), then its own close_notify.
 class tls_echo_backend {
  public:
-  tls_echo_backend() : ctx_(ssl::context::tls_server), acceptor_(ioc_) {
-    ctx_.use_certificate_chain_file(certs().server.cert);
-    ctx_.use_private_key_file(certs().server.key, ssl::context::pem);
-    const tcp::endpoint at(net::ip::address_v4::loopback(), 0);
-    acceptor_.open(at.protocol());
-    acceptor_.bind(at);
-    acceptor_.listen();
-    port_ = acceptor_.local_endpoint().port();
-    net::co_spawn(ioc_, accept_loop(), [](const std::exception_ptr&) {});
-    thread_ = std::thread([this] { ioc_.run(); });
-  }
-  ~tls_echo_backend() {
-    ioc_.stop();
-    thread_.join();
-  }
+  tls_echo_backend()
+      : ctx_(server_context()), server_([this](tcp::socket s) {
+          {
+            std::lock_guard lock(mu_);
+            ++accepted_;
+          }
+          return serve(std::move(s));
+        }) {}
   tls_echo_backend(const tls_echo_backend&) = delete;
   tls_echo_backend& operator=(const tls_echo_backend&) = delete;
 
-  std::uint16_t port() const { return port_; }
+  std::uint16_t port() const { return server_.port(); }
   /// The SNI of each completed handshake, in order ("" when the client sent none).
   std::vector<std::string> handshakes() const {
     std::lock_guard lock(mu_);
@@ -376,16 +369,11 @@ class tls_echo_backend {
   }
 
  private:
-  net::awaitable<void> accept_loop() {
-    for (;;) {
-      auto [ec, s] = co_await acceptor_.async_accept(use_ec);
-      if (ec) co_return;
-      {
-        std::lock_guard lock(mu_);
-        ++accepted_;
-      }
-      net::co_spawn(ioc_, serve(std::move(s)), [](const std::exception_ptr&) {});
-    }
+  static ssl::context server_context() {
+    ssl::context ctx(ssl::context::tls_server);
+    ctx.use_certificate_chain_file(certs().server.cert);
+    ctx.use_private_key_file(certs().server.key, ssl::context::pem);
+    return ctx;
   }
 
   net::awaitable<void> serve(tcp::socket s) {
@@ -417,14 +405,11 @@ class tls_echo_backend {
     co_await st.async_shutdown(use_ec);
   }
 
-  net::io_context ioc_{1};
   ssl::context ctx_;
-  tcp::acceptor acceptor_;
-  std::uint16_t port_ = 0;
   mutable std::mutex mu_;
   std::vector<std::string> handshakes_;
   std::size_t accepted_ = 0;
-  std::thread thread_;
+  loopback_server server_;  // last: stops before the state above goes
 };
 
 // ---- configs -------------------------------------------------------------------------------------

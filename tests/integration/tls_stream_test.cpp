@@ -75,6 +75,19 @@ std::pair<std::string, std::string> run_both(net::io_context& io, A a, B b) {
   return {ra, rb};
 }
 
+/// Both ends of a loopback TCP connection as client_streams on one io_context.
+struct stream_pair {
+  net::io_context io;
+  tcp_pair sockets = connect_pair(io);
+  client_stream server{std::move(sockets.server)};
+  client_stream client{std::move(sockets.client)};
+  /// run_both on this pair's io_context.
+  template <typename A, typename B>
+  std::pair<std::string, std::string> run(A a, B b) {
+    return run_both(io, std::move(a), std::move(b));
+  }
+};
+
 class tls_stream_test : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -254,18 +267,15 @@ net::awaitable<std::string> client_idle(client_stream* s, ssl::context* ctx) {
 }
 
 TEST_F(tls_stream_test, start_tls_with_bytes_already_read_then_64_mib_each_way) {
-  net::io_context io;
-  auto [server_socket, client_socket] = connect_pair(io);
-  client_stream server(std::move(server_socket));
-  client_stream client(std::move(client_socket));
-  EXPECT_FALSE(server.is_tls());
-  EXPECT_EQ(server.ssl(), nullptr);
+  stream_pair p;
+  EXPECT_FALSE(p.server.is_tls());
+  EXPECT_EQ(p.server.ssl(), nullptr);
   const auto started = std::chrono::steady_clock::now();
-  auto [s, c] = run_both(io, server_bulk(&server, server_ctx_.get()), client_bulk(&client, client_ctx_.get()));
+  auto [s, c] = p.run(server_bulk(&p.server, server_ctx_.get()), client_bulk(&p.client, client_ctx_.get()));
   EXPECT_EQ(s, "ok");
   EXPECT_EQ(c, "ok");
-  EXPECT_TRUE(server.is_tls());
-  EXPECT_NE(server.ssl(), nullptr);
+  EXPECT_TRUE(p.server.is_tls());
+  EXPECT_NE(p.server.ssl(), nullptr);
   std::printf(
       "128 MiB through TLS in %lld ms\n",
       static_cast<long long>(
@@ -273,56 +283,38 @@ TEST_F(tls_stream_test, start_tls_with_bytes_already_read_then_64_mib_each_way) 
 }
 
 TEST_F(tls_stream_test, tls_shutdown_send_is_a_half_close) {
-  net::io_context io;
-  auto [server_socket, client_socket] = connect_pair(io);
-  client_stream server(std::move(server_socket));
-  client_stream client(std::move(client_socket));
-  auto [s, c] =
-      run_both(io, server_half_close(&server, server_ctx_.get()), client_half_close(&client, client_ctx_.get()));
+  stream_pair p;
+  auto [s, c] = p.run(server_half_close(&p.server, server_ctx_.get()), client_half_close(&p.client, client_ctx_.get()));
   EXPECT_EQ(s, "ok");
   EXPECT_EQ(c, "ok");
 }
 
 TEST_F(tls_stream_test, tls12_shutdown_send_is_a_half_close) {
   SSL_CTX_set_max_proto_version(client_ctx_->native_handle(), TLS1_2_VERSION);
-  net::io_context io;
-  auto [server_socket, client_socket] = connect_pair(io);
-  client_stream server(std::move(server_socket));
-  client_stream client(std::move(client_socket));
-  auto [s, c] =
-      run_both(io, server_half_close(&server, server_ctx_.get()), client_half_close(&client, client_ctx_.get()));
+  stream_pair p;
+  auto [s, c] = p.run(server_half_close(&p.server, server_ctx_.get()), client_half_close(&p.client, client_ctx_.get()));
   EXPECT_EQ(s, "ok");
   EXPECT_EQ(c, "ok");
-  EXPECT_EQ(negotiated(server.ssl()).version, "TLSv1.2");
+  EXPECT_EQ(negotiated(p.server.ssl()).version, "TLSv1.2");
 }
 
 TEST_F(tls_stream_test, plain_shutdown_send_is_a_half_close) {
-  net::io_context io;
-  auto [server_socket, client_socket] = connect_pair(io);
-  client_stream server(std::move(server_socket));
-  client_stream client(std::move(client_socket));
-  auto [s, c] = run_both(io, server_half_close(&server, nullptr), client_half_close(&client, nullptr));
+  stream_pair p;
+  auto [s, c] = p.run(server_half_close(&p.server, nullptr), client_half_close(&p.client, nullptr));
   EXPECT_EQ(s, "ok");
   EXPECT_EQ(c, "ok");
 }
 
 TEST_F(tls_stream_test, pending_tls_read_is_cancelled_through_its_slot) {
-  net::io_context io;
-  auto [server_socket, client_socket] = connect_pair(io);
-  client_stream server(std::move(server_socket));
-  client_stream client(std::move(client_socket));
-  auto [s, c] =
-      run_both(io, server_cancelled_read(&server, server_ctx_.get()), client_idle(&client, client_ctx_.get()));
+  stream_pair p;
+  auto [s, c] = p.run(server_cancelled_read(&p.server, server_ctx_.get()), client_idle(&p.client, client_ctx_.get()));
   EXPECT_EQ(s, "ok");
   EXPECT_EQ(c, "ok");
 }
 
 TEST_F(tls_stream_test, pending_plain_read_is_cancelled_through_its_slot) {
-  net::io_context io;
-  auto [server_socket, client_socket] = connect_pair(io);
-  client_stream server(std::move(server_socket));
-  client_stream client(std::move(client_socket));
-  auto [s, c] = run_both(io, server_cancelled_read(&server, nullptr), client_idle(&client, nullptr));
+  stream_pair p;
+  auto [s, c] = p.run(server_cancelled_read(&p.server, nullptr), client_idle(&p.client, nullptr));
   EXPECT_EQ(s, "ok");
   EXPECT_EQ(c, "ok");
 }
@@ -406,12 +398,9 @@ TEST_F(tls_stream_test, backend_with_expired_or_misnamed_certificate_is_refused)
   for (const auto& d :
        {dial_case{expired_ctx.get(), "gw.test", "failed: certificate verify failed: certificate has expired"},
         dial_case{server_ctx_.get(), "wrong.test", "failed: certificate verify failed: hostname mismatch"}}) {
-    net::io_context io;
-    auto [server_socket, client_socket] = connect_pair(io);
-    client_stream server(std::move(server_socket));
-    client_stream client(std::move(client_socket));
+    stream_pair p;
     auto [s, c] =
-        run_both(io, server_any_outcome(&server, d.server), dial_expecting_failure(&client, client_ctx_.get(), d.name));
+        p.run(server_any_outcome(&p.server, d.server), dial_expecting_failure(&p.client, client_ctx_.get(), d.name));
     EXPECT_EQ(s, "ok") << d.name;
     EXPECT_EQ(c, d.reason) << d.name;
   }

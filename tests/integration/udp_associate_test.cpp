@@ -20,20 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string udp_config(const std::string& first_rules = "", const std::string& idle = "10s") {
-  return R"(
-listeners:
-  - name: test
-    bind: "127.0.0.1:0"
-    protocols: [socks5, socks4]
-rules:
-)" + first_rules + R"(
-  - name: loopback
-    action: allow
-    from: ["127.0.0.0/8", "::1"]
-    to: ["127.0.0.0/8", "[::1]", "localhost"]
-limits: {handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: )" + idle + R"(, shutdown_grace: 2s}
-log: {level: error, access: off}
-)";
+  return socks_loopback_config(first_rules, R"(["127.0.0.0/8", "[::1]", "localhost"])",
+                               "handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: " + idle +
+                                   ", shutdown_grace: 2s");
 }
 
 /// A blocking UDP socket whose receives wait at most a bounded time (poll, never a bare recv).

@@ -1,22 +1,19 @@
-"""Helpers of the HTTP client tests: the shared gateway.py (read-only, one folder up) and a small
-origin server that answers GET with files and POST with the sha256 of the body it received."""
+"""Helpers of the HTTP client tests: the shared gateway.py (one folder up), a small origin server
+that answers GET with files and POST with the sha256 of the body it received, and gateways with the
+HTTP listener config."""
 
+import functools
 import hashlib
-import http.server
 import os
 import sys
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import gateway as gw  # noqa: E402  (after the path tweak)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(gw._QuietHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
 
     def do_POST(self):
         h = hashlib.sha256()
@@ -49,30 +46,29 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class Origin:
+class Origin(gw.ServerThread):
     """Serves `root` on loopback, port 0 (GET files, POST -> "<bytes> <sha256>")."""
 
     def __init__(self, root, host="127.0.0.1"):
         os.makedirs(root, exist_ok=True)
-        import functools
-        self.httpd = _Server((host, 0), functools.partial(_Handler, directory=root))
-        self.host, self.port = self.httpd.server_address[:2]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        super().__init__(gw._HTTPServer((host, 0), functools.partial(_Handler, directory=root)))
 
     def url(self, path):
         return "http://%s:%d/%s" % (self.host, self.port, path.lstrip("/"))
 
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
 
 def http_config(auth="none", users=""):
     return gw.config_yaml(protocols="[http, socks5, socks4]", auth=auth, users=users)
+
+
+def http_gateway(binary, workdir, name, auth="none", users=""):
+    """A Gateway with http_config(auth, users) in its own new folder workdir/name."""
+    folder = os.path.join(workdir, name)
+    os.makedirs(folder)
+    return gw.Gateway(binary, http_config(auth=auth, users=users), folder)
+
+
+def alice_gateway(binary, workdir):
+    """An http_gateway in workdir/auth with `auth: password` and the one user alice, password s3cret."""
+    users = "  - {name: alice, password: \"%s\"}\n" % gw.make_password_hash(binary, "s3cret")
+    return http_gateway(binary, workdir, "auth", auth="password", users=users)

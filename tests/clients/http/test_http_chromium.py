@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from http_common import gw, Origin, http_config
+from http_common import gw, Origin, http_gateway
 from gateway import check
 
 MARKER = "edgerelay-chromium-marker-7f3a"
@@ -36,10 +36,9 @@ def test(binary, workdir):
     with open(os.path.join(root, "pixel.txt"), "w") as f:
         f.write("x" * 100)
     origin = Origin(root)
-    os.makedirs(os.path.join(workdir, "gw"))
-    g = gw.Gateway(binary, http_config(), os.path.join(workdir, "gw"))
+    g = http_gateway(binary, workdir, "gw")
     target = "127.0.0.1:%d" % origin.port
-    try:
+    with gw.running(g, origin):
         g.start()
         for scheme in ("http", "socks5"):
             before = len(g.access_records())
@@ -56,13 +55,7 @@ def test(binary, workdir):
             check(all(x["protocol"] == ("http" if scheme == "http" else "socks5") for x in recs),
                   "chromium via %s: protocols %r" % (scheme, recs))
             gw.log("ok: chromium via", scheme, recs)
-        check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
-        origin.close()
+        g.stop_ok()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ sha256, and every request leaves one access-log line."""
 import os
 import time
 
-from http_common import gw, Origin, http_config
+from http_common import gw, Origin, http_gateway, alice_gateway
 from gateway import check
 
 
@@ -20,15 +20,6 @@ def download(g, origin, workdir, name, extra, index):
     return out
 
 
-def last_record(g, before):
-    g.wait_access_records(before + 1, timeout=10)
-    time.sleep(0.2)
-    recs = g.access_records()[before:]
-    check(len(recs) == 1, "expected one access-log line, got %r" % recs)
-    gw.check_access_record(recs[0])
-    return recs[0]
-
-
 def test(binary, workdir):
     root = os.path.join(workdir, "www")
     os.makedirs(root)
@@ -38,16 +29,14 @@ def test(binary, workdir):
     blob_sha = gw.hashlib.sha256(blob).hexdigest()
     origin = Origin(root)
     target = "127.0.0.1:%d" % origin.port
-    os.makedirs(os.path.join(workdir, "plain"))
-    os.makedirs(os.path.join(workdir, "auth"))
-    g = gw.Gateway(binary, http_config(), os.path.join(workdir, "plain"))
-    try:
+    g = http_gateway(binary, workdir, "plain")
+    with gw.running(g):
         g.start()
         # CONNECT tunnel (-p).
         before = len(g.access_records())
         out = download(g, origin, workdir, "blob.bin", ["-p"], 0)
         check(gw.sha256_file(out) == blob_sha, "CONNECT download differs")
-        rec = last_record(g, before)
+        rec = g.one_new_record(before, "CONNECT", settle=0.2)
         check(rec["result"] == "ok" and rec["protocol"] == "http" and rec["target"] == target,
               "CONNECT access line: %r" % rec)
         gw.log("ok: curl -p -x", rec)
@@ -56,7 +45,7 @@ def test(binary, workdir):
         before = len(g.access_records())
         out = download(g, origin, workdir, "blob.bin", [], 1)
         check(gw.sha256_file(out) == blob_sha, "forwarded download differs")
-        rec = last_record(g, before)
+        rec = g.one_new_record(before, "forward GET", settle=0.2)
         check(rec["result"] == "ok" and rec["protocol"] == "http" and rec["target"] == target,
               "forward GET access line: %r" % rec)
         check(rec["bytes_down"] >= len(blob), "forward GET bytes_down %r" % rec)
@@ -73,7 +62,8 @@ def test(binary, workdir):
                         [origin.url("upload")])
             check(r.returncode == 0, "curl POST %s exited %d: %s" % (extra, r.returncode, r.stderr))
             check(r.stdout.strip() == "%d %s" % (len(blob), blob_sha), "POST %s: origin saw %r" % (extra, r.stdout))
-            rec = last_record(g, before)  # also keeps this line out of the next step's count
+            # Also keeps this line out of the next step's count.
+            rec = g.one_new_record(before, "forward POST %s" % (extra or "content-length"), settle=0.2)
             check(rec["result"] == "ok" and rec["bytes_up"] >= len(blob), "forward POST access line: %r" % rec)
             gw.log("ok: curl -x POST", extra or "content-length")
 
@@ -95,16 +85,10 @@ def test(binary, workdir):
         recs = [x for x in g.access_records()[before:] if x["client"] == last_client]
         check(len(recs) == 2 and all(x["result"] == "ok" for x in recs), "keep-alive access lines: %r" % recs)
         gw.log("ok: keep-alive", recs)
-        check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
+        g.stop_ok()
 
-    users = "  - {name: alice, password: \"%s\"}\n" % gw.make_password_hash(binary, "s3cret")
-    g = gw.Gateway(binary, http_config(auth="password", users=users), os.path.join(workdir, "auth"))
-    try:
+    g = alice_gateway(binary, workdir)
+    with gw.running(g, origin):
         g.start()
         proxy = ["-x", "http://127.0.0.1:%d" % g.port()]
         for extra in ([], ["-p"]):
@@ -126,13 +110,7 @@ def test(binary, workdir):
         recs = g.access_records()
         check(any(x["user"] == "alice" and x["result"] == "ok" for x in recs), "no ok line for alice: %r" % recs)
         check(any(x["result"] != "ok" for x in recs), "no refused line: %r" % recs)
-        check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
-        origin.close()
+        g.stop_ok()
 
 
 if __name__ == "__main__":

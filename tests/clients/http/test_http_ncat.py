@@ -2,9 +2,7 @@
 """Debian's ncat as an HTTP CONNECT client (--proxy-type http): a stream of bytes through
 edgerelay to a local echo server comes back intact; with auth, --proxy-auth is required."""
 
-import os
-
-from http_common import gw, http_config
+from http_common import gw, http_gateway, alice_gateway
 from gateway import check
 
 
@@ -21,38 +19,24 @@ def ncat(proxy_port, echo, payload, auth=None):
 def test(binary, workdir):
     echo = gw.EchoServer()
     payload = (b"".join(b"line %06d through ncat and edgerelay\n" % i for i in range(20000)))
-    os.makedirs(os.path.join(workdir, "plain"))
-    os.makedirs(os.path.join(workdir, "auth"))
-    g = gw.Gateway(binary, http_config(), os.path.join(workdir, "plain"))
-    try:
+    g = http_gateway(binary, workdir, "plain")
+    with gw.running(g):
         g.start()
         r = ncat(g.port(), echo, payload)
         check(r.stdout == payload, "ncat echo: got %d of %d bytes back (rc %d, %s)"
               % (len(r.stdout), len(payload), r.returncode, r.stderr.decode(errors="replace")))
         gw.log("ok: ncat --proxy-type http,", len(payload), "bytes")
-        check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
+        g.stop_ok()
 
-    users = "  - {name: alice, password: \"%s\"}\n" % gw.make_password_hash(binary, "s3cret")
-    g = gw.Gateway(binary, http_config(auth="password", users=users), os.path.join(workdir, "auth"))
-    try:
+    g = alice_gateway(binary, workdir)
+    with gw.running(g, echo):
         g.start()
         r = ncat(g.port(), echo, b"hello\n")
         check(r.returncode != 0 and r.stdout == b"", "ncat without --proxy-auth got through: %r" % r.stdout)
         r = ncat(g.port(), echo, b"hello\n", auth="alice:s3cret")
         check(r.stdout == b"hello\n", "ncat --proxy-auth: %r (%s)" % (r.stdout, r.stderr.decode(errors="replace")))
         gw.log("ok: ncat --proxy-auth")
-        check(g.stop(timeout=10) == 0, "edgerelay exit status after SIGTERM")
-    except BaseException:
-        g.dump()
-        raise
-    finally:
-        g.kill()
-        echo.close()
+        g.stop_ok()
 
 
 if __name__ == "__main__":
