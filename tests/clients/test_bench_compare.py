@@ -56,7 +56,7 @@ def main():
             "rate-http": ["edgerelay:1t http-connect", "edgerelay:2t http-connect"],
             "rate-forward": ["edgerelay:1t forward", "edgerelay:2t forward"],
             "pingpong": ["direct", "edgerelay:1t socks5", "edgerelay:2t socks5", "edgerelay:1t forward"],
-            "idle": ["edgerelay:1t socks5", "edgerelay:2t forward"],
+            "idle": ["edgerelay:1t socks5", "edgerelay:2t socks5"],
         }
         problems = []
         for scn, rows in expected.items():
