@@ -40,7 +40,8 @@ using relay_handler = net::any_completion_handler<void(relay_result)>;
 /// asynchronous operation; a socket that had none needs non_blocking(true) (one ioctl saved per leg).
 /// Half-close is kept: EOF on one side becomes shutdown(send) on the other while the other direction
 /// goes on. The direction that ends last leaves its FIN to the caller, which must close both sockets
-/// when the handler runs (one shutdown(2) per tunnel saved). An idle tunnel holds no buffer or pipe, one timer and ~200 bytes of state.
+/// when the handler runs (one shutdown(2) per tunnel saved). An idle tunnel holds no buffer or pipe,
+/// one timer and ~200 bytes of state.
 /// Thread: the sockets' executor; the handler is called on it.
 void start_relay(tcp::socket& client, tcp::socket& upstream, relay_pools& pools, relay_options options,
                  relay_handler handler);
