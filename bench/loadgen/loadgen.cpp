@@ -286,6 +286,9 @@ Options parse_args(int argc, char** argv) {
   if (o.external_servers && o.mode != "serve") {
     for (auto p : o.server_ports)
       if (p == 0) die("--external-servers needs --server-ports with all 4 ports");
+    // Push counts bytes where they arrive, in this process's discard server.
+    if (o.mode == "throughput" && !o.pull)
+      die("throughput --direction push counts at the in-process discard server: run it without --external-servers");
   }
   return o;
 }
