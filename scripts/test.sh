@@ -8,12 +8,21 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
 jobs=$(nproc)
 
-# Layering (ARCHITECTURE R1): codecs and config never include Asio I/O headers.
-if grep -rlE 'boost/asio/(ip|io_context|ssl/stream|basic_socket)' socks config tunnel/*codec* tunnel/basic_auth* \
-     tunnel/sql602_udp*; then
+# Layering: each folder is a CMake target that sees only the headers of the targets it links
+# (cmake/modules.cmake), so a wrong include fails the build. The pure folders must also never reach
+# for Asio's I/O headers through Boost itself.
+if grep -rlE 'boost/asio/(ip|io_context|ssl/stream|basic_socket)' socks config names tunnel/*.hpp tunnel/*.cpp \
+     sql602/*.hpp sql602/*.cpp 2>/dev/null; then
   echo "test.sh: the files above are pure codecs or config and must not include Asio I/O headers" >&2
   exit 1
 fi
+# No relative includes: they would walk around the include boundary.
+if grep -rnE '#include "\.\./' --include='*.cpp' --include='*.hpp' config socks names tunnel proxy sql602 2>/dev/null; then
+  echo "test.sh: relative includes bypass the folder boundaries; include by the path from the root" >&2
+  exit 1
+fi
+# ccache hits across clones and worktrees (paths relative to the checkout).
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 
 if [ "${1:-}" = "--sanitize" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \

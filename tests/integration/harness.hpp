@@ -13,9 +13,9 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "proxy/asio.hpp"
+#include "proxy/core/asio.hpp"
 #include "config/load.hpp"
-#include "proxy/server.hpp"
+#include "proxy/runtime/server.hpp"
 
 namespace edgerelay::testing {
 

@@ -19,8 +19,8 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include "proxy/relay.hpp"
-#include "proxy/relay_pools.hpp"
+#include "proxy/relay/relay.hpp"
+#include "proxy/relay/relay_pools.hpp"
 
 namespace edgerelay::proxy {
 namespace {

@@ -26,7 +26,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/harness.hpp"
-#include "tests/integration/sql602_sim.hpp"
+#include "tests/sql602/sql602_sim.hpp"
 #include "tests/support/test_certs.hpp"
 
 namespace edgerelay::testing {

@@ -25,8 +25,8 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/test_certs.hpp"
-#include "tunnel/client_stream.hpp"
-#include "tunnel/tls_context.hpp"
+#include "tunnel/tls/client_stream.hpp"
+#include "tunnel/tls/tls_context.hpp"
 
 namespace edgerelay::tunnel {
 namespace {

@@ -9,7 +9,7 @@
 #include "tunnel/basic_auth.hpp"
 #include "tunnel/forward_codec.hpp"
 #include "tunnel/http_connect_codec.hpp"
-#include "tunnel/sql602_codec.hpp"
+#include "sql602/codec.hpp"
 
 namespace {
 

@@ -3,7 +3,7 @@
 
 #include <regex>
 
-#include "proxy/access_log.hpp"
+#include "proxy/observe/access_log.hpp"
 
 namespace edgerelay::proxy {
 namespace {

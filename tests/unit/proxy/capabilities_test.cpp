@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "config/load.hpp"
-#include "proxy/capabilities.hpp"
+#include "proxy/runtime/capabilities.hpp"
 
 namespace edgerelay::proxy {
 namespace {

@@ -4,7 +4,7 @@
 #include <array>
 #include <cstdint>
 
-#include "proxy/detect.hpp"
+#include "proxy/inbound/detect.hpp"
 
 namespace edgerelay::proxy {
 namespace {

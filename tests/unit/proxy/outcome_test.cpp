@@ -3,7 +3,7 @@
 
 #include <boost/asio/error.hpp>
 
-#include "proxy/outcome.hpp"
+#include "proxy/observe/outcome.hpp"
 
 namespace edgerelay::proxy {
 namespace {

@@ -1,6 +1,6 @@
 // relay_pools: pipes report the capacity they really have (the relay's drained-socket test relies
 // on it), and pooled pipes and buffers are reused rather than made again.
-#include "proxy/relay_pools.hpp"
+#include "proxy/relay/relay_pools.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,0 +1,49 @@
+// What a session is handed at accept: who the client is, the snapshot it runs under, and what its
+// worker lends it. Every room of the pipeline reads this; the worker (runtime/) owns what it points at.
+#pragma once
+
+#include <memory>
+
+#include "config/model.hpp"
+#include "proxy/core/asio.hpp"
+#include "proxy/core/snapshot.hpp"
+
+namespace edgerelay::config {
+class password_cache;
+}
+
+namespace edgerelay::proxy {
+
+class relay_pools;
+class session_registry;
+class tls_failure_log;
+class health_board;
+class egress_pools;
+class backend_kinds;
+class http_door_extension;
+struct session_identity;
+
+/// What a worker lends its sessions. Each pointer is owned by the worker or the server and
+/// outlives every session; the per-worker ones are touched only on that worker's thread, the
+/// process-wide ones (health, egress, tls_failures, hooks) are thread-safe or immutable.
+struct session_services {
+  relay_pools* pools = nullptr;
+  session_registry* registry = nullptr;
+  config::password_cache* passwords = nullptr;
+  health_board* health = nullptr;          ///< null when the process runs no health checks
+  egress_pools* egress = nullptr;
+  tls_failure_log* tls_failures = nullptr;
+  const backend_kinds* kinds = nullptr;    ///< what each backend kind adds to a session
+  const http_door_extension* http_extension = nullptr;  ///< plain-HTTP doors beside forward proxying
+};
+
+struct session_context {
+  tcp::endpoint peer;  ///< the client, as accept() reported it
+  std::shared_ptr<const runtime_snapshot> snapshot;
+  const config::listener_config* listener = nullptr;  ///< points into *snapshot
+  session_services* services = nullptr;
+  /// The session's entry for recheck on reload: whoever dials the upstream records it here.
+  session_identity* identity = nullptr;
+};
+
+}  // namespace edgerelay::proxy

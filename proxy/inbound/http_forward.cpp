@@ -1,0 +1,662 @@
+// Forward proxying of absolute-form requests and the listener's fallback, request by request.
+//
+// One client connection, keep-alive:
+//   head -> [proxy auth] -> rules + dial (or reuse the open upstream for the same authority)
+//        -> request head upstream -> (request body up && response down) || idle watchdog
+//        -> next head (handshake_timeout) ...
+// Bodies pass in 16 KiB pieces as body_tracker delimits them; nothing buffers a whole body.
+#include "proxy/inbound/http_forward.hpp"
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
+
+#include "config/address.hpp"
+#include "proxy/outbound/connector.hpp"
+#include "proxy/inbound/credentials.hpp"
+#include "proxy/core/deadline.hpp"
+#include "proxy/relay/stream_relay.hpp"
+#include "proxy/core/write_all.hpp"
+#include "tunnel/forward_codec.hpp"
+
+namespace edgerelay::proxy {
+
+namespace http_detail {
+
+net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle) {
+  try {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {  // ends when `idle` passes without activity, or on cancellation
+      const auto deadline = a.last + idle;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        co_return;
+      }
+      timer.expires_at(deadline);
+      auto [ec] = co_await timer.async_wait(use_ec);
+      if (ec) {
+        co_return;
+      }
+    }
+  } catch (const std::exception&) {
+    // cancelled between two waits
+  }
+}
+
+namespace {
+
+constexpr std::size_t max_drained_bytes = 1024 * 1024;
+constexpr std::chrono::milliseconds max_linger{2000};
+
+net::awaitable<bool> drain(tunnel::client_stream& client) {
+  try {
+    std::array<std::uint8_t, 4096> buf;
+    std::size_t total = 0;
+    while (total < max_drained_bytes) {
+      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (ec || n == 0) {
+        break;
+      }
+      total += n;
+    }
+  } catch (const std::exception&) {
+    // cancelled by the linger deadline
+  }
+  co_return true;
+}
+
+}  // namespace
+
+namespace {
+
+net::awaitable<std::optional<tunnel::client_stream>> dial_and_secure(const dial_identity& who, const target& where,
+                                                                     const session_context& ctx, access_record& rec) {
+  dial_result dialled = co_await dial(ctx.snapshot->pol, who, where);
+  if (record_dial(rec, &dialled) != outcome::success) {
+    co_return std::nullopt;
+  }
+  tunnel::client_stream upstream(std::move(*dialled.socket));
+  if (co_await secure_backend(upstream, where.backend, *ctx.snapshot, rec) != outcome::success) {
+    co_return std::nullopt;
+  }
+  if (ctx.identity != nullptr) {
+    *ctx.identity = identity_of(who, where, dialled.dialled);  // what a reload's recheck decides again
+  }
+  co_return std::optional<tunnel::client_stream>(std::move(upstream));
+}
+
+}  // namespace
+
+net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
+                                                                   const session_context& ctx, access_record& rec,
+                                                                   std::chrono::milliseconds limit) {
+  auto opened = co_await with_deadline(dial_and_secure(who, where, ctx, rec), limit);
+  if (!opened) {
+    record_dial(rec, nullptr);  // the limit passed
+    co_return std::nullopt;
+  }
+  co_return std::move(*opened);
+}
+
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
+                                     std::chrono::milliseconds limit) {
+  const auto written = co_await with_deadline(write_all(client, std::move(reply)), limit);
+  if (!written || !*written) {
+    co_return;
+  }
+  const error_code ec = co_await client.shutdown_send(limit);
+  if (!ec) {
+    co_await with_deadline(drain(client), std::min(limit, max_linger));
+  }
+}
+
+}  // namespace http_detail
+
+namespace {
+
+using namespace http_detail;
+
+constexpr std::size_t chunk_size = 16 * 1024;
+constexpr std::size_t max_requests_per_connection = 100000;
+constexpr int max_interim_responses = 16;
+
+/// The upstream connection of a keep-alive client, kept while requests go to the same authority.
+struct upstream_leg {
+  std::optional<tunnel::client_stream> socket;
+  tunnel::authority_target authority;
+  std::string dialled;
+  std::string rule;
+
+  void close() {
+    if (socket) {
+      socket->close();
+      socket.reset();
+    }
+  }
+  /// Open for `a`, and the server has neither closed it nor sent anything unasked since the last
+  /// response (a non-blocking probe: would_block is the only good answer).
+  bool reusable_for(const tunnel::authority_target& a) {
+    if (!socket || a.port != authority.port || !config::host_equals(a.host, authority.host)) {
+      return false;
+    }
+    error_code ec;
+    tcp::socket& s = socket->socket();
+    s.non_blocking(true, ec);
+    if (ec) {
+      return false;
+    }
+    // For a TLS leg this sees raw bytes: any (even a ticket or an alert) means "do not reuse".
+    std::array<std::uint8_t, 1> probe;
+    s.receive(net::buffer(probe), tcp::socket::message_peek, ec);
+    return ec == net::error::would_block;
+  }
+};
+
+/// The state the two halves of one request/response exchange share (one thread, one frame).
+struct exchange {
+  activity act;
+  bool stop = false;              ///< one half failed: the other stops at its next step
+  bool request_done = false;      ///< the whole request body went upstream
+  bool response_started = false;  ///< response bytes reached the client
+  bool response_done = false;
+  bool client_keep = false;       ///< the client connection may carry another request
+  bool upstream_keep = false;     ///< the upstream connection may carry another request
+  unsigned status = 0;
+  std::uint64_t bytes_up = 0;
+  std::uint64_t bytes_down = 0;
+  std::string_view detail;
+  std::vector<std::uint8_t> carry;  ///< client bytes behind the request body (the next request)
+  std::vector<std::uint8_t> error;  ///< reply for the client when the response failed before it started
+};
+
+void abort_exchange(exchange& x, tunnel::client_stream& client, tunnel::client_stream& upstream) {
+  x.stop = true;
+  x.client_keep = false;
+  x.upstream_keep = false;
+  error_code ignored;
+  client.socket().cancel(ignored);
+  upstream.socket().cancel(ignored);
+}
+
+enum class pass_result : std::uint8_t { passed, body_done, bad_body, write_failed, stopped };
+
+/// Writes the bytes of `pending` that belong to the body (as `body` delimits them) to `to` and
+/// counts them in `counter`; `passed_bytes` says how many of `pending` were used. Never throws
+/// except on cancellation (callers catch).
+net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const std::vector<std::uint8_t>& pending,
+                                            tunnel::client_stream& to, std::uint64_t& counter, exchange& x,
+                                            std::size_t& passed_bytes) {
+  passed_bytes = 0;
+  const tunnel::body_step step = body.feed(pending);
+  if (step.state == tunnel::body_state::error) {
+    co_return pass_result::bad_body;
+  }
+  if (step.consumed > 0) {
+    auto [ec, n] = co_await net::async_write(to, net::buffer(pending.data(), step.consumed), use_ec);
+    if (x.stop) {
+      co_return pass_result::stopped;
+    }
+    if (ec) {
+      co_return pass_result::write_failed;
+    }
+    counter += n;
+    x.act.touch();
+  }
+  passed_bytes = step.consumed;
+  co_return step.state == tunnel::body_state::done ? pass_result::body_done : pass_result::passed;
+}
+
+/// Writes a response head (interim or final) to the client and counts it as response bytes.
+net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, std::vector<std::uint8_t> head, exchange& x) {
+  auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
+  if (x.stop) {
+    co_return pass_result::stopped;
+  }
+  if (ec) {
+    co_return pass_result::write_failed;
+  }
+  x.response_started = true;
+  x.bytes_down += n;
+  co_return pass_result::passed;
+}
+
+/// Client -> upstream: the request body, as its framing delimits it. Never throws.
+net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::client_stream& upstream, tunnel::body_framing framing,
+                                       exchange& x) {
+  try {
+    if (framing.kind == tunnel::body_kind::none) {
+      x.request_done = true;
+      co_return;
+    }
+    tunnel::body_tracker body(framing);
+    std::vector<std::uint8_t> pending = std::move(x.carry);
+    x.carry.clear();
+    std::vector<std::uint8_t> buf(chunk_size);
+    for (;;) {  // each turn consumes client bytes or ends
+      if (!pending.empty()) {
+        std::size_t used = 0;
+        const pass_result r = co_await pass_body_bytes(body, pending, upstream, x.bytes_up, x, used);
+        if (r == pass_result::stopped) {
+          co_return;
+        }
+        if (r == pass_result::bad_body) {
+          x.detail = "bad_request_body";
+          if (!x.response_started) {
+            x.error = tunnel::error_reply(400);
+          }
+          break;
+        }
+        if (r == pass_result::write_failed) {
+          x.detail = "upstream_gone";
+          break;
+        }
+        if (r == pass_result::body_done) {
+          x.carry.assign(pending.begin() + static_cast<std::ptrdiff_t>(used), pending.end());
+          x.request_done = true;
+          co_return;
+        }
+        pending.clear();
+      }
+      if (x.stop) {
+        co_return;
+      }
+      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (x.stop) {
+        co_return;
+      }
+      if (ec || n == 0) {
+        x.detail = "client_gone";
+        break;
+      }
+      x.act.touch();
+      pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+  } catch (const std::exception&) {
+    x.detail = "cancelled";
+  }
+  if (!x.response_done) {
+    abort_exchange(x, client, upstream);
+  } else {
+    x.client_keep = false;
+  }
+}
+
+/// Upstream -> client: interim responses, then the final head and its body. Never throws.
+net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::client_stream& upstream, const tunnel::request_head& request,
+                                    exchange& x) {
+  bool ok = false;
+  try {
+    std::vector<std::uint8_t> buf(chunk_size);
+    std::vector<std::uint8_t> pending;  // upstream bytes read but not yet passed on
+    for (int interim = 0; interim <= max_interim_responses && !ok; ++interim) {
+      tunnel::response_head_reader reader(request.method);
+      tunnel::response_result r = reader.feed(pending);
+      pending.clear();
+      while (std::holds_alternative<tunnel::need_more>(r)) {
+        if (x.stop) {
+          co_return;  // the request side failed before the response began
+        }
+        auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
+        if (x.stop) {
+          co_return;
+        }
+        if (ec || n == 0) {
+          x.detail = "upstream_closed";
+          if (!x.response_started) {
+            x.error = tunnel::error_reply(502);
+          }
+          break;
+        }
+        x.act.touch();
+        r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+      }
+      if (std::holds_alternative<tunnel::need_more>(r)) {
+        break;
+      }
+      if (auto* err = std::get_if<tunnel::http_error>(&r)) {
+        x.detail = "bad_response";
+        if (!x.response_started) {
+          x.error = std::move(err->reply);
+        }
+        break;
+      }
+      const tunnel::response_head& response = std::get<tunnel::parsed<tunnel::response_head>>(r).value;
+      const auto rest = reader.leftover();
+      pending.assign(rest.begin(), rest.end());
+      if (response.interim()) {
+        const pass_result sent = co_await send_response_head(client, tunnel::build_forward_response(response, ""), x);
+        if (sent == pass_result::stopped) {
+          co_return;
+        }
+        if (sent == pass_result::write_failed) {
+          x.detail = "client_gone";
+          break;
+        }
+        continue;
+      }
+
+      x.status = response.status;
+      // The client may send another request when it asked to, the response has its own length and
+      // the request body already went through (else the rest of it could not be told apart).
+      x.client_keep = request.keep_alive && response.status != 101 &&
+                      response.framing.kind != tunnel::body_kind::until_close && x.request_done;
+      const std::string_view connection = x.client_keep ? (request.version == 10 ? "keep-alive" : "") : "close";
+      {
+        const pass_result sent =
+            co_await send_response_head(client, tunnel::build_forward_response(response, connection), x);
+        if (sent == pass_result::stopped) {
+          co_return;
+        }
+        if (sent == pass_result::write_failed) {
+          x.detail = "client_gone";
+          break;
+        }
+      }
+
+      tunnel::body_tracker body(response.framing);
+      for (;;) {  // each turn passes upstream bytes on or ends
+        if (!pending.empty() && !body.done()) {
+          std::size_t used = 0;
+          const pass_result passed = co_await pass_body_bytes(body, pending, client, x.bytes_down, x, used);
+          if (passed == pass_result::stopped) {
+            co_return;
+          }
+          if (passed == pass_result::bad_body) {
+            x.detail = "bad_response_body";
+            break;
+          }
+          if (passed == pass_result::write_failed) {
+            x.detail = "client_gone";
+            break;
+          }
+          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));
+        }
+        if (body.done()) {
+          // Bytes behind a complete response were never asked for: do not reuse that connection.
+          x.upstream_keep = response.keep_alive && pending.empty();
+          ok = true;
+          break;
+        }
+        if (x.stop) {
+          co_return;
+        }
+        auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
+        if (x.stop) {
+          co_return;
+        }
+        if (ec || n == 0) {
+          if ((ec == net::error::eof || n == 0) && body.eof_is_end()) {
+            ok = true;
+          } else {
+            x.detail = "upstream_closed";
+          }
+          break;
+        }
+        x.act.touch();
+        pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      break;
+    }
+  } catch (const std::exception&) {
+    x.detail = "cancelled";
+  }
+  x.response_done = ok;
+  if (!ok) {
+    abort_exchange(x, client, upstream);
+  } else if (!x.request_done) {
+    // Answered before the request body ended (an early error, say): that body is dropped and
+    // the connection closes, as the response head said.
+    abort_exchange(x, client, upstream);
+  }
+}
+
+target target_of(const tunnel::authority_target& a) {
+  target t;
+  error_code ec;
+  const auto address = net::ip::make_address(a.host, ec);
+  if (ec) {
+    t.host = a.host;
+  } else {
+    t.address = address;
+  }
+  t.port = a.port;
+  return t;
+}
+
+/// One absolute-form request. Returns true when the client connection may carry another one;
+/// `carry` then holds the client bytes already read behind this request.
+net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::request_head& head, std::vector<std::uint8_t>& carry,
+                                 upstream_leg& up, const session_context& ctx, access_record& rec) {
+  const config::limits_config& limits = ctx.snapshot->cfg.limits;
+  rec.target = tunnel::to_string(head.authority);
+  if (!http_proxy_authorized(ctx, head, rec)) {
+    rec.result = outcome::bad_credentials;
+    co_await reply_and_close(client, tunnel::error_reply(407), limits.handshake_timeout);
+    co_return false;
+  }
+
+  if (up.reusable_for(head.authority)) {
+    rec.rule = up.rule;
+    rec.dialled = up.dialled;
+  } else {
+    up.close();
+    target where = target_of(head.authority);
+    route_to_backend(ctx.snapshot->cfg, where);
+    const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
+    auto opened = co_await open_upstream(who, where, ctx, rec, limits.connect_timeout);
+    if (!opened) {
+      co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
+      co_return false;
+    }
+    up.socket = std::move(*opened);
+    up.authority = head.authority;
+    up.rule = rec.rule;
+    up.dialled = rec.dialled;
+  }
+  rec.result = outcome::success;
+
+  std::vector<std::uint8_t> request = tunnel::build_forward_request(head, head.keep_alive);
+  const std::size_t request_size = request.size();
+  const auto written = co_await with_deadline(write_all(*up.socket, std::move(request)), limits.idle_timeout);
+  if (!written || !*written) {
+    up.close();
+    rec.result = outcome::general_failure;
+    rec.detail = "upstream_gone";
+    co_await reply_and_close(client, tunnel::error_reply(502), limits.handshake_timeout);
+    co_return false;
+  }
+  rec.bytes_up += request_size;
+
+  exchange x;
+  x.carry = std::move(carry);
+  {
+    using namespace net::experimental::awaitable_operators;
+    const auto ended = co_await ((send_request_body(client, *up.socket, tunnel::request_body_framing(head), x) &&
+                                  relay_response(client, *up.socket, head, x)) ||
+                                 idle_watchdog(x.act, limits.idle_timeout));
+    if (ended.index() == 1) {
+      x.detail = "idle_timeout";
+      x.client_keep = false;
+      x.upstream_keep = false;
+      if (!x.response_started) {
+        x.error = tunnel::error_reply(504);
+      }
+    }
+  }
+  carry = std::move(x.carry);
+  rec.bytes_up += x.bytes_up;
+  rec.bytes_down += x.bytes_down;
+  if (!x.detail.empty()) {
+    rec.detail = x.detail;
+  }
+  if (!x.upstream_keep) {
+    up.close();
+  }
+  if (!x.error.empty()) {
+    rec.result = outcome::general_failure;
+    co_await reply_and_close(client, std::move(x.error), limits.handshake_timeout);
+    co_return false;
+  }
+  if (!x.response_done) {
+    rec.result = outcome::general_failure;
+  }
+  co_return x.client_keep;
+}
+
+/// A request to the gateway itself: 404, or the rest of the connection relayed to the fallback
+/// backend (this head re-sent with Via, then everything opaque).
+net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel::request_head& head,
+                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
+  const config::limits_config& limits = ctx.snapshot->cfg.limits;
+  const config::backend_config* backend = ctx.snapshot->find_backend(ctx.listener->fallback);
+  if (backend == nullptr) {
+    rec.result = outcome::malformed;
+    rec.detail = "not_a_proxy_request";
+    co_await reply_and_close(client, tunnel::error_reply(404), limits.handshake_timeout);
+    co_return;
+  }
+  target where = backend_target(*backend);
+  rec.target = backend->name + ":" + std::to_string(where.port);
+  const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
+  auto opened = co_await open_upstream(who, where, ctx, rec, limits.connect_timeout);
+  if (!opened) {
+    co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
+    co_return;
+  }
+  tunnel::client_stream& upstream = *opened;
+  std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
+  first.insert(first.end(), carry.begin(), carry.end());
+  const std::size_t first_size = first.size();
+  const auto written = co_await with_deadline(write_all(upstream, std::move(first)), limits.idle_timeout);
+  if (!written || !*written) {
+    rec.detail = "upstream_gone";
+    co_await reply_and_close(client, tunnel::error_reply(502), limits.handshake_timeout);
+    co_return;
+  }
+  rec.bytes_up += first_size;
+  const relay_options opts{.idle_timeout = limits.idle_timeout, .use_splice = true};
+  const relay_result r = co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
+  rec.bytes_up += r.bytes_up;
+  rec.bytes_down += r.bytes_down;
+  if (r.end != relay_end::closed) {
+    rec.detail = to_string(r.end);
+  }
+  upstream.close();
+}
+
+struct next_head {
+  enum class kind : std::uint8_t { closed, parsed, error } k = kind::closed;
+  tunnel::request_head head;
+  std::vector<std::uint8_t> leftover;
+  tunnel::http_error error;
+};
+
+/// The next request head of a keep-alive connection, starting with `carry`. Never throws.
+net::awaitable<next_head> read_next_head(tunnel::client_stream& client, std::vector<std::uint8_t> carry) {
+  next_head out;
+  try {
+    tunnel::request_head_reader reader;
+    tunnel::head_result r = reader.feed(carry);
+    std::array<std::uint8_t, 4096> buf;
+    while (std::holds_alternative<tunnel::need_more>(r)) {
+      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+      if (ec || n == 0) {
+        co_return out;
+      }
+      r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+    }
+    if (auto* err = std::get_if<tunnel::http_error>(&r)) {
+      out.k = next_head::kind::error;
+      out.error = std::move(*err);
+      co_return out;
+    }
+    out.k = next_head::kind::parsed;
+    out.head = std::move(std::get<tunnel::parsed<tunnel::request_head>>(r).value);
+    const auto rest = reader.leftover();
+    out.leftover.assign(rest.begin(), rest.end());
+  } catch (const std::exception&) {
+    out.k = next_head::kind::closed;  // cancelled by the deadline
+  }
+  co_return out;
+}
+
+/// Writes the finished request's access line and starts a fresh record for the next request.
+/// The line's duration covers the request, not the wait for its successor.
+void next_record(access_record& rec, const session_context& ctx, std::chrono::steady_clock::time_point finished) {
+  if (ctx.snapshot->cfg.log.access_json) {
+    rec.started += std::chrono::steady_clock::now() - finished;
+    write_access_line(rec);
+  }
+  access_record fresh;
+  fresh.listener = rec.listener;
+  fresh.client = std::move(rec.client);
+  fresh.protocol = rec.protocol;
+  fresh.tls_version = std::move(rec.tls_version);  // the connection's TLS facts hold for every request
+  fresh.sni = std::move(rec.sni);
+  if (rec.user_from_certificate) {
+    fresh.user = std::move(rec.user);
+    fresh.user_from_certificate = true;
+  }
+  rec = std::move(fresh);
+}
+
+outcome outcome_of_status(unsigned status) {
+  switch (status) {
+    case 405: return outcome::command_not_supported;
+    case 407: return outcome::bad_credentials;
+    case 403: return outcome::denied;
+    default: return outcome::malformed;
+  }
+}
+
+}  // namespace
+
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
+                                    const session_context& ctx, access_record& rec) {
+  const config::limits_config& limits = ctx.snapshot->cfg.limits;
+  upstream_leg up;
+  tunnel::request_head head = std::move(first);
+  auto finished = std::chrono::steady_clock::now();
+  for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
+    if (n > 0) {
+      auto next = co_await with_deadline(read_next_head(client, std::move(carry)), limits.handshake_timeout);
+      if (!next || next->k == next_head::kind::closed) {
+        break;  // the last request's record stays for the session to write
+      }
+      next_record(rec, ctx, finished);
+      if (next->k == next_head::kind::error) {
+        rec.result = outcome_of_status(next->error.status);
+        rec.detail = next->error.reason;
+        co_await reply_and_close(client, std::move(next->error.reply), limits.handshake_timeout);
+        break;
+      }
+      head = std::move(next->head);
+      carry = std::move(next->leftover);
+      rec.target = head.target;
+    }
+    if (head.form == tunnel::target_form::origin || head.form == tunnel::target_form::asterisk) {
+      up.close();
+      co_await serve_fallback(client, head, std::move(carry), ctx, rec);
+      break;
+    }
+    if (head.form != tunnel::target_form::absolute) {
+      rec.result = outcome::malformed;
+      co_await reply_and_close(client, tunnel::error_reply(400), limits.handshake_timeout);
+      break;
+    }
+    const bool keep = co_await forward_one(client, head, carry, up, ctx, rec);
+    finished = std::chrono::steady_clock::now();
+    if (!keep) {
+      break;
+    }
+  }
+  up.close();
+}
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,57 @@
+// Plain HTTP on a proxy listener, request by request: forward proxying of absolute-form requests
+// (keep-alive, streamed bodies) and the listener's fallback for requests to the gateway itself.
+// Also the small building blocks the 602SQL tunnel shares with it (idle watchdog, lingering close).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "config/model.hpp"
+#include "proxy/observe/access_log.hpp"
+#include "proxy/core/asio.hpp"
+#include "proxy/outbound/connector.hpp"
+#include "proxy/core/context.hpp"
+#include "tunnel/http_connect_codec.hpp"
+
+namespace edgerelay::proxy {
+
+/// Serves `first` and every following request of a keep-alive client connection: absolute-form
+/// requests are forwarded (proxy auth, rules on each request's target, hop-by-hop fields dropped,
+/// Via added, bodies streamed in both directions at once), origin-form and `*` requests go to the
+/// listener's fallback (404, or an opaque relay to the named backend). `carry` holds the client
+/// bytes read behind `first`'s head. One access line per request: every request but the last is
+/// written here when the next one starts; the last stays in `rec` for the session to write.
+/// Never throws; returns when the client connection is done.
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
+                                    const session_context& ctx, access_record& rec);
+
+namespace http_detail {
+
+/// When something last moved on an exchange; an idle_watchdog reads it. One thread only.
+struct activity {
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void touch() { last = std::chrono::steady_clock::now(); }
+};
+
+/// Returns once `idle` passed without a touch() of `a` (or when cancelled). Never throws. Meant
+/// as the right-hand branch of `(transfer...) || idle_watchdog(...)` for one short-lived exchange.
+net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle);
+
+/// Dials `where` for `who` under the rules within `limit`, records the dial in `rec` (and the
+/// session's identity for reload rechecks), then secures a TLS backend. Empty when any step failed
+/// or the limit passed: rec.result says why. Never throws.
+net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
+                                                                   const session_context& ctx, access_record& rec,
+                                                                   std::chrono::milliseconds limit);
+
+/// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
+/// still sends (bounded in bytes and time) so the close does not reset the connection before the
+/// client read the reply. Never throws.
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
+                                     std::chrono::milliseconds limit);
+
+}  // namespace http_detail
+}  // namespace edgerelay::proxy

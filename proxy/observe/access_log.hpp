@@ -1,0 +1,42 @@
+// One JSON line per session on stdout (DESIGN section 7).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/observe/outcome.hpp"
+
+namespace edgerelay::proxy {
+
+/// What a session learned about itself, filled in as it goes; written once when it ends.
+struct access_record {
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string_view listener;
+  std::string client;    ///< "ip:port"
+  std::string user;      ///< empty: anonymous
+  bool user_from_certificate = false;  ///< `user` is a verified client certificate's identity
+  std::string_view protocol = "unknown";
+  std::string target;    ///< as the client asked: "host:port"
+  std::string dialled;   ///< the address actually connected to
+  std::string rule;      ///< the deciding rule, "default", or empty when no decision was made
+  outcome result = outcome::general_failure;
+  std::string_view detail;  ///< optional short reason ("idle_timeout", "reset", ...)
+  std::string tls_version;  ///< "TLSv1.3" when the client spoke TLS; empty for plain
+  std::string sni;          ///< the server name the TLS client asked for
+  std::string tls_error;    ///< why a client or backend TLS handshake failed
+  std::uint64_t bytes_up = 0;    ///< client -> upstream
+  std::uint64_t bytes_down = 0;  ///< upstream -> client
+};
+
+/// The JSON object for one record, newline-terminated. Pure apart from the clock.
+std::string format_access_line(const access_record& r);
+
+/// Writes the line to stdout with one write(2).
+void write_access_line(const access_record& r) noexcept;
+
+/// Appends `s` as a JSON string body (without quotes), escaping what JSON requires.
+void append_json_escaped(std::string& out, std::string_view s);
+
+}  // namespace edgerelay::proxy

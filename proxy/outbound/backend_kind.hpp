@@ -1,0 +1,82 @@
+// What a backend kind adds to a session: chosen by the backend's `kind`, so the pipeline has no
+// per-kind branches. The plain TCP kind leases egress addresses; feature folders (sql602/) add more.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "config/model.hpp"
+#include "proxy/observe/outcome.hpp"
+#include "proxy/outbound/backend_state.hpp"
+#include "proxy/outbound/connector.hpp"
+
+namespace edgerelay::proxy {
+
+/// What a session to a backend holds for its lifetime beyond its sockets (an egress address, a
+/// break registration); destroying it gives everything back.
+class backend_hold {
+ public:
+  virtual ~backend_hold() = default;
+};
+
+/// Who a backend session is, for the hooks: the client as accepted and the listener.
+struct backend_session {
+  const config::backend_config& backend;
+  config::ip_address client;
+  std::string_view client_text;  ///< for log lines
+  std::string_view listener;
+};
+
+/// One backend kind's behaviour. Implementations are immutable after construction and called
+/// from every worker thread at once.
+class backend_kind {
+ public:
+  virtual ~backend_kind() = default;
+  /// Before the dial: what the session holds until it ends, and how the dial binds its source.
+  virtual std::unique_ptr<backend_hold> before_dial(const backend_session& s, dial_options& opts) const = 0;
+  /// After the upstream connected from `local`; `hold` is what before_dial returned.
+  virtual void on_connected(const backend_session& s, const config::ip_address& local, backend_hold* hold) const = 0;
+  /// What a forward door sends its client itself when the session cannot be had (the outcome
+  /// says why), before closing; empty: close without a word.
+  virtual std::vector<std::uint8_t> door_refusal(outcome why) const = 0;
+};
+
+/// Plain TCP backends: one egress address per session while the backend's pool has one free.
+class tcp_backend_kind : public backend_kind {
+ public:
+  explicit tcp_backend_kind(egress_pools& egress) : egress_(&egress) {}
+  std::unique_ptr<backend_hold> before_dial(const backend_session& s, dial_options& opts) const override;
+  void on_connected(const backend_session&, const config::ip_address&, backend_hold*) const override {}
+  std::vector<std::uint8_t> door_refusal(outcome) const override { return {}; }
+
+ protected:
+  /// The egress lease (empty when the backend has no egress or its pool is exhausted).
+  class egress_hold : public backend_hold {
+   public:
+    egress_pools::lease egress;
+  };
+  /// Fills `hold.egress` and `opts.bind`; `exhausted_note` ends the warning logged when no
+  /// address is free (what the kind loses then).
+  void lease_egress(const backend_session& s, dial_options& opts, egress_hold& hold,
+                    std::string_view exhausted_note) const;
+
+ private:
+  egress_pools* egress_;
+};
+
+/// The kinds of this process, looked up by config::backend_kind. Immutable once built.
+class backend_kinds {
+ public:
+  /// Every kind starts as `fallback` (which must outlive this object).
+  explicit backend_kinds(const backend_kind& fallback) { slots_.fill(&fallback); }
+  void set(config::backend_kind k, const backend_kind& impl) { slots_[static_cast<std::size_t>(k)] = &impl; }
+  const backend_kind& of(config::backend_kind k) const noexcept { return *slots_[static_cast<std::size_t>(k)]; }
+
+ private:
+  std::array<const backend_kind*, 2> slots_{};
+};
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,101 @@
+// Connector: resolve a target, check policy on every address it would dial, connect.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/policy.hpp"
+#include "proxy/core/asio.hpp"
+#include "proxy/observe/access_log.hpp"
+#include "proxy/observe/outcome.hpp"
+#include "proxy/core/phase_deadline.hpp"
+#include "socks/target.hpp"
+#include "proxy/core/snapshot.hpp"
+#include "tunnel/tls/client_stream.hpp"
+
+namespace edgerelay::proxy {
+
+/// A destination as a client named it: a host name, or an address, and a port.
+struct target {
+  std::string host;                         ///< empty when the client gave an address
+  std::optional<net::ip::address> address;  ///< set when the client gave an address
+  std::uint16_t port = 0;
+  /// Set when the session goes to a named backend: the policy sees the backend's name (so
+  /// `backend:NAME` rules match) and the connector dials the backend's host.
+  const config::backend_config* backend = nullptr;
+};
+
+/// The backend a target names, if any: its host equals a backend's name (`CONNECT sql:5002`,
+/// SOCKS5 domain `sql`), or it is a backend's host and portbase + 1 (the stock 602SQL client
+/// behind a SOCKS4 firewall names the server itself). Sets `backend`; leaves the port as asked.
+void route_to_backend(const config::config& cfg, target& t);
+
+/// The target of a `forward` listener's sessions: the backend's host, port portbase + 1.
+target backend_target(const config::backend_config& b);
+
+target from_socks(const socks::target_address& t);
+/// "host:port" or "[v6]:port", for logs.
+std::string to_string(const target& t);
+std::string to_string(const tcp::endpoint& ep);
+config::ip_address to_config_address(const net::ip::address& a) noexcept;
+
+/// Who asks, for the policy.
+struct dial_identity {
+  config::ip_address source;
+  std::string_view user;
+  std::string_view listener;
+};
+
+/// What a connected session's policy decision rested on, kept so the decision can be made again
+/// when a reload asks for it (reload: recheck_sessions).
+struct session_identity {
+  config::ip_address source;
+  std::string policy_host;                    ///< the name the rules saw (backend name for backends)
+  std::optional<config::ip_address> dialled;  ///< set once the upstream is connected
+  std::uint16_t port = 0;
+};
+
+/// The identity of a session that `who` connected to `where`, at `dialled`.
+session_identity identity_of(const dial_identity& who, const target& where, const tcp::endpoint& dialled);
+
+struct dial_result {
+  outcome result = outcome::general_failure;
+  std::optional<tcp::socket> socket;  ///< connected, TCP_NODELAY and SO_KEEPALIVE set, on success
+  tcp::endpoint dialled;              ///< the address connected to (or last tried)
+  std::string rule;                   ///< the deciding rule's name ("default" for default deny)
+};
+
+/// How a dial goes beyond the policy: a source address to bind, a backend known to be down.
+struct dial_options {
+  /// Bound as the source of an IPv4 connect (a backend's egress address); ignored for IPv6.
+  std::optional<net::ip::address_v4> bind;
+  /// The backend's health check says it is down: an allowed dial fails at once (host_unreachable)
+  /// instead of waiting for a connect that cannot succeed.
+  bool backend_down = false;
+};
+
+/// Decides on the name first (deny early, before DNS), then on every resolved address, and
+/// connects to the first allowed address that answers. Never throws. The resolve and every connect
+/// belong to the deadline's current phase: when it expires they end with operation_aborted.
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl,
+                                 dial_options opts = {});
+
+/// Stores what the access log tells of a dial in `rec` (deciding rule, dialled address, result) and
+/// returns the outcome; `dialled` null means the connect deadline passed first.
+outcome record_dial(access_record& rec, const dial_result* dialled);
+
+/// The same for callers that bound the dial with with_deadline(): the calling coroutine's own
+/// cancellation ends the pending resolve or connect.
+net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where);
+
+/// The TLS client handshake with `backend` over the connected `upstream`, when the backend has
+/// `tls` (verified against its `ca`, for its server_name or else its host); success when it has
+/// none. A failure, including a handshake cut short through `cancel` by a phase deadline, is
+/// backend_tls_failed, recorded in `rec` (result, tls_error) and logged.
+net::awaitable<outcome> secure_backend(tunnel::client_stream& upstream, const config::backend_config* backend,
+                                       const runtime_snapshot& snapshot, access_record& rec,
+                                       net::cancellation_slot cancel = {});
+
+}  // namespace edgerelay::proxy

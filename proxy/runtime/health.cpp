@@ -1,0 +1,93 @@
+// Backend health checks (see health.hpp).
+#include "proxy/runtime/health.hpp"
+
+#include <boost/asio/this_coro.hpp>
+
+#include "proxy/outbound/connector.hpp"
+#include "proxy/core/deadline.hpp"
+#include "proxy/observe/log.hpp"
+#include "sql602/runtime/udp_door.hpp"
+
+namespace edgerelay::proxy {
+namespace {
+
+net::awaitable<error_code> connect_probe(tcp::endpoint ep) {
+  tcp::socket s(co_await net::this_coro::executor);
+  auto [ec] = co_await s.async_connect(ep, use_ec);
+  error_code ignored;
+  s.close(ignored);
+  co_return ec;
+}
+
+}  // namespace
+
+std::chrono::milliseconds probe_timeout(const config::backend_config& b) noexcept {
+  return b.health_check ? b.health_check->timeout : std::chrono::milliseconds(2000);
+}
+
+net::awaitable<probe_report> probe_backend(config::backend_config b, std::chrono::milliseconds timeout) {
+  probe_report r;
+  try {
+    const auto address = co_await backend_address(b.host);
+    if (!address) {
+      r.detail = concat("host '", b.host, "' does not resolve");
+      co_return r;
+    }
+    const tcp::endpoint ep(*address, static_cast<std::uint16_t>(b.portbase + 1));
+    const auto ec = co_await with_deadline(connect_probe(ep), timeout);
+    r.tcp_ok = ec && !*ec;
+    r.detail = concat("tcp ", to_string(ep), ' ', !ec ? std::string("timed out") : r.tcp_ok ? std::string("ok") : ec->message());
+    if (b.kind == config::backend_kind::sql602) {
+      const auto reply = co_await query_server(*address, b.portbase, timeout);
+      r.discovery_ok = reply.has_value();
+      r.detail += concat(", discovery udp ", address->to_string(), ':', b.portbase, reply ? " ok" : " no reply");
+    }
+  } catch (const std::exception& e) {
+    r.tcp_ok = false;
+    r.detail = concat("probe failed: ", e.what());
+  }
+  co_return r;
+}
+
+void health_monitor::start(const config::config& cfg) {
+  for (const auto& b : cfg.backends) {
+    if (!b.health_check) continue;
+    net::co_spawn(control_, watch(b), [name = b.name](const std::exception_ptr& ep) {
+      if (ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          log::error("health", "backend '", name, "': health check loop failed: ", e.what());
+        }
+      }
+    });
+  }
+}
+
+void health_monitor::stop() {
+  stopped_ = true;
+  for (auto* t : sleeping_) t->cancel();
+}
+
+net::awaitable<void> health_monitor::watch(config::backend_config b) {
+  net::steady_timer timer(control_);
+  while (!stopped_) {
+    const probe_report r = co_await probe_backend(b, b.health_check->timeout);
+    if (stopped_) break;
+    const backend_health now = r.up() ? backend_health::up : backend_health::down;
+    const backend_health before = board_->set(b.name, now);
+    if (before != now) {
+      if (now == backend_health::up) {
+        log::info("health", "backend '", b.name, "' is up (", r.detail, ")");
+      } else {
+        log::warn("health", "backend '", b.name, "' is down (", r.detail, "); its sessions fail at once");
+      }
+    }
+    timer.expires_after(b.health_check->interval);
+    sleeping_.insert(&timer);
+    co_await timer.async_wait(use_ec);
+    sleeping_.erase(&timer);
+  }
+}
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,215 @@
+// Worker thread, accept loops (with EMFILE back-off) and session spawning.
+#include "proxy/runtime/worker.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <exception>
+#include <stdexcept>
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+
+#include "config/address.hpp"
+#include "proxy/outbound/connector.hpp"
+#include "proxy/core/deadline.hpp"
+#include "proxy/observe/log.hpp"
+#include "proxy/session/session.hpp"
+
+namespace edgerelay::proxy {
+namespace {
+
+/// SO_REUSEPORT as a public SettableSocketOption (Asio's own boolean option lives in detail::).
+class reuse_port {
+ public:
+  template <class Protocol>
+  int level(const Protocol&) const { return SOL_SOCKET; }
+  template <class Protocol>
+  int name(const Protocol&) const { return SO_REUSEPORT; }
+  template <class Protocol>
+  const void* data(const Protocol&) const { return &value_; }
+  template <class Protocol>
+  std::size_t size(const Protocol&) const { return sizeof value_; }
+
+ private:
+  int value_ = 1;
+};
+
+bool out_of_descriptors(const error_code& ec) {
+  const int v = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
+}
+
+/// Completion of a session coroutine: counts it out and logs what escaped it.
+struct session_done {
+  std::atomic<std::int64_t>* active;
+  source_limiter* per_source;
+  config::ip_address source;
+  void operator()(const std::exception_ptr& ep) const {
+    active->fetch_sub(1, std::memory_order_relaxed);
+    per_source->release(source);
+    if (ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        log::error("session", "ended by an exception: ", e.what());
+      } catch (...) {
+        log::error("session", "ended by an unknown exception");
+      }
+    }
+  }
+};
+
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, worker_services& services) {
+  auto snapshot = services.snapshot;
+  const config::listener_config* listener = snapshot->find_listener(name);
+  auto last_warning = std::chrono::steady_clock::time_point{};
+  for (;;) {
+    tcp::endpoint peer;
+    auto [ec, sock] = co_await acceptor.async_accept(peer, use_ec);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) {
+        break;
+      }
+      if (out_of_descriptors(ec)) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_warning > std::chrono::seconds(1)) {
+          last_warning = now;
+          log::warn("listener", name, ": accept failed: ", ec, "; backing off 100 ms");
+        }
+        // The pending connection stays in the backlog; retrying at once would spin.
+        co_await sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;
+    }
+    if (services.snapshot != snapshot) {
+      // A reload keeps this listener's address but applies its new settings and rules.
+      if (const auto* updated = services.snapshot->find_listener(name)) {
+        snapshot = services.snapshot;
+        listener = updated;
+      }
+    }
+    const auto limit = static_cast<std::int64_t>(snapshot->cfg.limits.max_sessions);
+    if (services.active_sessions->load(std::memory_order_relaxed) >= limit) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(1)) {
+        last_warning = now;
+        log::warn("listener", name, ": max_sessions (", limit, ") reached; refusing connections");
+      }
+      continue;  // `sock` closes here
+    }
+    const config::ip_address source = to_config_address(peer.address());
+    if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(1)) {
+        last_warning = now;
+        log::warn("listener", name, ": per_source limit (", snapshot->cfg.limits.per_source, ") reached for ",
+                  config::to_string(source), "; refusing connections");
+      }
+      continue;
+    }
+    services.active_sessions->fetch_add(1, std::memory_order_relaxed);
+    net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
+                  session_done{services.active_sessions, services.per_source, source});
+  }
+}
+
+}  // namespace
+
+worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
+               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, session_services shared)
+    : index_(index) {
+  services_.snapshot = std::move(snapshot);
+  services_.active_sessions = &active_sessions;
+  services_.per_source = &per_source;
+  services_.lent = shared;
+  services_.lent.pools = &services_.pools;
+  services_.lent.registry = &services_.registry;
+  services_.lent.passwords = &services_.passwords;
+}
+
+worker::~worker() {
+  if (thread_.joinable()) {
+    ioc_.stop();
+    thread_.join();
+  }
+}
+
+tcp::endpoint worker::add_listener(const std::string& listener, const tcp::endpoint& at) {
+  auto slot = std::make_unique<acceptor_slot>(acceptor_slot{listener, tcp::acceptor(ioc_)});
+  tcp::acceptor& a = slot->acceptor;
+  error_code ec;
+  a.open(at.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.set_option(reuse_port(), ec);
+  if (!ec && at.address().is_v6()) a.set_option(net::ip::v6_only(true), ec);
+  // Accepted sockets inherit both options from the listening socket on Linux: two syscalls
+  // fewer per session than setting them on every accepted socket.
+  if (!ec) a.set_option(tcp::no_delay(true), ec);
+  if (!ec) a.set_option(net::socket_base::keep_alive(true), ec);
+  if (!ec) a.bind(at, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error(concat("listener '", listener, "': cannot listen on ", to_string(at), ": ", ec.message()));
+  }
+  const tcp::endpoint bound = a.local_endpoint();
+  acceptors_.push_back(std::move(slot));
+  return bound;
+}
+
+void worker::start() {
+  for (auto& slot : acceptors_) {
+    net::co_spawn(ioc_, accept_loop(slot->acceptor, slot->listener, services_), [](const std::exception_ptr& ep) {
+      if (ep) {
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          log::error("listener", "accept loop failed: ", e.what());
+        }
+      }
+    });
+  }
+  thread_ = std::thread([this] {
+    try {
+      ioc_.run();
+    } catch (const std::exception& e) {
+      log::error("worker", "worker ", index_, " stopped: ", e.what());
+    }
+    finished_.store(true, std::memory_order_release);
+  });
+}
+
+void worker::stop_accepting() {
+  net::post(ioc_, [this] {
+    for (auto& slot : acceptors_) {
+      error_code ignored;
+      slot->acceptor.close(ignored);
+    }
+  });
+}
+
+void worker::close_sessions() {
+  net::post(ioc_, [this] { services_.registry.close_all(); });
+}
+
+void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck) {
+  net::post(ioc_, [this, recheck, s = std::move(snapshot)]() mutable {
+    services_.snapshot = std::move(s);
+    if (recheck) {
+      const std::size_t closed = services_.registry.recheck(services_.snapshot->pol);
+      if (closed > 0) {
+        log::info("reload", "worker ", index_, ": closed ", closed, " session(s) the new rules deny");
+      }
+    }
+  });
+}
+
+void worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+}  // namespace edgerelay::proxy

@@ -1,0 +1,86 @@
+// The 602SQL backend kind and HTTP tunnel door.
+#include "sql602/runtime/hooks.hpp"
+
+#include <array>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "proxy/core/deadline.hpp"
+#include "sql602/codec.hpp"
+#include "sql602/runtime/http_tunnel.hpp"
+
+namespace edgerelay::proxy {
+
+std::unique_ptr<backend_hold> sql602_backend_kind::before_dial(const backend_session& s, dial_options& opts) const {
+  auto hold = std::make_unique<sql602_hold>();
+  lease_egress(s, opts, *hold, ", so its breaks may be misdirected");
+  return hold;
+}
+
+void sql602_backend_kind::on_connected(const backend_session& s, const config::ip_address& local,
+                                       backend_hold* hold) const {
+  if (auto* h = dynamic_cast<sql602_hold*>(hold)) {
+    h->breaks = breaks_->add(s.client, local, s.backend.name, std::string(s.listener));
+  }
+}
+
+std::vector<std::uint8_t> sql602_backend_kind::door_refusal(outcome why) const {
+  namespace sql602 = tunnel::sql602;
+  return sql602::connresult_frame(why == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection);
+}
+
+namespace {
+
+/// One more read of the client, appended to `have` (empty result: the client closed). Never throws.
+net::awaitable<std::vector<std::uint8_t>> read_more(tunnel::client_stream& client, std::vector<std::uint8_t> have) {
+  try {
+    std::array<std::uint8_t, 4096> buf;
+    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
+    if (ec || n == 0) {
+      co_return std::vector<std::uint8_t>{};
+    }
+    have.insert(have.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+  } catch (const std::exception&) {
+    have.clear();
+  }
+  co_return have;
+}
+
+/// The tunnel client's byte stream from its first request on, for the client translator: the
+/// first head was consumed by the session's reader, so its equivalent is put back in front of the
+/// body bytes (a tunnel head carries nothing but its Content-Length; docs/602sql.md, HTTP tunnel).
+std::vector<std::uint8_t> replay_first_request(const tunnel::request_head& head, const std::vector<std::uint8_t>& body) {
+  const std::string text = "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(*head.content_length) + "\r\n\r\n";
+  std::vector<std::uint8_t> out(text.begin(), text.end());
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+}  // namespace
+
+net::awaitable<bool> sql602_http_door::serve(tunnel::client_stream& client, const tunnel::request_head& first,
+                                             std::vector<std::uint8_t>& leftover, const session_context& ctx,
+                                             access_record& rec) const {
+  const config::backend_config* sql = ctx.snapshot->find_backend(ctx.listener->sql602_tunnel);
+  if (sql == nullptr || first.form != tunnel::target_form::origin) {
+    co_return false;
+  }
+  auto kind = tunnel::sql602::detect_tunnel(first, leftover);
+  if (kind == tunnel::sql602::detect_result::need_more) {
+    auto more = co_await with_deadline(read_more(client, std::move(leftover)), ctx.snapshot->cfg.limits.handshake_timeout);
+    if (!more || more->empty()) {
+      rec.result = more ? outcome::malformed : outcome::handshake_timeout;
+      co_return true;
+    }
+    leftover = std::move(*more);
+    kind = tunnel::sql602::detect_tunnel(first, leftover);
+  }
+  if (kind != tunnel::sql602::detect_result::tunnel) {
+    co_return false;
+  }
+  co_await serve_sql602_tunnel(client, *sql, replay_first_request(first, leftover), ctx, rec);
+  co_return true;
+}
+
+}  // namespace edgerelay::proxy
