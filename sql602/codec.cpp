@@ -1,4 +1,4 @@
-// 602SQL frame encode/decode and the two tunnel translators (602sql-wire.md 3.1-3.4, 5.5-5.8, 6.1-6.4).
+// 602SQL frame encode/decode and the two tunnel translators (docs/602sql.md).
 #include "sql602/codec.hpp"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
-// 602SQL native framing and the HTTP-tunnel <-> native translator (602sql-wire.md sections 3, 5, 6), sans-I/O.
+// 602SQL native framing and the HTTP-tunnel <-> native translator (docs/602sql.md), sans-I/O.
 //
-// Native frame (602sql-wire 3.1), all integers little-endian:
+// Native frame (docs/602sql.md), all integers little-endian:
 //
 //   offset size field
 //   0      4    total_len  u32 = 9 + n
@@ -9,7 +9,7 @@
 //   9      n    payload
 //
 // The gateway holds one native connection per tunnel client and runs two independent objects at
-// once (602sql-wire 5.4: the tunnel is a full-duplex message stream, never pair requests and
+// once (docs/602sql.md: the tunnel is a full-duplex message stream, never pair requests and
 // responses):
 //   client_translator  client HTTP POSTs -> one native frame each, towards the server (6.3)
 //   server_translator  server frames (split messages reassembled) -> HTTP responses (6.2, 6.4)
@@ -33,7 +33,7 @@ class request_head_reader;
 
 namespace edgerelay::tunnel::sql602 {
 
-/// bDataType values (602sql-wire section 2).
+/// bDataType values (docs/602sql.md).
 enum class data_type : std::uint8_t {
   close_con = 0xEE,
   message = 0xEF,
@@ -54,9 +54,9 @@ enum class data_type : std::uint8_t {
 /// A body whose first byte is at least this is a tunnelled message (TUNELLED_REQUEST, section 2).
 inline constexpr std::uint8_t min_tunnel_type = 0xEE;
 inline constexpr std::size_t frame_header_size = 9;
-/// The gateway's cap on one message (602sql-wire 3.4 suggests 64 MiB); the stock peers have none.
+/// The gateway's cap on one message (docs/602sql.md suggests 64 MiB); the stock peers have none.
 inline constexpr std::uint32_t default_max_message = 64U * 1024U * 1024U;
-/// KSE codes the gateway itself reports (602sql-wire 4.1).
+/// KSE codes the gateway itself reports (docs/602sql.md).
 inline constexpr std::uint8_t kse_connection = 15;
 inline constexpr std::uint8_t kse_ip_filter = 45;
 
@@ -77,7 +77,7 @@ enum class frame_check : std::uint8_t {
 /// Reads the 9 header bytes (no validation; see check_frame_header).
 frame_header decode_frame_header(std::span<const std::uint8_t, frame_header_size> bytes);
 
-/// The three rejections of 602sql-wire 3.4; a failed check ends that one session.
+/// The three rejections of docs/602sql.md; a failed check ends that one session.
 frame_check check_frame_header(const frame_header& h, std::uint32_t max_message = default_max_message);
 
 /// One whole message as one frame (msg_total == n, 3.2), ready for a single write.
@@ -88,7 +88,7 @@ std::vector<std::uint8_t> encode_frame(data_type type, std::span<const std::uint
 std::vector<std::uint8_t> close_con_frame();
 
 /// DT_CONNRESULT `0A 00 00 00 01 00 00 00 F7 RR`: what a forward door sends a native client when it
-/// cannot reach the backend (RR = 15, 602sql-wire 4.1).
+/// cannot reach the backend (RR = 15, docs/602sql.md).
 std::vector<std::uint8_t> connresult_frame(std::uint8_t kse);
 
 /// The HTTP reply for a tunnel whose backend refused or could not be reached (6.2 step 4, 5.7):
@@ -117,7 +117,7 @@ struct limits {
 
 namespace c2s {
 struct need_more {};
-/// One native frame (msg_total == n): write it to the server in ONE write (602sql-wire 3.4).
+/// One native frame (msg_total == n): write it to the server in ONE write (docs/602sql.md).
 struct frame {
   std::vector<std::uint8_t> bytes;
 };

@@ -1,4 +1,4 @@
-// 602SQL UDP datagrams on PORTBASE, sans-I/O (602sql-wire.md sections 7 and 8): discovery queries
+// 602SQL UDP datagrams on PORTBASE, sans-I/O (docs/602sql.md): discovery queries
 // and replies, break datagrams, and the rewrites a relay makes to them.
 //
 //   discovery query  01 "QueryForServer" 00        the client wants its reply on UDP 5002
@@ -30,7 +30,7 @@ inline constexpr std::uint16_t default_portbase = 5001;
 /// The server reads at most this many bytes of a datagram.
 inline constexpr std::size_t max_datagram = 512;
 
-/// str2int (602sql-wire 7.2) over `text`, which ends at its first NUL or at its end.
+/// str2int (docs/602sql.md) over `text`, which ends at its first NUL or at its end.
 std::optional<std::int32_t> parse_str2int(std::span<const std::uint8_t> text) noexcept;
 
 /// The datagram's kind: its first byte (0 for an empty datagram).

@@ -8,7 +8,7 @@
 //   4. write build_forward_response(resp, ...) to the client; stream the body through a
 //      body_tracker(resp.framing); the bytes after `consumed` belong to the next message
 //   5. keep-alive when both heads allow it and the framing is not until_close; else close
-// Only Beast's parser headers are used (ARCHITECTURE.md 3.1 R1); nothing throws on untrusted input.
+// Only Beast's parser headers are used (docs/architecture.md); nothing throws on untrusted input.
 //
 // Versions: each head is forwarded with the HTTP version it was received with (an HTTP/1.0 client's
 // request goes upstream as HTTP/1.0, so a compliant server never answers it chunked and the

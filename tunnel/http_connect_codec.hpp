@@ -1,11 +1,11 @@
 // HTTP request-head reader (CONNECT / absolute-form / origin-form) and the proxy's reply bytes, sans-I/O.
 //
-// The driver (proxy/handshake.cpp) loops: read some bytes -> reader.feed(bytes) -> act on the result:
+// The driver (proxy/session/session.cpp) loops: read some bytes -> reader.feed(bytes) -> act on the result:
 //   need_more     -> read more bytes and feed() them (only the new bytes; the reader keeps the rest)
 //   http_error    -> write `reply` in one write, then close (nothing else may follow)
 //   parsed<head>  -> the head is complete; reader.leftover() holds the bytes the client sent behind
 //                    the header block (optimistic tunnel data or a request body), never lost.
-// The codec includes only Beast's parser headers (ARCHITECTURE.md 3.1 R1) and never throws on
+// The codec includes only Beast's parser headers (docs/architecture.md) and never throws on
 // untrusted input (R2): Beast reports errors through error_code, and every path maps to a status.
 #pragma once
 
@@ -22,7 +22,7 @@
 namespace edgerelay::tunnel {
 
 /// Upper bound of a request or response head (start line + fields + the empty line). Above it the
-/// reader answers 431 (DESIGN.md section 5).
+/// reader answers 431 (docs/config.md).
 inline constexpr std::size_t max_header_bytes = 64 * 1024;
 
 /// The result of a codec that needs more input before it can decide.
@@ -101,7 +101,7 @@ using head_result = std::variant<need_more, http_error, parsed<request_head>>;
 struct request_reader_options {
   std::size_t header_limit = max_header_bytes;  ///< above it: 431
   /// Classify the request-target (authority/absolute/origin) and reject what the gateway cannot
-  /// serve. Off for the 602SQL tunnel, whose server does not look at the target (602sql-wire 5.5).
+  /// serve. Off for the 602SQL tunnel, whose server does not look at the target (docs/602sql.md).
   bool classify_target = true;
 };
 

@@ -1,4 +1,4 @@
-// Access-log formatting: fields of DESIGN section 7, JSON-escaped, one write per line.
+// Access-log formatting: fields of docs/config.md, JSON-escaped, one write per line.
 #include "proxy/observe/access_log.hpp"
 
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// One JSON line per session on stdout (DESIGN section 7).
+// One JSON line per session on stdout (docs/config.md).
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// Maps outcomes and socket errors to the replies of DESIGN section 5.
+// Maps outcomes and socket errors to the replies of docs/config.md.
 #include "proxy/observe/outcome.hpp"
 
 #include <boost/asio/error.hpp>

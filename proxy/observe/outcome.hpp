@@ -1,4 +1,4 @@
-// How a session ended before or at connect, and what each client protocol says for it (DESIGN section 5).
+// How a session ended before or at connect, and what each client protocol says for it (docs/config.md).
 #pragma once
 
 #include <cstdint>

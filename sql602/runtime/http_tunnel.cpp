@@ -49,7 +49,7 @@ void stop_both(tunnel_flow& f, tunnel::client_stream& client, tunnel::client_str
   server.socket().cancel(ignored);
 }
 
-/// Client POSTs -> one native frame each, in one write (602sql-wire 3.4, 6.3). Never throws.
+/// Client POSTs -> one native frame each, in one write (docs/602sql.md). Never throws.
 net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::client_stream& server, sql602::client_translator& in,
                                       std::vector<std::uint8_t> first, tunnel_flow& f) {
   try {

@@ -1,4 +1,4 @@
-// The 602SQL HTTP tunnel on a proxy listener (602sql-wire.md sections 5 and 6): POSTs to native
+// The 602SQL HTTP tunnel on a proxy listener (docs/602sql.md): POSTs to native
 // frames on the backend's PORTBASE+1 and native messages back as `200 OK` responses, full duplex.
 #pragma once
 

@@ -14,7 +14,7 @@
 namespace edgerelay::proxy {
 namespace {
 
-/// How long the door waits for the server's discovery reply (602sql-wire 7.3 suggests 3 s).
+/// How long the door waits for the server's discovery reply (docs/602sql.md suggests 3 s).
 constexpr std::chrono::milliseconds discovery_wait{3000};
 /// Discovery relays waiting for a reply at once, per door; more queries are dropped.
 constexpr unsigned max_discovery_in_flight = 32;

@@ -1,4 +1,4 @@
-// The UDP side of a 602SQL door (602sql-wire.md sections 7 and 8): a listener's `udp_bind` socket.
+// The UDP side of a 602SQL door (docs/602sql.md): a listener's `udp_bind` socket.
 //
 // On a `forward` listener to a backend of kind sql602 (door - 1): discovery queries are relayed to
 // the backend's UDP PORTBASE and the reply comes back naming the gateway's door; breaks are matched

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-# The fields DESIGN section 7 gives every access-log line; `detail` may be added.
+# The fields docs/config.md gives every access-log line; `detail` may be added.
 ACCESS_FIELDS = {"ts", "listener", "client", "user", "protocol", "target", "dialled", "rule", "result",
                  "bytes_up", "bytes_down", "duration_ms"}
 OPTIONAL_ACCESS_FIELDS = {"detail"}

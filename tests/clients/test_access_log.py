@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Access log and credentials, with curl as the client:
-- every stdout line is one JSON object with exactly the DESIGN section 7 fields (detail optional);
+- every stdout line is one JSON object with exactly the docs/config.md fields (detail optional);
 - a request denied by a rule fails in curl (SOCKS5 REP 0x02 on the wire) and logs result denied and
   the rule's name;
 - on an `auth: password` listener, curl with the right user/password (RFC 1929) gets through and

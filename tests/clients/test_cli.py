@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command line (DESIGN section 6): `check` on the shipped example exits 0 and prints OK; a config
+"""Command line (docs/config.md): `check` on the shipped example exits 0 and prints OK; a config
 with an unknown key or a bad value makes `check` exit 1 with file:line:col; `edgerelay --config bad`
 refuses to start (exit 1) naming file:line:col; `--version` and `--help` exit 0; `passwd` salts."""
 

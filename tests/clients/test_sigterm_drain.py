@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SIGTERM with the real binary (DESIGN section 6): stop accepting, let open tunnels drain up to
+"""SIGTERM with the real binary (docs/config.md): stop accepting, let open tunnels drain up to
 shutdown_grace, then close them and exit 0.
 
 A. grace 10s: a SOCKS5 tunnel to an echo server is open; after SIGTERM new connections are refused

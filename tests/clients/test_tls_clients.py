@@ -26,7 +26,7 @@ import time
 import gateway as gw
 from gateway import check
 
-# Fields a TLS session's access-log line may add to the DESIGN section 7 ones.
+# Fields a TLS session's access-log line may add to the docs/config.md ones.
 TLS_FIELDS = {"tls", "sni", "tls_error"}
 
 OPENSSL_CNF = """[req]

@@ -1,4 +1,4 @@
-// HTTP CONNECT through a real gateway: the exact bytes of DESIGN section 5's HTTP column.
+// HTTP CONNECT through a real gateway: the exact bytes of docs/config.md's HTTP column.
 #include <gtest/gtest.h>
 
 #include "config/password.hpp"

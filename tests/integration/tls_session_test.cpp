@@ -690,7 +690,7 @@ TEST_F(TlsSessionTest, Sql602HttpTunnelInsideTls) {
                         ", kind: sql602}\n"));
   tls_client c(gw.endpoint());
   ASSERT_FALSE(c.handshake());
-  // 602sql-wire 6.5: DT_VERSION, then the keep-alive DT_REQUEST, answered by `FE 00 00 00`.
+  // docs/602sql.md: DT_VERSION, then the keep-alive DT_REQUEST, answered by `FE 00 00 00`.
   const bytes version{0x00, 0x00, 0x0B, 0x00};
   c.send(sql602::tunnel_post(0xF1, version));
   c.send(sql602::tunnel_post(0xFF, bytes{0x35, 0x35}));

@@ -230,7 +230,7 @@ net::awaitable<std::string> client_half_close(client_stream* s, ssl::context* ct
 }
 
 /// A pending read cancelled through its cancellation slot, then through the deadline pattern
-/// `op || timer` of ARCHITECTURE.md 3.6.
+/// `op || timer` of docs/architecture.md
 net::awaitable<std::string> server_cancelled_read(client_stream* s, ssl::context* ctx) {
   if (ctx != nullptr) {
     if (auto r = co_await accept_tls(s, ctx, 5); r != "ok") co_return r;

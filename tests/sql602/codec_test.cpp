@@ -1,4 +1,4 @@
-// Unit tests of the 602SQL framing and tunnel translators, including 602sql-wire.md 6.5 byte for byte.
+// Unit tests of the 602SQL framing and tunnel translators, including docs/602sql.md byte for byte.
 #include "sql602/codec.hpp"
 
 #include <gtest/gtest.h>
@@ -101,7 +101,7 @@ bytes post(const bytes& body) { return cat({b("POST / HTTP/1.1\r\nContent-Length
 
 const bytes connresult_ok = {0x0A, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xF7, 0x00};
 
-// 602sql-wire.md 6.5, HTTP leg C>G and native leg G>S.
+// docs/602sql.md, HTTP leg C>G and native leg G>S.
 TEST(Sql602WorkedExample, ClientToServerByteForByte) {
   const bytes input = cat({b("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"), {0xF1, 0x00, 0x00, 0x0B, 0x00},
                            b("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"), {0xFF, 0x35, 0x35},
@@ -119,7 +119,7 @@ TEST(Sql602WorkedExample, ClientToServerByteForByte) {
                                }));
 }
 
-// 602sql-wire.md 6.5, native leg S>G and HTTP leg G>C.
+// docs/602sql.md, native leg S>G and HTTP leg G>C.
 TEST(Sql602WorkedExample, ServerToClientByteForByte) {
   const bytes input = cat({connresult_ok, {0x0C, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0xFE, 0x00, 0x00, 0x00}});
   const bytes expected_response = {0x48, 0x54, 0x54, 0x50, 0x2F, 0x31, 0x2E, 0x31, 0x20, 0x32, 0x30, 0x30, 0x20,

@@ -1,5 +1,5 @@
 // 602SQL discovery, breaks, egress addresses and health checks through the gateway, against the
-// simulated server of sql602_sim (602sql-wire.md sections 4.1, 7, 8 and 9; DESIGN section 4).
+// simulated server of sql602_sim (docs/602sql.md; docs/config.md).
 //
 // How breaks are proven to reach the right session: the simulated server matches a break exactly
 // as the real one does (the first live session, in accept order, whose TCP peer IPv4 equals the

@@ -1,5 +1,5 @@
 // The 602SQL HTTP tunnel through a real gateway: a simulated tunnel client against a simulated
-// native server on PORTBASE+1 (602sql-wire.md sections 5 and 6), exact bytes both ways.
+// native server on PORTBASE+1 (docs/602sql.md), exact bytes both ways.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -48,7 +48,7 @@ TEST(Sql602Tunnel, WorkedExampleByteForByte) {
   sql602::server db;
   gateway gw(tunnel_config(db.portbase()));
   client c(gw.endpoint());
-  // 602sql-wire 6.5, HTTP leg: DT_VERSION and the keep-alive DT_REQUEST back to back.
+  // docs/602sql.md, HTTP leg: DT_VERSION and the keep-alive DT_REQUEST back to back.
   c.send(to_bytes("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"));
   c.send(bytes{0xF1, 0x00, 0x00, 0x0B, 0x00});
   c.send(bytes{0x50, 0x4F, 0x53, 0x54, 0x20, 0x2F, 0x20, 0x48, 0x54, 0x54, 0x50, 0x2F, 0x31, 0x2E,
@@ -137,7 +137,7 @@ TEST(Sql602Tunnel, SplitServerMessageBecomesOneResponse) {
   bytes answer{0x00, 0x00, 0x00};
   answer.insert(answer.end(), p.begin(), p.end());
   ASSERT_EQ(answer.size(), 20000u);
-  // 602sql-wire 6.5: two frames (16000 + 4000 payload bytes, msg_total 20000), one response.
+  // docs/602sql.md: two frames (16000 + 4000 payload bytes, msg_total 20000), one response.
   const bytes expected = sql602::tunnel_response(sql602::answer, answer);
   EXPECT_EQ(to_text(bytes(expected.begin(), expected.begin() + 42)),
             "HTTP/1.1 200 OK\r\nContent-Length: 20001\r\n\r\n");
@@ -201,7 +201,7 @@ TEST(Sql602Tunnel, RefusingServerGivesTheStockErrorAnswer) {
   gateway gw(tunnel_config(db.portbase()));
   client c(gw.endpoint());
   c.send(sql602::tunnel_post(sql602::version, version_payload));
-  // FE u16(500 + 45) 00, 602sql-wire 5.7 / 6.2 step 4.
+  // FE u16(500 + 45) 00, docs/602sql.md / 6.2 step 4.
   const bytes expected = to_bytes("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n") + bytes{0xFE, 0x21, 0x02, 0x00};
   EXPECT_EQ(expected, tunnel::sql602::connect_failure_reply(45, true));
   EXPECT_EQ(c.read_to_eof(), expected);

@@ -315,7 +315,7 @@ bool tunnel_client::closed_within(std::chrono::milliseconds limit) {
 namespace edgerelay::testing::sql602 {
 namespace {
 
-/// The server's str2int (602sql-wire 7.2), written again here so the simulator does not borrow
+/// The server's str2int (docs/602sql.md), written again here so the simulator does not borrow
 /// the gateway's codec.
 std::optional<long long> sim_str2int(const bytes& d, std::size_t from) {
   std::size_t i = from;

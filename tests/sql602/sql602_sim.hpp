@@ -1,4 +1,4 @@
-// A simulated 602SQL server (native framing on PORTBASE+1, 602sql-wire.md sections 3 and 4) and a
+// A simulated 602SQL server (native framing on PORTBASE+1, docs/602sql.md) and a
 // simulated HTTP-tunnel client (section 5), for integration tests of every 602SQL path.
 #pragma once
 
@@ -18,7 +18,7 @@
 
 namespace edgerelay::testing::sql602 {
 
-/// bDataType values used by the simulators (602sql-wire section 2).
+/// bDataType values used by the simulators (docs/602sql.md).
 enum dt : std::uint8_t {
   close_con = 0xEE,
   message = 0xEF,

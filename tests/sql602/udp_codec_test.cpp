@@ -1,4 +1,4 @@
-// Unit tests of the 602SQL UDP datagram codecs (602sql-wire.md sections 7 and 8), exact bytes.
+// Unit tests of the 602SQL UDP datagram codecs (docs/602sql.md), exact bytes.
 #include "sql602/udp_codec.hpp"
 
 #include <gtest/gtest.h>

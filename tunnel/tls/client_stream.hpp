@@ -1,4 +1,4 @@
-// One non-template stream for a session leg that is plain TCP or TLS (ARCHITECTURE.md 3.5).
+// One non-template stream for a session leg that is plain TCP or TLS (docs/architecture.md).
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// Access-log lines: DESIGN section 7 fields, valid JSON whatever the client sent.
+// Access-log lines: docs/config.md fields, valid JSON whatever the client sent.
 #include <gtest/gtest.h>
 
 #include <regex>

@@ -1,4 +1,4 @@
-// DESIGN section 5: what each client protocol is told for each outcome, row by row.
+// docs/config.md: what each client protocol is told for each outcome, row by row.
 #include <gtest/gtest.h>
 
 #include <boost/asio/error.hpp>
@@ -16,7 +16,7 @@ struct row {
   const char* log;
 };
 
-// The table of DESIGN.md section 5.
+// The table of docs/config.md.
 constexpr row table[] = {
     {outcome::success, 0x00, 0x5A, 200, "ok"},
     {outcome::denied, 0x02, 0x5B, 403, "denied"},

@@ -1,5 +1,5 @@
 // Feeds SOCKS input at every split point and byte by byte and checks the outcome never changes
-// (Beast's parsegrind idea, ARCHITECTURE 3.9).
+// (Beast's parsegrind idea, docs/architecture.md).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -65,7 +65,7 @@ struct transcript {
   }
 };
 
-/// Drives a fresh socks_server the way proxy/handshake.cpp does: feed a chunk; after a non-closing
+/// Drives a fresh socks_server the way proxy/session/session.cpp does: feed a chunk; after a non-closing
 /// send feed({}); answer authenticate/connect from `script`; stop at close or failure.
 inline transcript drive(const socks::server_options& options, const driver_script& script,
                         const std::vector<std::span<const std::uint8_t>>& chunks) {
