@@ -57,7 +57,14 @@ bool to_covers(const std::vector<target_pattern>& outer, const std::vector<targe
   if (outer_any) {
     return true;
   }
-  return list_covers(outer, inner, [](const target_pattern& o, const target_pattern& i) { return covers(o, i); });
+  return list_covers(outer, inner, [](const target_pattern& o, const target_pattern& i) {
+    // backend:NAME matches only the backend's service ports, while covers() treats it as the bare
+    // name on every port; so it covers nothing but the same backend reference.
+    if (o.kind == target_kind::backend) {
+      return i.kind == target_kind::backend && host_equals(o.name, i.name);
+    }
+    return covers(o, i);
+  });
 }
 
 }  // namespace

@@ -254,6 +254,21 @@ TEST(ConfigWarnings, NarrowerEarlierRuleIsNotShadowing) {
                    "request it would match"}));
 }
 
+TEST(ConfigWarnings, BackendReferenceDoesNotShadowItsHostName) {
+  // backend:sql reaches only ports 5001 and 5002, so a later rule for host sql on any port still matters;
+  // the other way round, host sql on every port covers the backend's service.
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+                           "backends:\n"
+                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                           "rules:\n"
+                           "  - {name: service, action: allow, to: [\"backend:sql\"]}\n"
+                           "  - {name: all-ports, action: deny, to: [sql]}\n"
+                           "  - {name: again, action: allow, to: [\"backend:sql\"]}\n"),
+            (lines{"test.yaml:8:5: warning: rule 'again' can never match: the earlier rule 'service' (line 6) matches "
+                   "every request it would match"}));
+}
+
 TEST(ConfigWarnings, NoRulesAndPasswordWithoutUsers) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], auth: password}\n"),
