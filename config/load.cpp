@@ -690,7 +690,11 @@ void reader::read_user(const YAML::Node& n, const source_mark& where, config& ou
           }
           std::string why;
           if (!is_password_hash(v.Scalar(), &why)) {
-            error(m, "password of user '" + u.name + "' is not a hash: plain-text passwords are refused; " + why);
+            // With the scheme prefix it is a hash with a bad part, not a pasted password.
+            const bool looks_hashed = v.Scalar().rfind("pbkdf2-sha256$", 0) == 0;
+            error(m, "password of user '" + u.name + "' " +
+                         (looks_hashed ? "is not a usable hash: " : "is not a hash: plain-text passwords are refused; ") +
+                         why);
             return;
           }
           u.password_hash = v.Scalar();

@@ -162,6 +162,17 @@ TEST(ConfigErrors, PlainTextPasswordRefusedWithoutQuotingIt) {
   }
 }
 
+TEST(ConfigErrors, HashWithTooManyIterationsIsRefused) {
+  // Ten million iterations is seconds of CPU per login: a hash must not be able to ask for that.
+  std::string slow = test_hash();
+  slow.replace(slow.find("$1000$"), 6, "$10000000$");
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "users:\n"
+                           "  - {name: alice, password: \"" + slow + "\"}\n"),
+            (lines{"test.yaml:6:29: password of user 'alice' is not a usable hash: the iteration count of the hash "
+                   "must be 1000-1000000"}));
+}
+
 TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
