@@ -8,6 +8,7 @@
 #include "config/load.hpp"
 #include "config/password.hpp"
 #include "config/policy.hpp"
+#include "config/validate.hpp"
 
 namespace edgerelay::config {
 namespace {
@@ -102,7 +103,16 @@ std::string summarize(const config& cfg) {
 command_result check_command(const std::string& path) {
   command_result r;
   const load_result loaded = load_config_file(path);
-  for (const auto& d : loaded.diagnostics) {
+  std::vector<diagnostic> findings = loaded.diagnostics;
+  if (loaded.value) {
+    // Only check asks: an open proxy may be intended, so starting the gateway stays quiet about it.
+    const auto open = find_open_proxies(*loaded.value);
+    findings.insert(findings.end(), open.begin(), open.end());
+    std::stable_sort(findings.begin(), findings.end(), [](const diagnostic& a, const diagnostic& b) {
+      return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+    });
+  }
+  for (const auto& d : findings) {
     r.err += to_string(d) + "\n";
   }
   if (!loaded.value) {

@@ -1,16 +1,19 @@
 // YAML (yaml-cpp) -> config model, collecting every problem as a file:line:col diagnostic.
 #include "config/load.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <map>
-#include <sstream>
 
 #include "config/address.hpp"
 #include "config/duration.hpp"
@@ -219,6 +222,11 @@ class reader {
     }
     if (!allow_zero && d->count() == 0) {
       error(where, "bad duration '" + *s + "' for " + std::string(what) + " (must be greater than zero)");
+      return;
+    }
+    if (*d > max_config_duration) {
+      error(where, "bad duration '" + *s + "' for " + std::string(what) + " (at most " +
+                       format_duration(max_config_duration) + ", 24 hours)");
       return;
     }
     out = *d;
@@ -682,7 +690,11 @@ void reader::read_user(const YAML::Node& n, const source_mark& where, config& ou
           }
           std::string why;
           if (!is_password_hash(v.Scalar(), &why)) {
-            error(m, "password of user '" + u.name + "' is not a hash: plain-text passwords are refused; " + why);
+            // With the scheme prefix it is a hash with a bad part, not a pasted password.
+            const bool looks_hashed = v.Scalar().rfind("pbkdf2-sha256$", 0) == 0;
+            error(m, "password of user '" + u.name + "' " +
+                         (looks_hashed ? "is not a usable hash: " : "is not a hash: plain-text passwords are refused; ") +
+                         why);
             return;
           }
           u.password_hash = v.Scalar();
@@ -709,6 +721,13 @@ void reader::read_rule(const YAML::Node& n, const source_mark& where, config& ou
   const bool ok = for_each_key(
       n, where, "rule", {"name", "action", "from", "to", "users", "listeners", "via"},
       [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+        // Left out, a condition matches anything; an empty list must not silently mean the same.
+        if (k != "name" && k != "action" && k != "via" && v.IsSequence() && v.size() == 0) {
+          const char* any = k == "from" ? "any source" : k == "to" ? "any destination" : k == "users" ? "anyone"
+                                                                                                       : "any listener";
+          error(m, "empty list for " + k + " (leave " + k + " out to match " + any + ", or list at least one entry)");
+          return;
+        }
         if (k == "name") {
           has_name = true;
           if (auto s = name_value(v, m, "rule name")) {
@@ -918,9 +937,18 @@ load_result load_impl(std::string_view yaml, const std::string& source_name, con
   config cfg;
   cfg.source = source_name;
   try {
-    const YAML::Node root = YAML::Load(std::string(yaml));
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
     reader r(source_name, base_dir, result.diagnostics);
-    r.read_document(root, cfg);
+    r.read_document(documents.empty() ? YAML::Node() : documents.front(), cfg);
+    if (documents.size() > 1) {
+      // Only the first document would be used: a concatenated or half-merged file must not load.
+      const YAML::Mark m = documents[1].Mark();
+      const source_mark where = m.is_null() ? source_mark{source_name, 0, 0}
+                                            : source_mark{source_name, m.line + 1, m.column + 1};
+      result.diagnostics.push_back({severity::error, where,
+                                    "a second YAML document starts here; a config file holds exactly one (remove "
+                                    "the '---' line and everything after it)"});
+    }
   } catch (const YAML::Exception& e) {
     source_mark where{source_name, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
     result.diagnostics.push_back({severity::error, where, "YAML syntax error: " + e.msg});
@@ -944,28 +972,92 @@ load_result load_impl(std::string_view yaml, const std::string& source_name, con
 
 }  // namespace
 
+namespace {
+
+load_result file_error(const std::string& path, std::string message) {
+  load_result result;
+  result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, std::move(message)});
+  return result;
+}
+
+/// Why `st` is not something to read a config from, or empty when it is a regular file.
+std::string not_a_regular_file(const struct stat& st) {
+  const auto type = st.st_mode & S_IFMT;
+  if (type == S_IFREG) {
+    return {};
+  }
+  const char* what = type == S_IFDIR                      ? "is a directory"
+                     : type == S_IFIFO                    ? "is a FIFO"
+                     : type == S_IFCHR || type == S_IFBLK ? "is a device"
+                     : type == S_IFSOCK                   ? "is a socket"
+                                                          : "is not a regular file";
+  return std::string(what) + ", not a config file (expected a regular file)";
+}
+
+std::string too_large(std::uintmax_t size) {
+  return "is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(max_config_file_size) +
+         " bytes (16 MiB) for a config file";
+}
+
+/// Closes the descriptor on every path out.
+struct fd_guard {
+  int fd;
+  ~fd_guard() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+}  // namespace
+
 load_result load_config_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    load_result result;
-    result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, "is a directory, not a config file"});
-    return result;
+  // stat first, so a FIFO or device is never opened at all (opening some devices has effects).
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return file_error(path, "cannot open config file");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    load_result result;
-    result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, "cannot open config file"});
-    return result;
+  if (auto why = not_a_regular_file(st); !why.empty()) {
+    // Directories keep their shorter, long-standing message.
+    return file_error(path, (st.st_mode & S_IFMT) == S_IFDIR ? "is a directory, not a config file" : why);
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    load_result result;
-    result.diagnostics.push_back({severity::error, source_mark{path, 0, 0}, "cannot read config file"});
-    return result;
+  if (static_cast<std::uintmax_t>(st.st_size) > max_config_file_size) {
+    return file_error(path, too_large(static_cast<std::uintmax_t>(st.st_size)));
+  }
+  // The path may be swapped between stat and open: O_NONBLOCK keeps a FIFO from blocking the open,
+  // and fstat on what was opened decides.
+  const fd_guard file{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)};
+  if (file.fd < 0) {
+    return file_error(path, std::string("cannot open config file: ") + std::strerror(errno));
+  }
+  if (::fstat(file.fd, &st) != 0) {
+    return file_error(path, std::string("cannot read config file: ") + std::strerror(errno));
+  }
+  if (auto why = not_a_regular_file(st); !why.empty()) {
+    return file_error(path, why);
+  }
+  std::string text;
+  text.reserve(static_cast<std::size_t>(st.st_size));
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(file.fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return file_error(path, std::string("cannot read config file: ") + std::strerror(errno));
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > max_config_file_size) {
+      // It grew after fstat: the limit holds for what is read, not only for what was announced.
+      return file_error(path, too_large(text.size()));
+    }
   }
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  return load_impl(text.str(), path, dir.empty() ? std::filesystem::path(".") : dir);
+  return load_impl(text, path, dir.empty() ? std::filesystem::path(".") : dir);
 }
 
 load_result load_config_text(std::string_view yaml, const std::string& source_name) {

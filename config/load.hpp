@@ -1,6 +1,7 @@
 // Reading YAML into a validated config: load_config() is the one entry point.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,7 +27,15 @@ struct load_result {
   std::vector<diagnostic> diagnostics;
 };
 
+/// Largest config file load_config_file() reads. Real configs are a few KiB; the bound keeps a
+/// mistaken path (a log, an image) or a hostile file from costing the reload gigabytes of memory.
+inline constexpr std::uintmax_t max_config_file_size = 16U * 1024U * 1024U;
+
 /// Parse and validate a file. Never throws on bad input: every problem is a diagnostic.
+/// Only a regular file (symlinks followed) of at most max_config_file_size bytes is read: a FIFO,
+/// device, socket or directory is refused before it is opened, and the file is opened
+/// non-blocking and checked again, so a path swapped for a FIFO in between cannot stall a reload.
+/// The file holds exactly one YAML document.
 load_result load_config_file(const std::string& path);
 
 /// Same, from text already in memory; `source_name` goes into diagnostics as the file name.

@@ -16,9 +16,16 @@ namespace edgerelay::config {
 /// brute-force while `edgerelay passwd` and a cache miss stay quick.
 inline constexpr unsigned default_pbkdf2_iterations = 150'000;
 
+/// Bounds on the iterations a stored hash may ask for. Below the lower one a hash is too weak to
+/// accept; above the upper one (about 0.25 s on one core) a single login attempt could stall a
+/// verifier thread for seconds. The loader and the verifier both refuse hashes outside them.
+inline constexpr unsigned min_pbkdf2_iterations = 1000;
+inline constexpr unsigned max_pbkdf2_iterations = 1'000'000;
+
 /// Hash a password as "pbkdf2-sha256$<iterations>$<salt base64>$<hash base64>" with a fresh
-/// 16-byte random salt and a 32-byte derived key. Throws std::runtime_error only if OpenSSL's
-/// random generator fails. `iterations` other than the default are for tests.
+/// 16-byte random salt and a 32-byte derived key. Throws std::runtime_error if OpenSSL fails and
+/// std::invalid_argument for `iterations` outside min/max_pbkdf2_iterations (such a hash would
+/// be refused when loaded). `iterations` other than the default are for tests.
 std::string hash_password(std::string_view password);
 std::string hash_password(std::string_view password, unsigned iterations);
 
@@ -26,9 +33,26 @@ std::string hash_password(std::string_view password, unsigned iterations);
 /// without ever quoting the text (it may be a plain-text password pasted by mistake).
 bool is_password_hash(std::string_view hash, std::string* why = nullptr);
 
-/// Recompute and compare in constant time (CRYPTO_memcmp). False for a malformed hash.
+/// Recompute and compare in constant time (CRYPTO_memcmp). False for a malformed hash, and for
+/// one whose iteration count is out of bounds, without running PBKDF2 at all.
 /// Costs one full PBKDF2 run: use password_cache on hot paths.
 bool verify_password(std::string_view hash, std::string_view password);
+
+/// The PBKDF2 iterations verify_password(hash, ...) runs: those of a well-formed hash, 0 for one it
+/// refuses without running. For comparing costs without timing anything.
+unsigned verification_iterations(std::string_view hash) noexcept;
+
+/// A well-formed hash with a fixed salt and key and `iterations` (clamped to the accepted bounds),
+/// which no password is expected to match. verify_unknown_user() runs against it.
+std::string dummy_password_hash(unsigned iterations = default_pbkdf2_iterations);
+
+/// For a user name that is not configured: runs one full verification against
+/// dummy_password_hash(iterations) and always returns false, so an unknown user costs the same as
+/// a wrong password and the timing does not tell which names exist. Pass the iteration count of the
+/// configured users' hashes (verification_iterations) when they differ from the default. Like
+/// verify_password it touches no shared state, so it may run on any thread (the runtime runs both on
+/// its verification pool, off the workers). Never cached.
+bool verify_unknown_user(std::string_view password, unsigned iterations = default_pbkdf2_iterations);
 
 /// Remembers successful verifications so that a client reconnecting with the same credentials
 /// does not pay PBKDF2 on every session. Keys are SHA-256 over a per-cache random secret, the user,

@@ -9,6 +9,18 @@ namespace edgerelay::config {
 
 namespace {
 
+/// A `to` entry; for backend:NAME also the backend's portbase, looked up once at compile time.
+struct compiled_target {
+  target_pattern pattern;
+  std::uint16_t portbase = 0;
+};
+
+/// backend:NAME reaches the backend's service, not its host: TCP portbase + 1 and UDP portbase.
+/// The request does not say which transport it is for, so both ports match either way.
+bool is_backend_service_port(std::uint16_t portbase, std::uint16_t port) noexcept {
+  return port == portbase || static_cast<std::uint32_t>(port) == static_cast<std::uint32_t>(portbase) + 1;
+}
+
 struct compiled_rule {
   std::string name;
   bool allow = false;
@@ -16,7 +28,7 @@ struct compiled_rule {
   std::vector<cidr> from;
   std::vector<std::string> users;
   std::vector<std::string> listeners;
-  std::vector<target_pattern> to;
+  std::vector<compiled_target> to;
   std::vector<std::string> from_text;  ///< as written, for explain()
   std::vector<std::string> to_text;
 };
@@ -66,7 +78,8 @@ tri match_to(const compiled_rule& r, const normalized& req) noexcept {
     return tri::yes;
   }
   tri result = tri::no;
-  for (const auto& p : r.to) {
+  for (const auto& t : r.to) {
+    const target_pattern& p = t.pattern;
     if (!p.ports.contains(req.port)) {
       continue;
     }
@@ -74,6 +87,10 @@ tri match_to(const compiled_rule& r, const normalized& req) noexcept {
       case target_kind::any:
         return tri::yes;
       case target_kind::backend:
+        if (!req.host.empty() && host_equals(req.host, p.name) && is_backend_service_port(t.portbase, req.port)) {
+          return tri::yes;
+        }
+        break;
       case target_kind::host:
         if (!req.host.empty() && host_equals(req.host, p.name)) {
           return tri::yes;
@@ -163,8 +180,19 @@ std::string describe_miss(const compiled_rule& r, failed why, const normalized& 
       return "users " + join(r.users) + " does not include '" + std::string(req.user) + "'";
     case failed::listener:
       return "listeners " + join(r.listeners) + " does not include '" + std::string(req.listener) + "'";
-    case failed::to:
-      return "to " + join(r.to_text) + " does not match " + describe_target(req);
+    case failed::to: {
+      std::string out = "to " + join(r.to_text) + " does not match " + describe_target(req);
+      // The one surprising miss: the name is the backend's but the port is not its service.
+      for (const auto& t : r.to) {
+        if (t.pattern.kind == target_kind::backend && !req.host.empty() && host_equals(req.host, t.pattern.name)) {
+          out += " (backend:" + t.pattern.name + " reaches only port " + std::to_string(t.portbase + 1) +
+                 ", its TCP service portbase + 1, and port " + std::to_string(t.portbase) +
+                 ", its UDP portbase; other ports of " + t.pattern.name + " need their own rule)";
+          break;
+        }
+      }
+      return out;
+    }
     case failed::none:
       break;
   }
@@ -201,11 +229,22 @@ policy policy::compile(const config& cfg) {
       }
     }
     for (const auto& t : r.to) {
-      if (auto p = parse_target_pattern(t)) {
-        out.to.push_back(std::move(*p));
-      } else {
+      auto p = parse_target_pattern(t);
+      if (!p) {
         out.valid = false;
+        continue;
       }
+      compiled_target ct{std::move(*p), 0};
+      if (ct.pattern.kind == target_kind::backend) {
+        const auto b = std::find_if(cfg.backends.begin(), cfg.backends.end(),
+                                    [&](const backend_config& bc) { return host_equals(bc.name, ct.pattern.name); });
+        if (b == cfg.backends.end()) {
+          out.valid = false;  // no portbase to grant: never broaden to every port
+          continue;
+        }
+        ct.portbase = b->portbase;
+      }
+      out.to.push_back(std::move(ct));
     }
     c->rules.push_back(std::move(out));
   }

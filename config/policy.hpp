@@ -16,7 +16,12 @@ namespace edgerelay::config {
 /// gave an address); `address` is the address to be dialled (absent before resolution).
 /// When the runtime has mapped a session to a backend (forward listener, sql602_tunnel, or a SOCKS
 /// target equal to a backend's host and portbase + 1), it passes the backend name as `host`, so
-/// that `backend:NAME` entries match. An IP literal passed in `host` with no `address` is treated
+/// that `backend:NAME` entries match. A `backend:NAME` entry grants that backend's service only:
+/// `port` must be portbase + 1 (its TCP sessions) or portbase (the UDP port the runtime asks about
+/// for discovery and break datagrams on doors). The request carries no transport, so either port
+/// matches either way; a TCP dial to portbase therefore needs no rule of its own, which is the
+/// price of one request shape for both. Any other port of the backend's host needs its own rule
+/// (e.g. `sql:22`). An IP literal passed in `host` with no `address` is treated
 /// as the address. IPv4-mapped IPv6 in `source` or `address` is folded to IPv4.
 /// The views must stay valid for the call only.
 struct request {

@@ -11,4 +11,12 @@ namespace edgerelay::config {
 /// listeners), so they can never decide anything. Conservative: only certain cases are reported.
 std::vector<diagnostic> find_shadowed_rules(const config& cfg);
 
+/// Warnings for open proxies, for `edgerelay check`: a listener that anyone outside can reach (bound
+/// to a non-loopback address, not a `forward` door, `auth: none`, no required client certificate)
+/// together with an allow rule that applies to it and matches any source (no `from`, or one
+/// containing 0.0.0.0/0 or ::/0), any destination (no `to`, or `*`, 0.0.0.0/0 or ::/0 on any ports)
+/// and no `users`. One warning per such listener, at the first such rule. Rule order is not
+/// considered: an earlier deny may close the door, but the rule still says "open".
+std::vector<diagnostic> find_open_proxies(const config& cfg);
+
 }  // namespace edgerelay::config

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Command line (docs/config.md): `check` on the shipped example exits 0 and prints OK; a config
 with an unknown key or a bad value makes `check` exit 1 with file:line:col; `edgerelay --config bad`
-refuses to start (exit 1) naming file:line:col; `--version` and `--help` exit 0; `passwd` salts."""
+refuses to start (exit 1) naming file:line:col; a second YAML document, an empty rule list and an
+over-long duration are such errors too; a FIFO, a device and an oversized file are refused without
+blocking; `check` warns about an open proxy; `--version` and `--help` exit 0; `passwd` salts."""
 
 import os
 import re
@@ -26,6 +28,33 @@ rules:
   - {name: all, action: allow}
 limits:
   handshake_timeout: 10x
+"""
+
+SECOND_DOCUMENT = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+rules:
+  - {name: all, action: allow}
+---
+rules: []
+"""
+
+EMPTY_USERS = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+rules:
+  - {name: all, action: allow, users: []}
+"""
+
+LONG_DURATION = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+rules:
+  - {name: all, action: allow}
+limits: {idle_timeout: 1441m}
+"""
+
+OPEN_PROXY = """listeners:
+  - {name: edge, bind: "0.0.0.0:0", protocols: [socks5, http]}
+rules:
+  - {name: world, action: allow}
 """
 
 
@@ -66,6 +95,41 @@ def test(binary, workdir):
         expect_diagnostic(r.stderr, path, line, col, words, "run " + name)
         check("listening on" not in r.stderr, "edgerelay opened a listener with a bad config:\n" + r.stderr)
         check(r.stdout == "", "edgerelay printed on stdout with a bad config: %r" % r.stdout)
+
+    for name, text, line, col, words in (("second-document.yaml", SECOND_DOCUMENT, 6, 1, ["second YAML document"]),
+                                         ("empty-users.yaml", EMPTY_USERS, 4, 39, ["empty list", "users"]),
+                                         ("long-duration.yaml", LONG_DURATION, 5, 24, ["1441m", "at most"])):
+        path = os.path.join(workdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        r = gw.run([binary, "check", "--config", path], timeout=30)
+        check(r.returncode == 1, "check of %s exited %d, expected 1:\n%s%s" % (name, r.returncode, r.stdout, r.stderr))
+        expect_diagnostic(r.stdout + r.stderr, path, line, col, words, "check " + name)
+
+    # Not a regular file, or too big: refused by name, and a FIFO nobody writes must not block.
+    fifo = os.path.join(workdir, "fifo.yaml")
+    os.mkfifo(fifo)
+    big = os.path.join(workdir, "big.yaml")
+    with open(big, "w") as f:
+        f.write(OPEN_PROXY)
+    os.truncate(big, 16 * 1024 * 1024 + 1)
+    for path, words in ((fifo, "is a FIFO"), ("/dev/zero", "is a device"), (big, "is 16777217 bytes, over the limit")):
+        try:
+            r = gw.run([binary, "check", "--config", path], timeout=10)
+        except subprocess.TimeoutExpired:
+            raise gw.TestFailure("check --config %s did not exit within 10 s" % path)
+        check(r.returncode == 1, "check of %s exited %d, expected 1" % (path, r.returncode))
+        check(("%s: %s" % (path, words)) in r.stderr, "check of %s does not say %r:\n%s" % (path, words, r.stderr))
+
+    path = os.path.join(workdir, "open-proxy.yaml")
+    with open(path, "w") as f:
+        f.write(OPEN_PROXY)
+    r = gw.run([binary, "check", "--config", path], timeout=30)
+    check(r.returncode == 0, "check of an open proxy exited %d, expected 0 (a warning):\n%s" % (r.returncode, r.stderr))
+    check(re.search(r"^%s:4:5: warning: rule 'world' makes listener 'edge' .* an open proxy" % re.escape(path),
+                    r.stderr, re.M) is not None, "check does not warn about the open proxy:\n" + r.stderr)
+    r = gw.run([binary, "check", "--config", example], timeout=30)
+    check("open proxy" not in r.stderr, "the shipped example is reported as an open proxy:\n" + r.stderr)
 
     missing = os.path.join(workdir, "does-not-exist.yaml")
     r = gw.run([binary, "check", "--config", missing], timeout=30)

@@ -1,9 +1,15 @@
 // Config loading: values land in the model, and every problem is an exact "file:line:col: message".
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <cstdio>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <unistd.h>
 
 #include "config/load.hpp"
 #include "config/password.hpp"
@@ -156,6 +162,17 @@ TEST(ConfigErrors, PlainTextPasswordRefusedWithoutQuotingIt) {
   }
 }
 
+TEST(ConfigErrors, HashWithTooManyIterationsIsRefused) {
+  // Ten million iterations is seconds of CPU per login: a hash must not be able to ask for that.
+  std::string slow = test_hash();
+  slow.replace(slow.find("$1000$"), 6, "$10000000$");
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "users:\n"
+                           "  - {name: alice, password: \"" + slow + "\"}\n"),
+            (lines{"test.yaml:6:29: password of user 'alice' is not a usable hash: the iteration count of the hash "
+                   "must be 1000-1000000"}));
+}
+
 TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
@@ -217,6 +234,73 @@ TEST(ConfigErrors, EmptyAndBrokenDocuments) {
             (lines{"test.yaml:5:1: duplicate key 'rules' in config (first at 3:1)"}));
 }
 
+TEST(ConfigErrors, SecondYamlDocumentIsAnError) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "---\n"
+                           "rules: [{name: more, action: allow}]\n"),
+            (lines{"test.yaml:6:1: a second YAML document starts here; a config file holds exactly one (remove the "
+                   "'---' line and everything after it)"}));
+  // Even an empty one: a file that ends in '---' was likely cut short or concatenated.
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "---\n"),
+            (lines{"test.yaml:6:1: a second YAML document starts here; a config file holds exactly one (remove the "
+                   "'---' line and everything after it)"}));
+  // A leading '---' only marks the start of the one document.
+  EXPECT_EQ(diagnostics_of("---\n" + std::string(minimal)), lines{});
+}
+
+TEST(ConfigErrors, EmptyListsInRulesAreErrors) {
+  // An empty list used to be read as "left out", which matches anything: the opposite of what it says.
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+                           "users:\n"
+                           "  - {name: alice, password: \"" + test_hash() + "\"}\n"
+                           "rules:\n"
+                           "  - {name: a, action: allow, from: []}\n"
+                           "  - {name: b, action: allow, to: []}\n"
+                           "  - {name: c, action: allow, users: []}\n"
+                           "  - name: d\n"
+                           "    action: allow\n"
+                           "    listeners: []\n"),
+            (lines{"test.yaml:6:36: empty list for from (leave from out to match any source, or list at least one "
+                   "entry)",
+                   "test.yaml:7:34: empty list for to (leave to out to match any destination, or list at least one "
+                   "entry)",
+                   "test.yaml:8:37: empty list for users (leave users out to match anyone, or list at least one entry)",
+                   "test.yaml:11:16: empty list for listeners (leave listeners out to match any listener, or list at "
+                   "least one entry)"}));
+}
+
+TEST(ConfigErrors, EmptyProtocolsIsAnError) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: []}\n"
+                           "rules: [{name: all, action: allow}]\n"),
+            (lines{"test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http) or forward"}));
+}
+
+TEST(ConfigErrors, DurationsHaveAnUpperBound) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) +
+                           "limits:\n"
+                           "  idle_timeout: 1441m\n"
+                           "  connect_timeout: 86400001ms\n"
+                           "  handshake_timeout: 999999999999m\n"
+                           "  shutdown_grace: 86401s\n"
+                           "backends:\n"
+                           "  - {name: b, host: db.internal, portbase: 5001, health_check: {interval: 2000m}}\n"),
+            (lines{"test.yaml:6:17: bad duration '1441m' for idle_timeout (at most 1440m, 24 hours)",
+                   "test.yaml:7:20: bad duration '86400001ms' for connect_timeout (at most 1440m, 24 hours)",
+                   "test.yaml:8:22: bad duration '999999999999m' for handshake_timeout (at most 1440m, 24 hours)",
+                   "test.yaml:9:19: bad duration '86401s' for shutdown_grace (at most 1440m, 24 hours)",
+                   "test.yaml:11:75: bad duration '2000m' for health_check interval (at most 1440m, 24 hours)"}));
+  const load_result r = load_config_text(std::string(minimal) +
+                                             "limits: {idle_timeout: 1440m, connect_timeout: 86400000ms, "
+                                             "shutdown_grace: 86400s}\n",
+                                         "test.yaml");
+  ASSERT_TRUE(r.value.has_value());
+  EXPECT_EQ(r.value->limits.idle_timeout, std::chrono::hours(24));
+  EXPECT_EQ(r.value->limits.connect_timeout, std::chrono::hours(24));
+  EXPECT_EQ(r.value->limits.shutdown_grace, std::chrono::hours(24));
+}
+
 TEST(ConfigErrors, ConflictingBindsAndTls) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: a, bind: \"0.0.0.0:1080\", protocols: [socks5], tls: {cert: gw.pem}}\n"
@@ -235,7 +319,7 @@ TEST(ConfigWarnings, ShadowedRules) {
                            "  - {name: team, action: deny, from: [10.1.2.0/24], to: [\"a.corp.example:443\"]}\n"
                            "  - {name: other, action: allow, from: [10.2.0.0/16]}\n"
                            "  - {name: everyone, action: deny}\n"
-                           "  - {name: never, action: allow, from: [192.0.2.0/24], users: []}\n"),
+                           "  - {name: never, action: allow, from: [192.0.2.0/24]}\n"),
             (lines{"test.yaml:5:5: warning: rule 'team' can never match: the earlier rule 'office' (line 4) matches "
                    "every request it would match",
                    "test.yaml:8:5: warning: rule 'never' can never match: the earlier rule 'everyone' (line 7) "
@@ -246,12 +330,27 @@ TEST(ConfigWarnings, NarrowerEarlierRuleIsNotShadowing) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
                            "rules:\n"
-                           "  - {name: a, action: deny, to: [10.0.0.0/8], users: [] }\n"
+                           "  - {name: a, action: deny, to: [10.0.0.0/8]}\n"
                            "  - {name: b, action: allow, to: [db.internal]}\n"
                            "  - {name: c, action: allow, from: [10.0.0.0/8], to: [\"*\"]}\n"
                            "  - {name: d, action: allow, to: [\"10.1.0.0/16:80\"]}\n"),
             (lines{"test.yaml:7:5: warning: rule 'd' can never match: the earlier rule 'a' (line 4) matches every "
                    "request it would match"}));
+}
+
+TEST(ConfigWarnings, BackendReferenceDoesNotShadowItsHostName) {
+  // backend:sql reaches only ports 5001 and 5002, so a later rule for host sql on any port still matters;
+  // the other way round, host sql on every port covers the backend's service.
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
+                           "backends:\n"
+                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                           "rules:\n"
+                           "  - {name: service, action: allow, to: [\"backend:sql\"]}\n"
+                           "  - {name: all-ports, action: deny, to: [sql]}\n"
+                           "  - {name: again, action: allow, to: [\"backend:sql\"]}\n"),
+            (lines{"test.yaml:8:5: warning: rule 'again' can never match: the earlier rule 'service' (line 6) matches "
+                   "every request it would match"}));
 }
 
 TEST(ConfigWarnings, NoRulesAndPasswordWithoutUsers) {
@@ -406,6 +505,79 @@ TEST(ConfigLoad, DirectoryIsADiagnostic) {
   const load_result r = load_config_file(dir);
   ASSERT_EQ(r.diagnostics.size(), 1U);
   EXPECT_EQ(to_string(r.diagnostics[0]), dir + ": is a directory, not a config file");
+}
+
+/// A fresh temporary directory, removed with the fixture.
+class ConfigFile : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("edgerelay-load-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigFile, FifoIsRefusedWithoutBlocking) {
+  const std::string path = (dir_ / "gw.yaml").string();
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  auto loading = std::async(std::launch::async, [&] { return load_config_file(path); });
+  if (loading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    // Release the blocked reader so the test can end, then fail.
+    const int fd = open(path.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) {
+      close(fd);
+    }
+    FAIL() << "load_config_file blocked on a FIFO";
+  }
+  const load_result r = loading.get();
+  EXPECT_FALSE(r.value.has_value());
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(to_string(r.diagnostics[0]), path + ": is a FIFO, not a config file (expected a regular file)");
+}
+
+TEST_F(ConfigFile, DeviceIsRefused) {
+  const load_result r = load_config_file("/dev/null");
+  EXPECT_FALSE(r.value.has_value());
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(to_string(r.diagnostics[0]), "/dev/null: is a device, not a config file (expected a regular file)");
+}
+
+TEST_F(ConfigFile, SymlinkToARegularFileLoads) {
+  // ConfigMap mounts reach the file through symlinks: the check is on what the link points to.
+  const auto real = dir_ / "real.yaml";
+  std::ofstream(real) << minimal;
+  std::filesystem::create_symlink(real, dir_ / "gw.yaml");
+  const load_result r = load_config_file((dir_ / "gw.yaml").string());
+  EXPECT_TRUE(r.value.has_value());
+}
+
+TEST_F(ConfigFile, OversizedFileIsRefusedBeforeReading) {
+  const auto path = dir_ / "gw.yaml";
+  std::ofstream(path) << minimal;
+  std::filesystem::resize_file(path, max_config_file_size + 1);  // sparse: costs no disk
+  const load_result r = load_config_file(path.string());
+  EXPECT_FALSE(r.value.has_value());
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(to_string(r.diagnostics[0]),
+            path.string() + ": is 16777217 bytes, over the limit of 16777216 bytes (16 MiB) for a config file");
+}
+
+TEST_F(ConfigFile, FileAtTheLimitIsRead) {
+  // Padding with YAML comment lines keeps the document valid up to the limit.
+  const auto path = dir_ / "gw.yaml";
+  std::string text = minimal;
+  const std::string pad = "#" + std::string(1022, 'x') + "\n";
+  while (text.size() + pad.size() <= max_config_file_size) {
+    text += pad;
+  }
+  text += std::string(max_config_file_size - text.size() - 1, '#') + "\n";
+  ASSERT_EQ(text.size(), max_config_file_size);
+  std::ofstream(path, std::ios::binary) << text;
+  const load_result r = load_config_file(path.string());
+  EXPECT_TRUE(r.value.has_value());
 }
 
 TEST(ConfigLoad, FileResolvesRelativeTlsPathsAgainstItsDirectory) {

@@ -139,6 +139,15 @@ const decide_case cases[] = {
     {"BackendByNameCase", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "SQL", "", 5002, allow, "r1"},
     {"BackendNotItsHostName", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "db.internal", "", 5002, deny, "default"},
     {"BackendNotByAddress", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "", "10.9.0.1", 5002, deny, "default"},
+    // backend:NAME is the backend's service (portbase 5001: TCP 5002, UDP 5001), not every port of its host
+    {"BackendUdpPortbase", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5001, allow, "r1"},
+    {"BackendOtherPortDenied", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5022, deny, "default"},
+    {"BackendPortBelowPortbase", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5000, deny, "default"},
+    {"BackendPortAboveService", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5003, deny, "default"},
+    {"BackendOtherPortFallsThrough", R1("action: allow, to: [\"backend:sql\"]") R2("action: deny, to: [sql]"), "192.0.2.1", "", "edge", "sql", "", 22, deny, "r2"},
+    {"BackendOtherPortNeedsOwnRule", R1("action: allow, to: [\"backend:sql\", \"sql:22\"]"), "192.0.2.1", "", "edge", "sql", "", 22, allow, "r1"},
+    {"BackendServiceAfterResolution", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "10.9.0.1", 5002, allow, "r1"},
+    {"BackendOtherPortAfterResolution", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "10.9.0.1", 15922, deny, "default"},
     // users
     {"UserInList", R1("action: allow, users: [alice]"), "192.0.2.1", "alice", "edge", "a.example", "", 80, allow, "r1"},
     {"UserNotInList", R1("action: allow, users: [alice]"), "192.0.2.1", "bob", "edge", "a.example", "", 80, deny, "default"},
@@ -287,6 +296,53 @@ TEST(PolicyExplain, AllowAndDefaultDeny) {
   EXPECT_EQ(pol.explain(req),
             "rule 1 'r1': no match: users alice needs an authenticated user, the request has none\n"
             "decision: deny by default (no rule matched)\n");
+}
+
+TEST(PolicyExplain, BackendOtherPortSaysWhichPortsItReaches) {
+  const policy pol = compile_rules(R1("action: allow, to: [\"backend:sql\"]"));
+  request req;
+  req.source = ip("192.0.2.1");
+  req.host = "sql";
+  req.port = 5022;
+  EXPECT_EQ(pol.explain(req),
+            "rule 1 'r1': no match: to backend:sql does not match sql:5022 (backend:sql reaches only port 5002, "
+            "its TCP service portbase + 1, and port 5001, its UDP portbase; other ports of sql need their own "
+            "rule)\n"
+            "decision: deny by default (no rule matched)\n");
+}
+
+TEST(PolicyDecide, BackendWithoutDefinitionNeverMatches) {
+  config cfg = default_config();
+  cfg.rules[0].to = {"backend:nosuch"};  // compile() is given an unvalidated config: never broaden
+  const policy pol = policy::compile(cfg);
+  request req;
+  req.source = ip("127.0.0.1");
+  req.host = "nosuch";
+  for (const std::uint16_t port : {0, 1, 5002, 65535}) {
+    req.port = port;
+    EXPECT_EQ(pol.decide(req).result, verdict::deny) << port;
+  }
+}
+
+TEST(PolicyDecide, BackendPortbaseAtTopOfRange) {
+  // portbase 65534: the service is 65535; the arithmetic must not wrap to port 0.
+  config cfg = default_config();
+  backend_config b;
+  b.name = "top";
+  b.host = "db.internal";
+  b.portbase = 65534;
+  cfg.backends.push_back(b);
+  cfg.rules[0].to = {"backend:top"};
+  const policy pol = policy::compile(cfg);
+  request req;
+  req.source = ip("127.0.0.1");
+  req.host = "top";
+  req.port = 65535;
+  EXPECT_EQ(pol.decide(req).result, verdict::allow);
+  req.port = 65534;
+  EXPECT_EQ(pol.decide(req).result, verdict::allow);
+  req.port = 0;
+  EXPECT_EQ(pol.decide(req).result, verdict::deny);
 }
 
 TEST(PolicyExplain, NeedsAddress) {
