@@ -833,7 +833,8 @@ void reader::read_upstream(const YAML::Node& n, const source_mark& where, config
 
 void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
-               {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "shutdown_grace"},
+               {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
+                "shutdown_grace"},
                [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
                  if (k == "max_sessions" || k == "per_source") {
                    if (auto x = number(v, m, k, 1, 10'000'000)) {
@@ -845,6 +846,8 @@ void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_c
                    read_duration(v, m, k, out.connect_timeout, false);
                  } else if (k == "idle_timeout") {
                    read_duration(v, m, k, out.idle_timeout, false);
+                 } else if (k == "fin_timeout") {
+                   read_duration(v, m, k, out.fin_timeout, false);
                  } else {
                    read_duration(v, m, k, out.shutdown_grace, true);
                  }

@@ -108,6 +108,7 @@ struct limits_config {
   duration handshake_timeout{10000};
   duration connect_timeout{10000};
   duration idle_timeout{600000};
+  duration fin_timeout{30000};  ///< how long a half-closed tunnel may go without traffic
   duration shutdown_grace{10000};
 };
 

@@ -13,7 +13,11 @@ bool check_credentials(const session_context& ctx, std::string_view user, std::s
       return ctx.services->passwords->check(u.name, u.password_hash, password);
     }
   }
-  return false;
+  // An unknown name costs a full verification too, so timing does not tell which names exist.
+  const auto& users = ctx.snapshot->cfg.users;
+  const unsigned iterations =
+      users.empty() ? config::default_pbkdf2_iterations : config::verification_iterations(users.front().password_hash);
+  return config::verify_unknown_user(password, iterations == 0 ? config::default_pbkdf2_iterations : iterations);
 }
 
 void record_claimed_user(access_record& rec, std::string_view user) {

@@ -14,7 +14,7 @@ bool check_credentials(const session_context& ctx, std::string_view user, std::s
 
 /// For HTTP requests: true on a listener without auth, else when Proxy-Authorization carries valid
 /// Basic credentials. Records the user it names in `rec` (never the password).
-/// Records the user a client names inside its protocol (SOCKS userid, RFC 1929, Basic) as the
+/// Records the user a client names inside a login (RFC 1929, Basic) as the
 /// session's user, unless a verified client certificate already named it: the certificate was
 /// checked during the TLS handshake, a name in the protocol is only claimed.
 void record_claimed_user(access_record& rec, std::string_view user);

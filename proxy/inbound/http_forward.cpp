@@ -540,7 +540,7 @@ net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel:
     co_return;
   }
   rec.bytes_up += first_size;
-  const relay_options opts{.idle_timeout = limits.idle_timeout, .use_splice = true};
+  const relay_options opts{.idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};
   const relay_result r = co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
   rec.bytes_up += r.bytes_up;
   rec.bytes_down += r.bytes_down;

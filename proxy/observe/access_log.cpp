@@ -49,6 +49,9 @@ std::string format_access_line(const access_record& r) {
   field(out, "listener", r.listener);
   field(out, "client", r.client);
   field(out, "user", r.user);
+  if (!r.claimed_user.empty()) {
+    field(out, "claimed_user", r.claimed_user);
+  }
   field(out, "protocol", r.protocol);
   if (!r.tls_version.empty()) {
     field(out, "tls", r.tls_version);

@@ -17,6 +17,8 @@ struct access_record {
   std::string client;    ///< "ip:port"
   std::string user;      ///< empty: anonymous
   bool user_from_certificate = false;  ///< `user` is a verified client certificate's identity
+  /// A name the client stated without proving it (a SOCKS4 USERID): logged, never matched by `users`.
+  std::string claimed_user;
   std::string_view protocol = "unknown";
   std::string target;    ///< as the client asked: "host:port"
   std::string dialled;   ///< the address actually connected to

@@ -22,6 +22,7 @@ std::string_view to_string(relay_end e) noexcept {
   switch (e) {
     case relay_end::closed: return "closed";
     case relay_end::idle_timeout: return "idle_timeout";
+    case relay_end::fin_timeout: return "fin_timeout";
     case relay_end::reset: return "reset";
     case relay_end::aborted: return "aborted";
   }
@@ -212,6 +213,12 @@ class relay_op {
     if (!(up_.done && down_.done)) {
       error_code ignored;
       d.dst->shutdown(tcp::socket::shutdown_send, ignored);
+      // Half-closed from here on: the shorter fin limit applies. The pending wait may be due
+      // later, so re-arm it at the new limit (its handler then sees an earlier expiry).
+      half_closed_ = true;
+      if (options_.fin_timeout < options_.idle_timeout) {
+        timer_.expires_at(last_activity_ + options_.fin_timeout);
+      }
     }
     if (up_.done && down_.done) {
       finished_ = true;
@@ -239,10 +246,12 @@ class relay_op {
     ++pending_;
     timer_.async_wait([this](const error_code& ec) {
       --pending_;
-      if (!ec && !aborted_ && !finished_) {
-        const auto due = last_activity_ + options_.idle_timeout;
+      if (!aborted_ && !finished_ && (!ec || ec == net::error::operation_aborted)) {
+        // operation_aborted here is finish() moving the expiry earlier, not the relay's end.
+        const bool fin = half_closed_ && options_.fin_timeout < options_.idle_timeout;
+        const auto due = last_activity_ + (fin ? options_.fin_timeout : options_.idle_timeout);
         if (clock::now() >= due) {
-          abort(relay_end::idle_timeout, net::error::timed_out);
+          abort(fin ? relay_end::fin_timeout : relay_end::idle_timeout, net::error::timed_out);
         } else {
           arm_timer(due);
         }
@@ -273,6 +282,7 @@ class relay_op {
   int pending_ = 0;
   bool aborted_ = false;
   bool finished_ = false;
+  bool half_closed_ = false;  // one direction has ended: fin_timeout applies
   relay_end end_ = relay_end::closed;
   error_code error_;
 };

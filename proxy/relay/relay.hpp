@@ -14,12 +14,17 @@ namespace edgerelay::proxy {
 
 struct relay_options {
   std::chrono::milliseconds idle_timeout{600000};
+  /// Once one direction has ended (half-closed), the tunnel ends when nothing moves for this
+  /// long, as HAProxy's client-fin/server-fin: a peer that neither reads nor closes cannot hold
+  /// the tunnel's four descriptors for the whole idle timeout.
+  std::chrono::milliseconds fin_timeout{30000};
   bool use_splice = true;  ///< splice(2) through pooled pipes; false: pooled user-space buffers
 };
 
 enum class relay_end : std::uint8_t {
   closed,        ///< both sides sent EOF and everything was delivered
   idle_timeout,  ///< nothing moved for idle_timeout
+  fin_timeout,   ///< half-closed, and nothing moved for fin_timeout
   reset,         ///< a read or write failed (RST, EPIPE): both legs are abandoned
   aborted,       ///< a socket was closed under the relay (shutdown, recheck)
 };

@@ -25,6 +25,9 @@ struct copy_state {
   tunnel::client_stream& upstream;
   clock::time_point last_activity = clock::now();
   bool ended = false;  ///< a failure, an abort or the idle timeout ended the relay
+  bool half_closed = false;  ///< one direction has ended: fin_timeout applies
+  bool rearm = false;        ///< the idle watch's wait was cut short to apply fin_timeout
+  net::steady_timer* watch = nullptr;
   relay_end end = relay_end::closed;
   error_code error;
 
@@ -62,6 +65,11 @@ net::awaitable<void> copy_one_way(tunnel::client_stream& from, tunnel::client_st
     }
     if (!ec) continue;
     if (is_end_of_stream(ec)) {
+      if (!s.half_closed && s.watch != nullptr) {
+        s.half_closed = true;
+        s.rearm = true;
+        s.watch->cancel();
+      }
       // A peer that is already gone cannot take a close_notify (EPIPE): like shutdown(2) on plain
       // TCP, that is no failure. One that stops reading and blocks the flush is.
       if (const error_code shut = co_await to.shutdown_send(); shut == net::error::timed_out) {
@@ -74,17 +82,23 @@ net::awaitable<void> copy_one_way(tunnel::client_stream& from, tunnel::client_st
   }
 }
 
-net::awaitable<void> watch_idle(copy_state& s, std::chrono::milliseconds idle) {
+net::awaitable<void> watch_idle(copy_state& s, relay_options options) {
   net::steady_timer timer(co_await net::this_coro::executor);
+  s.watch = &timer;
   for (;;) {
-    const auto due = s.last_activity + idle;
+    const bool fin = s.half_closed && options.fin_timeout < options.idle_timeout;
+    const auto due = s.last_activity + (fin ? options.fin_timeout : options.idle_timeout);
     if (clock::now() >= due) {
-      s.stop(relay_end::idle_timeout, net::error::timed_out);
+      s.watch = nullptr;
+      s.stop(fin ? relay_end::fin_timeout : relay_end::idle_timeout, net::error::timed_out);
       co_return;
     }
     timer.expires_at(due);
     auto [ec] = co_await timer.async_wait(use_ec);
-    if (ec) co_return;  // the directions ended first
+    if (ec && !std::exchange(s.rearm, false)) {
+      s.watch = nullptr;
+      co_return;  // the directions ended first
+    }
   }
 }
 
@@ -94,7 +108,7 @@ net::awaitable<relay_result> copy_relay(tunnel::client_stream& client, tunnel::c
   copy_state s(client, upstream);
   relay_result r;
   co_await ((copy_one_way(client, upstream, r.bytes_up, s) && copy_one_way(upstream, client, r.bytes_down, s)) ||
-            watch_idle(s, options.idle_timeout));
+            watch_idle(s, options));
   r.end = s.ended ? s.end : relay_end::closed;
   r.error = s.error;
   co_return r;

@@ -104,7 +104,7 @@ net::awaitable<void> negotiate_socks(client_stream& client, std::span<const std:
     } else if (auto* req = std::get_if<socks::step::connect>(&step)) {
       rec.target = socks::to_string(req->target);
       if (hs.socks.protocol_version() == socks::version::v4) {
-        record_claimed_user(rec, req->user);
+        rec.claimed_user = req->user;  // a USERID proves nothing: only real logins may match `users`
       }
       hs.cmd = req->cmd;
       hs.where = from_socks(req->target);
@@ -440,7 +440,8 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   std::unique_ptr<backend_hold> hold;
   try {
     if (co_await run_front_end(client, upstream, ctx, rec, identity, hold)) {
-      relay_options opts{.idle_timeout = ctx.snapshot->cfg.limits.idle_timeout, .use_splice = true};
+      const config::limits_config& limits = ctx.snapshot->cfg.limits;
+      const relay_options opts{.idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};
       const relay_result r = co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
       rec.bytes_up += r.bytes_up;
       rec.bytes_down += r.bytes_down;
