@@ -98,6 +98,28 @@ ip_address fold_v4_mapped(const ip_address& address) noexcept {
   return out;
 }
 
+bool is_unspecified_range(const ip_address& address) noexcept {
+  if (address.v6 && !is_v4_mapped(address)) {
+    return std::all_of(address.bytes.begin(), address.bytes.end(), [](std::uint8_t b) { return b == 0; });
+  }
+  return fold_v4_mapped(address).bytes[0] == 0;
+}
+
+bool is_multicast(const ip_address& address) noexcept {
+  if (address.v6 && !is_v4_mapped(address)) {
+    return address.bytes[0] == 0xff;
+  }
+  return (fold_v4_mapped(address).bytes[0] & 0xf0) == 0xe0;
+}
+
+bool is_limited_broadcast(const ip_address& address) noexcept {
+  if (address.v6 && !is_v4_mapped(address)) {
+    return false;
+  }
+  const ip_address v4 = fold_v4_mapped(address);
+  return std::all_of(v4.bytes.begin(), v4.bytes.begin() + 4, [](std::uint8_t b) { return b == 0xff; });
+}
+
 std::optional<ip_address> parse_ip_address(std::string_view text) noexcept {
   auto raw = parse_raw(text);
   if (!raw) {

@@ -21,6 +21,19 @@ std::optional<ip_address> parse_ip_literal(std::string_view text) noexcept;
 /// built from raw socket bytes, which may still carry the mapped form.
 ip_address fold_v4_mapped(const ip_address& address) noexcept;
 
+// Destinations the connector never dials (issue 13 A.3). Each takes an address folded or not:
+// ::ffff:a.b.c.d is judged as a.b.c.d, because the kernel delivers it to that IPv4 address.
+
+/// 0.0.0.0/8 ("this network", RFC 1122 3.2.1.3), :: and ::ffff:0.0.0.0/104. Linux delivers a
+/// connect() to any of them to a local listener, so a rule denying loopback would not hold.
+bool is_unspecified_range(const ip_address& address) noexcept;
+
+/// 224.0.0.0/4 and ff00::/8: no TCP peer lives there.
+bool is_multicast(const ip_address& address) noexcept;
+
+/// 255.255.255.255, the limited broadcast (RFC 919).
+bool is_limited_broadcast(const ip_address& address) noexcept;
+
 /// Dotted quad for IPv4, RFC 5952 text for IPv6 (lower case, longest zero run compressed).
 std::string to_string(const ip_address& address);
 

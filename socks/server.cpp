@@ -143,8 +143,9 @@ step_t socks_server::on_socks4_request(std::span<const std::uint8_t> input) {
     return input.size() > max_message ? fail("socks4: request too long") : step::need_more{};
   }
   if (const auto* error = std::get_if<protocol_error>(&result)) {
-    // DESIGN section 5: an unknown command gets 0x5B; anything else malformed is just closed.
-    if (error->reply == reply_code::command_not_supported) {
+    // DESIGN section 5: an unknown command and an invalid SOCKS4a host name get 0x5B (the client
+    // asked for something we refuse, and a reply tells it so); anything else malformed is closed.
+    if (error->reply == reply_code::command_not_supported || error->reply == reply_code::host_unreachable) {
       return reply(to_vector(encode_socks4_reply(socks4_reply::rejected)), true);
     }
     return fail(error->what);

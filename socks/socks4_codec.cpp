@@ -70,8 +70,12 @@ parse_result<socks4_request> parse_socks4_request(std::span<const std::uint8_t> 
     if (domain.end == consumed) {
       return protocol_error{reply_code::general_failure, "socks4a request: empty domain"};
     }
-    request.target.host = std::string(in.begin() + static_cast<std::ptrdiff_t>(consumed),
-                                      in.begin() + static_cast<std::ptrdiff_t>(domain.end));
+    auto host = host_from_domain(std::string_view(reinterpret_cast<const char*>(in.data()) + consumed,
+                                                  domain.end - consumed));
+    if (!host) {
+      return protocol_error{reply_code::host_unreachable, "socks4a request: invalid host name"};
+    }
+    request.target.host = std::move(*host);
     request.socks4a = true;
     consumed = domain.end + 1;
   } else {

@@ -22,7 +22,7 @@ inline constexpr std::size_t socks4_max_field = 255;
 /// VN CD DSTPORT DSTIP USERID 00 [DOMAIN 00].
 struct socks4_request {
   command cmd = command::connect;  ///< connect or bind
-  target_address target;           ///< IPv4, or the domain for SOCKS4a
+  target_address target;           ///< IPv4, or for SOCKS4a the domain (or the address it spells)
   std::string user_id;             ///< raw bytes, may be empty
   bool socks4a = false;            ///< DSTIP was 0.0.0.x, x != 0, and a domain followed
   friend bool operator==(const socks4_request&, const socks4_request&) = default;
@@ -30,7 +30,9 @@ struct socks4_request {
 
 /// Errors, decided as soon as the deciding byte is present: VN != 4 (general_failure), CD not 1/2
 /// (command_not_supported), USERID or domain longer than socks4_max_field, empty SOCKS4a domain
-/// (general_failure).
+/// (general_failure), a SOCKS4a domain that is not a valid host name (host_unreachable: the server
+/// answers 0x5B, see wire.hpp). A numeric SOCKS4a domain ("0", "127.1", "2130706433", "::1")
+/// becomes the address it denotes (host_from_domain), so the target is never that text.
 parse_result<socks4_request> parse_socks4_request(std::span<const std::uint8_t> in);
 
 /// 00 CD DSTPORT DSTIP, always 8 bytes: the 602SQL Windows client reads it with one recv.

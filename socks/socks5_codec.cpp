@@ -124,7 +124,12 @@ parse_result<target_address> parse_socks5_address(std::span<const std::uint8_t> 
     std::copy(addr.begin(), addr.end(), v6.begin());
     target.host = v6;
   } else {
-    target.host = std::string(addr.begin(), addr.end());
+    // Only a whole domain is judged, so the outcome cannot depend on where the input was cut.
+    auto host = host_from_domain(std::string_view(reinterpret_cast<const char*>(addr.data()), addr.size()));
+    if (!host) {
+      return protocol_error{reply_code::host_unreachable, "socks5 address: invalid host name"};
+    }
+    target.host = std::move(*host);
   }
   target.port = read_port(in, addr_at + addr_len);
   return parsed<target_address>{std::move(target), total};

@@ -49,11 +49,15 @@ parse_result<userpass_request> parse_userpass_request(std::span<const std::uint8
 
 /// Errors, decided as soon as the deciding byte is present (so the result does not depend on how
 /// the input was split): VER != 5 (general_failure), CMD not 1/2/3 (command_not_supported),
-/// ATYP not 1/3/4 (address_type_not_supported), domain length 0 (general_failure).
+/// ATYP not 1/3/4 (address_type_not_supported), domain length 0 (general_failure), a domain that is
+/// not a valid host name (host_unreachable, see wire.hpp), decided once the whole address is in.
+/// A numeric domain ("0", "0x7f.1", "2130706433", "::1") comes back as the address it denotes
+/// (host_from_domain), so the request's target is an IPv4 or IPv6 address, not a string.
 /// RSV is ignored, not checked: it is reserved, and Dante and most servers accept any value.
 parse_result<socks5_request> parse_socks5_request(std::span<const std::uint8_t> in);
 
-/// ATYP DST.ADDR DST.PORT alone, shared by the request and the UDP header (RFC 1928 sections 4, 7).
+/// ATYP DST.ADDR DST.PORT alone, shared by the request and the UDP header (RFC 1928 sections 4, 7),
+/// with the request's address errors and domain handling.
 parse_result<target_address> parse_socks5_address(std::span<const std::uint8_t> in);
 
 /// 05 METHOD.

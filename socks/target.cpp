@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "names/host_name.hpp"
+
 namespace edgerelay::socks {
 namespace {
 
@@ -94,6 +96,21 @@ void append_domain(std::string& out, const std::string& name) {
 }
 
 }  // namespace
+
+std::optional<target_host> host_from_domain(std::string_view domain) {
+  const names::classified_host c = names::classify_host(domain);
+  switch (c.kind) {
+    case names::host_kind::dns_name:
+      return target_host{std::string(domain)};
+    case names::host_kind::ipv4:
+      return target_host{c.v4};
+    case names::host_kind::ipv6:
+      return target_host{c.v6};
+    case names::host_kind::invalid:
+      break;
+  }
+  return std::nullopt;
+}
 
 std::string host_string(const target_address& target) {
   std::string out;

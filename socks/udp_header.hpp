@@ -28,8 +28,10 @@ struct udp_header {
 /// A datagram is complete or nothing, so a short one is an error, never "need more".
 using udp_parse_result = std::variant<protocol_error, udp_header>;
 
-/// Errors: shorter than its header, ATYP not 1/3/4 (address_type_not_supported), domain length 0.
-/// RSV is ignored, as in the TCP request.
+/// Errors: shorter than its header, ATYP not 1/3/4 (address_type_not_supported), domain length 0,
+/// a domain that is not a valid host name (host_unreachable; the relay drops such a datagram as
+/// malformed). A numeric domain ("0", "127.1") becomes the address it denotes, as in the TCP
+/// request. RSV is ignored, as in the TCP request.
 udp_parse_result parse_udp_header(std::span<const std::uint8_t> datagram);
 
 /// 00 00 FRAG ATYP ADDR PORT. Empty result for a domain of 0 or > 255 bytes.

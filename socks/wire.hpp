@@ -10,6 +10,9 @@ inline constexpr std::uint8_t socks5_version = 0x05;
 inline constexpr std::uint8_t userpass_version = 0x01;  // RFC 1929 sub-negotiation version
 
 /// RFC 1928 section 6 REP values.
+/// A domain that is not a valid host name (socks::host_from_domain) is answered host_unreachable,
+/// never address_type_not_supported: the ATYP is fine, the name just cannot denote a host, which is
+/// what 0x04 says (DESIGN.md section 5: "host unreachable, name not found"). SOCKS4a maps it to 0x5B.
 enum class reply_code : std::uint8_t {
   succeeded = 0x00,
   general_failure = 0x01,

@@ -9,6 +9,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <iterator>
 
+#include "names/host_name.hpp"
 #include "tunnel/http_text.hpp"
 
 namespace edgerelay::tunnel {
@@ -19,11 +20,6 @@ namespace {
 
 http_error make_error(unsigned status, std::string_view reason) {
   return http_error{status, reason, error_reply(status)};
-}
-
-bool is_reg_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~';
 }
 
 bool is_scheme_char(char c, bool first) {
@@ -227,15 +223,16 @@ std::optional<authority_target> parse_authority(std::string_view text, bool port
   } else {
     const std::size_t colon = text.rfind(':');
     const std::string_view host = text.substr(0, colon);
-    if (host.empty() || host.size() > 255) {
+    // One reading for policy and getaddrinfo alike (names/host_name.hpp): "2130706433" goes on as
+    // "127.0.0.1", a name as sent. IPv6 needs its brackets here (RFC 3986 section 3.2.2).
+    const names::classified_host c = names::classify_host(host);
+    if (c.kind == names::host_kind::ipv4) {
+      out.host = names::to_dotted_quad(c.v4);
+    } else if (c.kind == names::host_kind::dns_name) {
+      out.host = std::string(host);
+    } else {
       return std::nullopt;
     }
-    for (const char c : host) {
-      if (!is_reg_name_char(c)) {
-        return std::nullopt;
-      }
-    }
-    out.host = std::string(host);
     if (colon != std::string_view::npos) {
       has_port = true;
       port_text = text.substr(colon + 1);

@@ -58,7 +58,9 @@ enum class target_form : std::uint8_t {
 
 /// A destination named by the request-target: CONNECT's authority-form or an absolute URI's authority.
 struct authority_target {
-  std::string host;        ///< as sent (case kept); IPv6 without its brackets
+  /// A name as sent (case kept); IPv4 as a dotted quad, whatever inet_aton form was sent
+  /// ("2130706433" -> "127.0.0.1"); IPv6 without its brackets.
+  std::string host;
   std::uint16_t port = 0;  ///< 1-65535; absolute-form without a port: 80
   bool is_ipv6 = false;
   friend bool operator==(const authority_target&, const authority_target&) = default;
@@ -109,7 +111,7 @@ struct request_reader_options {
 ///
 /// Classification (classify_target on):
 ///  * CONNECT: target must be authority-form "host:port" (port required, 1-65535, IPv6 in
-///    brackets, reg-name of letters, digits, '-', '.', '_', '~'); no request content
+///    brackets, else a host names::classify_host accepts as a name or IPv4); no request content
 ///    (Content-Length other than 0, Transfer-Encoding): else 400.
 ///  * "http://host[:port][/path][?query]" (scheme case-insensitive, no userinfo, no fragment):
 ///    absolute, default port 80.
@@ -149,7 +151,9 @@ class request_head_reader {
 };
 
 /// Parse CONNECT's authority-form "host:port" (also used for an absolute URI's authority with
-/// port_required = false, where a missing or empty port gives 80).
+/// port_required = false, where a missing or empty port gives 80). A bracket-less host must be an
+/// RFC 1123 name or an inet_aton IPv4 form (names::classify_host), else nullopt (the caller's
+/// 400): "bad%name", "a\x01b", a 64-byte label, "256.1.1.1" and "0x" never reach policy.
 std::optional<authority_target> parse_authority(std::string_view text, bool port_required = true);
 
 /// "HTTP/1.1 200 Connection established\r\n\r\n": no Content-Length or Transfer-Encoding (RFC 9110

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "names/host_name.hpp"
 #include "socks/server.hpp"
 #include "socks/socks4_codec.hpp"
 #include "socks/socks5_codec.hpp"
@@ -15,6 +16,7 @@
 namespace {
 
 namespace socks = edgerelay::socks;
+namespace names = edgerelay::names;
 using bytes = std::vector<std::uint8_t>;
 
 void check(bool ok) {
@@ -157,6 +159,17 @@ void check_codec(Parse parse, std::span<const std::uint8_t> in) {
   }
 }
 
+// Issue 13 A.2: a string target that leaves a parser is a host name, never a NUL-split or numeric text.
+bool valid_if_name(const socks::target_address& t) {
+  const auto* name = std::get_if<std::string>(&t.host);
+  return name == nullptr || names::classify_host(*name).kind == names::host_kind::dns_name;
+}
+
+// True unless a domain on the wire (ATYP 3) came back as an address.
+bool same_kind_as_wire(const socks::target_address& t, std::uint8_t atyp) {
+  return atyp != static_cast<std::uint8_t>(socks::address_type::domain) || std::holds_alternative<std::string>(t.host);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -190,25 +203,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto udp = socks::parse_udp_header(input);
   if (const auto* header = std::get_if<socks::udp_header>(&udp)) {
     check(header->payload_offset <= input.size());
+    check(valid_if_name(header->target));
     const bytes encoded = socks::encode_udp_header(header->target, header->frag);
-    check(encoded.size() == header->payload_offset);
-    const auto reparsed = socks::parse_udp_header(encoded);
-    check(std::get<socks::udp_header>(reparsed) == *header);
+    // A numeric domain comes back as an address, so its encoding may be shorter or longer.
+    check(!same_kind_as_wire(header->target, input[3]) || encoded.size() == header->payload_offset);
+    const auto reparsed = std::get<socks::udp_header>(socks::parse_udp_header(encoded));
+    check(reparsed.target == header->target && reparsed.frag == header->frag &&
+          reparsed.payload_offset == encoded.size());
   }
-  // Encoders invert the parsers (up to RSV and the 0.0.0.x marker byte, which they write as 0 and 1).
+  // Encoders invert the parsers (up to RSV, the 0.0.0.x marker byte, which they write as 0 and 1,
+  // and a numeric domain, which the parsers turn into the address it denotes).
   const auto v5 = socks::parse_socks5_request(input);
   if (const auto* done = std::get_if<socks::parsed<socks::socks5_request>>(&v5)) {
+    check(valid_if_name(done->value.target));
     const bytes encoded = socks::encode_socks5_request(done->value.cmd, done->value.target);
-    check(encoded.size() == done->consumed);
+    check(!same_kind_as_wire(done->value.target, input[3]) || encoded.size() == done->consumed);
     const auto reparsed = socks::parse_socks5_request(encoded);
     check(std::get<socks::parsed<socks::socks5_request>>(reparsed).value == done->value);
   }
   const auto v4 = socks::parse_socks4_request(input);
   if (const auto* done = std::get_if<socks::parsed<socks::socks4_request>>(&v4)) {
+    check(valid_if_name(done->value.target));
     const bytes encoded = socks::encode_socks4_request(done->value.cmd, done->value.target, done->value.user_id);
-    check(encoded.size() == done->consumed);
-    const auto reparsed = socks::parse_socks4_request(encoded);
-    check(std::get<socks::parsed<socks::socks4_request>>(reparsed).value == done->value);
+    if (!done->value.socks4a || std::holds_alternative<std::string>(done->value.target.host)) {
+      check(encoded.size() == done->consumed);
+      const auto reparsed = socks::parse_socks4_request(encoded);
+      check(std::get<socks::parsed<socks::socks4_request>>(reparsed).value == done->value);
+    } else if (!encoded.empty()) {
+      // A SOCKS4a domain that spelled an address goes out as plain SOCKS4 (none for IPv6 or 0.0.0.x).
+      const auto reparsed = socks::parse_socks4_request(encoded);
+      const auto& again = std::get<socks::parsed<socks::socks4_request>>(reparsed).value;
+      check(again.target == done->value.target && again.cmd == done->value.cmd && !again.socks4a);
+    }
   }
   return 0;
 }

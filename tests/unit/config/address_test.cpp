@@ -30,6 +30,63 @@ TEST(AddressParse, RejectsMalformed) {
   }
 }
 
+ip_address addr(std::string_view text) {
+  const auto a = parse_ip_address(text);
+  EXPECT_TRUE(a.has_value()) << text;
+  return a.value_or(ip_address{});
+}
+
+// ::ffff:a.b.c.d as raw socket bytes give it, not folded by the parser.
+ip_address unfolded_mapped(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+  ip_address out;
+  out.v6 = true;
+  out.bytes[10] = 0xff;
+  out.bytes[11] = 0xff;
+  out.bytes[12] = a;
+  out.bytes[13] = b;
+  out.bytes[14] = c;
+  out.bytes[15] = d;
+  return out;
+}
+
+TEST(AddressPredicates, UnspecifiedRange) {
+  for (const char* yes : {"0.0.0.0", "0.0.0.1", "0.255.255.255", "0.1.2.3", "::", "::ffff:0.0.0.0", "::ffff:0.9.9.9",
+                          "0:0:0:0:0:0:0:0"}) {
+    EXPECT_TRUE(is_unspecified_range(addr(yes))) << yes;
+  }
+  for (const char* no : {"1.0.0.0", "127.0.0.1", "10.0.0.0", "255.255.255.255", "::1", "::ffff:1.0.0.0", "1::",
+                         "::0.0.0.1", "::ffff:0:0:0", "64:ff9b::", "fe80::"}) {
+    EXPECT_FALSE(is_unspecified_range(addr(no))) << no;
+  }
+  EXPECT_TRUE(is_unspecified_range(unfolded_mapped(0, 0, 0, 0)));
+  EXPECT_TRUE(is_unspecified_range(unfolded_mapped(0, 1, 2, 3)));
+  EXPECT_FALSE(is_unspecified_range(unfolded_mapped(127, 0, 0, 1)));
+  EXPECT_TRUE(is_unspecified_range(ip_address{}));  // the default value is 0.0.0.0
+}
+
+TEST(AddressPredicates, Multicast) {
+  for (const char* yes : {"224.0.0.0", "224.0.0.1", "239.255.255.255", "230.1.2.3", "ff00::", "ff02::1", "ff05::1:3",
+                          "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:224.0.0.1"}) {
+    EXPECT_TRUE(is_multicast(addr(yes))) << yes;
+  }
+  for (const char* no : {"223.255.255.255", "240.0.0.0", "255.255.255.255", "0.0.0.0", "127.0.0.1", "fe80::1",
+                         "feff::", "::", "::1", "::ffff:223.0.0.1", "::224.0.0.1"}) {
+    EXPECT_FALSE(is_multicast(addr(no))) << no;
+  }
+  EXPECT_TRUE(is_multicast(unfolded_mapped(239, 1, 1, 1)));
+  EXPECT_FALSE(is_multicast(unfolded_mapped(10, 1, 1, 1)));
+}
+
+TEST(AddressPredicates, LimitedBroadcast) {
+  EXPECT_TRUE(is_limited_broadcast(addr("255.255.255.255")));
+  EXPECT_TRUE(is_limited_broadcast(addr("::ffff:255.255.255.255")));
+  EXPECT_TRUE(is_limited_broadcast(unfolded_mapped(255, 255, 255, 255)));
+  for (const char* no : {"255.255.255.254", "254.255.255.255", "10.255.255.255", "0.0.0.0", "224.0.0.1",
+                         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::ffff:255.255.255.0", "::255.255.255.255"}) {
+    EXPECT_FALSE(is_limited_broadcast(addr(no))) << no;
+  }
+}
+
 TEST(AddressParse, LiteralAcceptsBrackets) {
   ASSERT_TRUE(parse_ip_literal("[::1]").has_value());
   EXPECT_TRUE(parse_ip_literal("[::1]")->v6);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "socks/server.hpp"
@@ -201,8 +202,34 @@ INSTANTIATE_TEST_SUITE_P(
         malformed_case{"AddressTypeZero", {0x05, 0x01, 0x00, 0x00, 1, 2, 3, 4, 0, 80}, "05 08 00 01 00 00 00 00 00 00"},
         malformed_case{"AddressTypeTwo", {0x05, 0x01, 0x00, 0x02}, "05 08 00 01 00 00 00 00 00 00"},
         malformed_case{"AddressTypeFive", {0x05, 0x01, 0x00, 0x05}, "05 08 00 01 00 00 00 00 00 00"},
-        malformed_case{"EmptyDomain", {0x05, 0x01, 0x00, 0x03, 0x00, 0x00, 0x50}, "05 01 00 01 00 00 00 00 00 00"}),
+        malformed_case{"EmptyDomain", {0x05, 0x01, 0x00, 0x03, 0x00, 0x00, 0x50}, "05 01 00 01 00 00 00 00 00 00"},
+        // Issue 13 A.2: a domain that is not a host name is host unreachable (wire.hpp), never dialled.
+        malformed_case{"NulInDomain",
+                       {0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0x00, '.', 'c', 'o',
+                        'r', 'p', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x3E, 0x1C},
+                       "05 04 00 01 00 00 00 00 00 00"},
+        malformed_case{"PercentInDomain", {0x05, 0x01, 0x00, 0x03, 0x03, 'a', '%', 'b', 0x00, 0x50},
+                       "05 04 00 01 00 00 00 00 00 00"},
+        malformed_case{"NotAnInetAtonNumber", {0x05, 0x01, 0x00, 0x03, 0x09, '2', '5', '6', '.', '1', '.', '1', '.',
+                                               '1', 0x00, 0x50},
+                       "05 04 00 01 00 00 00 00 00 00"},
+        malformed_case{"UdpAssociateNulInDomain", {0x05, 0x03, 0x00, 0x03, 0x03, 'a', 0x00, 'b', 0x00, 0x00},
+                       "05 04 00 01 00 00 00 00 00 00"}),
     [](const auto& param_info) { return param_info.param.name; });
+
+TEST(Socks5Server, NumericDomainReachesTheDriverAsAnAddress) {
+  for (const auto& [domain, text] : std::vector<std::pair<std::string, std::string>>{
+           {"0", "0.0.0.0"}, {"0x0", "0.0.0.0"}, {"0.0.0.0", "0.0.0.0"}, {"2130706433", "127.0.0.1"},
+           {"0x7f.1", "127.0.0.1"}, {"127.1", "127.0.0.1"}, {"0177.0.0.1", "127.0.0.1"}}) {
+    SCOPED_TRACE(domain);
+    bytes request{0x05, 0x01, 0x00, 0x03, static_cast<std::uint8_t>(domain.size())};
+    request.insert(request.end(), domain.begin(), domain.end());
+    request.insert(request.end(), {0x3E, 0x1C});
+    const auto t = grind({}, bound_at({10, 0, 0, 5}, 40000), concat({greet_noauth, request}));
+    EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "connect cmd=1 target=" + text + ":15900 user=",
+                                                   "send 05 00 00 01 0a 00 00 05 9c 40"}));
+  }
+}
 
 TEST(Socks5Server, WrongRequestVersionFails) {
   const auto t = grind({}, driver_script{}, concat({greet_noauth, bytes{0x04, 0x01, 0x00, 0x50, 1, 2, 3, 4, 0}}));
@@ -245,6 +272,26 @@ TEST(Socks4Server, Socks4aDomain) {
   const bytes in{0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 'u', 0x00, 'e', 'x', '.', 'o', 'r', 'g', 0x00};
   const auto t = grind({}, driver_script{}, in);
   EXPECT_EQ(t.events.at(0), "connect cmd=1 target=ex.org:80 user=u");
+}
+
+TEST(Socks4Server, InvalidSocks4aNameGets5B) {
+  bytes in{0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 'u', 0x00};
+  in.insert(in.end(), 64, 'l');
+  in.push_back(0x00);
+  const auto t = grind({}, driver_script{}, in);
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send+close 00 5b 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.end, "closed");
+  const bytes percent{0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 0x00, 'b', 'a', 'd', '%', 'n', 'a', 'm', 'e', 0x00};
+  EXPECT_EQ(grind({}, driver_script{}, percent).events,
+            (std::vector<std::string>{"send+close 00 5b 00 00 00 00 00 00"}));
+}
+
+TEST(Socks4Server, NumericSocks4aNameReachesTheDriverAsAnAddress) {
+  const bytes in{0x04, 0x01, 0x3E, 0x1C, 0, 0, 0, 1, 'u', 0x00, '0', 'x', '7', 'f', '.', '1', 0x00};
+  const auto t = grind({}, driver_script{}, in);
+  EXPECT_EQ(t.events.at(0), "connect cmd=1 target=127.0.0.1:15900 user=u");
+  const bytes zero{0x04, 0x01, 0x3E, 0x1C, 0, 0, 0, 1, 0x00, '0', 0x00};
+  EXPECT_EQ(grind({}, driver_script{}, zero).events.at(0), "connect cmd=1 target=0.0.0.0:15900 user=");
 }
 
 TEST(Socks4Server, EveryFailureIsRejected) {

@@ -83,12 +83,67 @@ TEST(Socks4Request, Socks4aMarkerAnyLastByte) {
   }
 }
 
+// The longest valid host name: 253 bytes in four labels, plus the root dot.
+std::string longest_name() {
+  return std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(61, 'd') +
+         ".";
+}
+
 TEST(Socks4Request, AcceptsLongestFields) {
-  const bytes in = socks4a(std::string(255, 'u'), std::string(255, 'd'));
+  const bytes in = socks4a(std::string(255, 'u'), longest_name());
   const auto done = value_of(request(in));
-  EXPECT_EQ(done.consumed, 8U + 256 + 256);
+  EXPECT_EQ(done.consumed, 8U + 256 + 255);
   EXPECT_EQ(done.value.user_id.size(), 255U);
+  EXPECT_EQ(done.value.target, (socks::target_address{longest_name(), 80}));
   expect_prefix_consistent<socks::socks4_request>(request, in);
+}
+
+TEST(Socks4Request, RefusesInvalidSocks4aNames) {
+  const std::string n253 = longest_name().substr(0, 253);
+  for (const std::string& bad : {std::string(64, 'l') + ".example", n253 + "x", std::string(254, 'n'),
+                                 std::string(255, 'n'), std::string("bad%name"), std::string("a b"),
+                                 std::string("a\x01b"), std::string("a..b"), std::string("256.1.1.1"),
+                                 std::string("0x"), std::string("1.2.3.4.5"), std::string("08")}) {
+    SCOPED_TRACE(bad);
+    const bytes in = socks4a("u", bad);
+    EXPECT_EQ(error_of(request(in)), (socks::protocol_error{socks::reply_code::host_unreachable,
+                                                            "socks4a request: invalid host name"}));
+    expect_prefix_consistent<socks::socks4_request>(request, in);
+  }
+}
+
+TEST(Socks4Request, RefusesA64ByteLabelExactly) {
+  bytes in{0x04, 0x01, 0x00, 0x50, 0x00, 0x00, 0x00, 0x01, 0x00};
+  in.insert(in.end(), 64, 'l');
+  in.push_back(0x00);
+  ASSERT_EQ(in.size(), 9U + 64 + 1);
+  EXPECT_EQ(error_of(request(in)).reply, socks::reply_code::host_unreachable);
+}
+
+TEST(Socks4Request, NumericSocks4aDomainsBecomeIpv4Targets) {
+  struct row {
+    const char* domain;
+    socks::ipv4_bytes v4;
+  };
+  const row rows[] = {{"0", {0, 0, 0, 0}},         {"0x0", {0, 0, 0, 0}},        {"0.0.0.0", {0, 0, 0, 0}},
+                      {"2130706433", {127, 0, 0, 1}}, {"0x7f.1", {127, 0, 0, 1}}, {"127.1", {127, 0, 0, 1}},
+                      {"0177.0.0.1", {127, 0, 0, 1}}, {"192.0.2.10", {192, 0, 2, 10}}};
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.domain);
+    const bytes in = socks4a("id", r.domain, 5002);
+    const auto done = value_of(request(in));
+    EXPECT_EQ(done.consumed, in.size());
+    EXPECT_TRUE(done.value.socks4a);
+    EXPECT_EQ(done.value.user_id, "id");
+    EXPECT_EQ(done.value.target, (socks::target_address{r.v4, 5002}));
+    expect_prefix_consistent<socks::socks4_request>(request, in);
+  }
+}
+
+TEST(Socks4Request, Ipv6TextSocks4aDomainBecomesIpv6Target) {
+  socks::ipv6_bytes loopback{};
+  loopback[15] = 1;
+  EXPECT_EQ(value_of(request(socks4a("", "::1"))).value.target, (socks::target_address{loopback, 80}));
 }
 
 TEST(Socks4Request, RejectsOversizedUserId) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "socks/socks5_codec.hpp"
@@ -190,10 +191,24 @@ INSTANTIATE_TEST_SUITE_P(
                      {std::string("a"), 22}}),
     [](const auto& param_info) { return param_info.param.name; });
 
+// The longest valid host name: 253 bytes in four labels, plus the root dot (254 on the wire).
+std::string longest_name() {
+  return std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(61, 'd') +
+         ".";
+}
+
+bytes domain_request(std::string_view domain, std::uint16_t port = 80, std::uint8_t cmd = 0x01) {
+  bytes out{0x05, cmd, 0x00, 0x03, static_cast<std::uint8_t>(domain.size())};
+  out.insert(out.end(), domain.begin(), domain.end());
+  out.push_back(static_cast<std::uint8_t>(port >> 8U));
+  out.push_back(static_cast<std::uint8_t>(port & 0xFFU));
+  return out;
+}
+
 TEST(Socks5Request, ParsesLongestDomain) {
-  const socks::target_address target{std::string(255, 'd'), 443};
+  const socks::target_address target{longest_name(), 443};
   const bytes in = socks::encode_socks5_request(socks::command::connect, target);
-  ASSERT_EQ(in.size(), 4U + 1 + 255 + 2);
+  ASSERT_EQ(in.size(), 4U + 1 + 254 + 2);
   const auto done = value_of(request(in));
   EXPECT_EQ(done.value.target, target);
   expect_prefix_consistent<socks::socks5_request>(request, in);
@@ -238,6 +253,73 @@ TEST(Socks5Request, RejectsEmptyDomain) {
   const bytes in{0x05, 0x01, 0x00, 0x03, 0x00, 0x00, 0x50};
   EXPECT_EQ(error_of(request(in)).reply, socks::reply_code::general_failure);
   expect_prefix_consistent<socks::socks5_request>(request, in);
+}
+
+TEST(Socks5Request, RefusesNulInDomain) {
+  // The policy bypass of issue 13 A.2: it matched "*.corp.example", getaddrinfo saw "localhost".
+  using namespace std::string_view_literals;
+  const bytes in = domain_request("localhost\0.corp.example"sv, 15900);
+  ASSERT_EQ(in, (bytes{0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0x00, '.', 'c',
+                       'o', 'r', 'p', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x3E, 0x1C}));
+  EXPECT_EQ(error_of(request(in)), (socks::protocol_error{socks::reply_code::host_unreachable,
+                                                          "socks5 address: invalid host name"}));
+  expect_prefix_consistent<socks::socks5_request>(request, in);
+}
+
+TEST(Socks5Request, RefusesInvalidNames) {
+  const std::string n253 = longest_name().substr(0, 253);
+  for (const std::string& bad : {std::string(64, 'l') + ".example", "example." + std::string(64, 'l'),
+                                 n253 + "x", std::string(254, 'n'), std::string("bad%name"), std::string("a b"),
+                                 std::string("a/b"), std::string("u@h"), std::string("a\x01b"),
+                                 std::string("b\xC3\xBC" "cher"), std::string("a..b"), std::string("."),
+                                 std::string("256.1.1.1"), std::string("0x"), std::string("1.2.3.4.5"),
+                                 std::string("08"), std::string("[::1"), std::string("fe80::1%eth0")}) {
+    SCOPED_TRACE(bad);
+    const bytes in = domain_request(bad);
+    EXPECT_EQ(error_of(request(in)).reply, socks::reply_code::host_unreachable);
+    expect_prefix_consistent<socks::socks5_request>(request, in);
+  }
+}
+
+TEST(Socks5Request, RefusesInvalidNamesForUdpAssociateToo) {
+  const bytes in = domain_request(std::string(64, 'l'), 0, 0x03);
+  EXPECT_EQ(error_of(request(in)).reply, socks::reply_code::host_unreachable);
+}
+
+TEST(Socks5Request, NumericDomainsBecomeIpv4Targets) {
+  struct row {
+    const char* domain;
+    socks::ipv4_bytes v4;
+  };
+  const row rows[] = {{"0", {0, 0, 0, 0}},         {"0x0", {0, 0, 0, 0}},        {"0.0.0.0", {0, 0, 0, 0}},
+                      {"2130706433", {127, 0, 0, 1}}, {"0x7f.1", {127, 0, 0, 1}}, {"127.1", {127, 0, 0, 1}},
+                      {"0177.0.0.1", {127, 0, 0, 1}}, {"10.0.0.1", {10, 0, 0, 1}}};
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.domain);
+    for (const std::uint8_t cmd : {0x01, 0x03}) {
+      const bytes in = domain_request(r.domain, 0x1F90, cmd);
+      const auto done = value_of(request(in));
+      EXPECT_EQ(done.consumed, in.size());
+      EXPECT_EQ(done.value.target, (socks::target_address{r.v4, 8080}));
+      // Encoded back it is an ATYP 1 request: the name is gone for good.
+      EXPECT_EQ(socks::encode_socks5_request(done.value.cmd, done.value.target),
+                (bytes{0x05, cmd, 0x00, 0x01, r.v4[0], r.v4[1], r.v4[2], r.v4[3], 0x1F, 0x90}));
+      expect_prefix_consistent<socks::socks5_request>(request, in);
+    }
+  }
+}
+
+TEST(Socks5Request, Ipv6TextDomainsBecomeIpv6Targets) {
+  socks::ipv6_bytes loopback{};
+  loopback[15] = 1;
+  socks::ipv6_bytes mapped_zero{};
+  mapped_zero[10] = 0xFF;
+  mapped_zero[11] = 0xFF;
+  EXPECT_EQ(value_of(request(domain_request("::1"))).value.target, (socks::target_address{loopback, 80}));
+  EXPECT_EQ(value_of(request(domain_request("[::1]"))).value.target, (socks::target_address{loopback, 80}));
+  EXPECT_EQ(value_of(request(domain_request("::"))).value.target, (socks::target_address{socks::ipv6_bytes{}, 80}));
+  EXPECT_EQ(value_of(request(domain_request("::ffff:0.0.0.0"))).value.target,
+            (socks::target_address{mapped_zero, 80}));
 }
 
 TEST(Socks5Request, RejectsWrongVersion) {

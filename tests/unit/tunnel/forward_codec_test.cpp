@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "tests/unit/tunnel/tunnel_split.hpp"
 
@@ -43,6 +44,54 @@ TEST(ForwardRequest, SetsHostFromUriWhenMissing) {
             "GET / HTTP/1.1\r\nHost: h.example\r\nVia: 1.1 edgerelay\r\n\r\n");
   EXPECT_EQ(text(build_forward_request(head_of("GET http://[::1]:81/x HTTP/1.1\r\n\r\n"), true)),
             "GET /x HTTP/1.1\r\nHost: [::1]:81\r\nVia: 1.1 edgerelay\r\n\r\n");
+}
+
+unsigned status_of(const std::string& raw) {
+  request_head_reader reader;
+  auto r = reader.feed(b(raw));
+  const auto* e = std::get_if<http_error>(&r);
+  return e != nullptr ? e->status : 0;
+}
+
+TEST(ForwardRequest, RefusesInvalidUrlHost) {
+  // Exact bytes a client would send and get back; the whole head at every split.
+  const bytes in = b("GET http://a\x01" "b/ HTTP/1.1\r\nHost: a\r\n\r\n");
+  const std::string expected_reply =
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\n"
+      "400 Bad Request\n";
+  for (const auto& chunks : all_chunkings(in)) {
+    SCOPED_TRACE(describe(chunks));
+    request_head_reader reader;
+    std::string got = "need_more";
+    for (const auto& c : chunks) {
+      auto r = reader.feed(c);
+      if (auto* e = std::get_if<http_error>(&r)) {
+        got = text(e->reply);
+        break;
+      }
+      if (std::holds_alternative<parsed<request_head>>(r)) {
+        got = "parsed";
+        break;
+      }
+    }
+    EXPECT_EQ(got, expected_reply);
+  }
+  // Hosts Beast lets through in a request-target but that are no host name or address.
+  for (const std::string& host : std::vector<std::string>{"bad%name", "bad%00name", "a~b", "0x", "256.1.1.1",
+                                                           "1.2.3.4.5", "a..b", std::string(64, 'l') + ".example"}) {
+    SCOPED_TRACE(host);
+    EXPECT_EQ(status_of("GET http://" + host + "/ HTTP/1.1\r\n\r\n"), 400u);
+    EXPECT_EQ(status_of("GET http://" + host + ":8080/x HTTP/1.1\r\n\r\n"), 400u);
+  }
+}
+
+TEST(ForwardRequest, NumericUrlHostIsSentAsDottedQuad) {
+  const request_head h = head_of("GET http://2130706433:8080/x HTTP/1.1\r\nHost: 2130706433:8080\r\n\r\n");
+  EXPECT_EQ(h.authority, (authority_target{"127.0.0.1", 8080, false}));
+  EXPECT_EQ(text(build_forward_request(h, true)),
+            "GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nVia: 1.1 edgerelay\r\n\r\n");
+  EXPECT_EQ(head_of("GET http://0x7f.1/ HTTP/1.1\r\n\r\n").authority, (authority_target{"127.0.0.1", 80, false}));
+  EXPECT_EQ(head_of("GET http://0/ HTTP/1.1\r\n\r\n").authority, (authority_target{"0.0.0.0", 80, false}));
 }
 
 TEST(ForwardRequest, KeepsBodyFramingFields) {

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "tests/unit/tunnel/tunnel_split.hpp"
 
@@ -132,6 +134,49 @@ TEST(HttpConnectReader, ConnectTargets) {
     SCOPED_TRACE(r.target);
     EXPECT_EQ(parse_status(b(std::string("CONNECT ") + r.target + " HTTP/1.1\r\n\r\n")), r.status);
   }
+}
+
+TEST(HttpConnectReader, ConnectRefusesInvalidHostNameAtEverySplit) {
+  EXPECT_EQ(drive_all_splits(b("CONNECT bad%name:80 HTTP/1.1\r\nHost: bad%name:80\r\n\r\n")),
+            "error 400 HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
+            "Connection: close\r\n\r\n400 Bad Request\n");
+}
+
+TEST(HttpConnectReader, ConnectRefusesInvalidHostNames) {
+  const std::string n253 = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
+                           std::string(61, 'd');
+  for (const std::string& host : {std::string("bad%name"), std::string("a~b"), std::string(64, 'l') + ".example",
+                                  n253 + "x", std::string(254, 'n'), std::string("a..b"), std::string("256.1.1.1"),
+                                  std::string("0x"), std::string("1.2.3.4.5"), std::string("08"),
+                                  std::string("a.1")}) {
+    SCOPED_TRACE(host);
+    EXPECT_EQ(parse_status(b("CONNECT " + host + ":80 HTTP/1.1\r\n\r\n")), 400u);
+  }
+  EXPECT_EQ(parse_status(b("CONNECT " + n253 + ":80 HTTP/1.1\r\n\r\n")), 0u);
+  EXPECT_EQ(parse_status(b("CONNECT " + n253 + ".:80 HTTP/1.1\r\n\r\n")), 0u);
+}
+
+TEST(HttpConnectReader, ConnectNumericHostBecomesDottedQuad) {
+  const std::pair<const char*, const char*> rows[] = {
+      {"2130706433", "127.0.0.1"}, {"0x7f.1", "127.0.0.1"}, {"127.1", "127.0.0.1"}, {"0177.0.0.1", "127.0.0.1"},
+      {"0", "0.0.0.0"},            {"0x0", "0.0.0.0"},      {"0.0.0.0", "0.0.0.0"},   {"10.0.0.1", "10.0.0.1"}};
+  for (const auto& [sent, canonical] : rows) {
+    SCOPED_TRACE(sent);
+    const std::string target = std::string(sent) + ":15930";
+    EXPECT_EQ(drive_all_splits(b("CONNECT " + target + " HTTP/1.1\r\n\r\n")),
+              "done consumed=" + std::to_string(8 + target.size() + 13) + " method=CONNECT target=" + target +
+                  " version=11 form=authority authority=" + canonical + ":15930 path= fields=0 tunnel=");
+  }
+}
+
+TEST(ParseAuthority, RefusesBytesOutsideHostNames) {
+  using namespace std::string_view_literals;
+  for (const std::string_view bad : {"a\x01b:80"sv, "a\0b:80"sv, "a b:80"sv, "a/b:80"sv, "b\xC3\xBC:80"sv,
+                                     "a\x7f:80"sv, "::1:80"sv}) {
+    EXPECT_FALSE(parse_authority(bad).has_value()) << tunnel_test::hex(tunnel_test::b(bad));
+  }
+  EXPECT_EQ(parse_authority("2130706433", false), (authority_target{"127.0.0.1", 80, false}));
+  EXPECT_EQ(parse_authority("Example.COM.:8080"), (authority_target{"Example.COM.", 8080, false}));
 }
 
 TEST(HttpConnectReader, ConnectWithContentIsRejected) {
