@@ -22,6 +22,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/write.hpp>
 
+#include "config/address.hpp"
 #include "config/policy.hpp"
 #include "proxy/observe/log.hpp"
 #include "socks/udp_header.hpp"
@@ -182,6 +183,12 @@ net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const
   if (where.address) {
     const net::ip::address address = unmapped(*where.address);
     req.address = to_config_address(address);
+    if (config::is_unspecified_range(*req.address)) {
+      // The kernel delivers 0.0.0.0/8 and :: to loopback: never a destination, whatever the rules.
+      ++a.dropped.denied;
+      log_denied(a, t, "never-dialled-address");
+      co_return std::nullopt;
+    }
     const config::decision d = a.pol.decide(req);
     a.note_rule(d);
     if (d.result != config::verdict::allow) {
@@ -228,6 +235,9 @@ net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const
   for (const auto& r : results) {
     const net::ip::address address = unmapped(r.endpoint().address());
     req.address = to_config_address(address);
+    if (config::is_unspecified_range(*req.address)) {
+      continue;
+    }
     const config::decision d = a.pol.decide(req);
     if (d.result != config::verdict::allow) {
       if (!first_denial) {

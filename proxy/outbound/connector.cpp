@@ -99,6 +99,13 @@ target backend_target(const config::backend_config& b) {
 namespace {
 
 /// Binds `s` (opened for `ep`'s family) to `opts.bind` when it applies; false when binding failed.
+/// What the access log names as the deciding "rule" of a dial refused for its address alone.
+constexpr std::string_view reserved_rule = "never-dialled-address";
+
+bool never_dialled(const config::ip_address& a) noexcept {
+  return config::is_unspecified_range(a) || config::is_multicast(a) || config::is_limited_broadcast(a);
+}
+
 bool bind_source(tcp::socket& s, const tcp::endpoint& ep, const dial_options& opts, error_code& ec) {
   ec.clear();
   s.open(ep.protocol(), ec);
@@ -158,6 +165,14 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
     error_code last_error = net::error::host_not_found;
     for (const tcp::endpoint& ep : candidates) {
       req.address = to_config_address(ep.address());
+      if (never_dialled(*req.address)) {
+        // The kernel delivers 0.0.0.0/8 and :: to loopback, and a TCP connect to a group or the
+        // broadcast address is never a service: no rule can allow them.
+        if (!any_allowed && out.rule.empty()) {
+          out.rule = std::string(reserved_rule);
+        }
+        continue;
+      }
       const config::decision d = pol.decide(req);
       if (d.result != config::verdict::allow) {
         if (!any_allowed && out.rule.empty()) {
