@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -935,19 +938,54 @@ void reader::check_listeners(const config& cfg) {
   }
 }
 
+/// Counts document starts, remembering where the second one begins.
+class document_counter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ == 2) {
+      second_ = mark;
+    }
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  const YAML::Mark& second() const noexcept { return second_; }
+
+ private:
+  int documents_ = 0;
+  YAML::Mark second_ = YAML::Mark::null_mark();
+};
+
+/// Where a second YAML document starts, if `text` has one. Asks the parser for two documents at
+/// most: yaml-cpp 0.7's LoadAll never returns on some malformed input (a NUL byte after a flow
+/// collection), which the config fuzzer found.
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  document_counter counter;
+  if (!parser.HandleNextDocument(counter) || !parser.HandleNextDocument(counter)) {
+    return std::nullopt;
+  }
+  return counter.second();
+}
+
 load_result load_impl(std::string_view yaml, const std::string& source_name, const std::filesystem::path& base_dir) {
   load_result result;
   config cfg;
   cfg.source = source_name;
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    const std::string text(yaml);
     reader r(source_name, base_dir, result.diagnostics);
-    r.read_document(documents.empty() ? YAML::Node() : documents.front(), cfg);
-    if (documents.size() > 1) {
+    r.read_document(YAML::Load(text), cfg);
+    if (const auto m = second_document(text)) {
       // Only the first document would be used: a concatenated or half-merged file must not load.
-      const YAML::Mark m = documents[1].Mark();
-      const source_mark where = m.is_null() ? source_mark{source_name, 0, 0}
-                                            : source_mark{source_name, m.line + 1, m.column + 1};
+      const source_mark where = m->is_null() ? source_mark{source_name, 0, 0}
+                                             : source_mark{source_name, m->line + 1, m->column + 1};
       result.diagnostics.push_back({severity::error, where,
                                     "a second YAML document starts here; a config file holds exactly one (remove "
                                     "the '---' line and everything after it)"});

@@ -43,9 +43,12 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 
 /// The end-to-end fields: hop-by-hop ones dropped, Transfer-Encoding kept for a chunked body.
 void append_end_to_end(std::string& out, const std::vector<header_field>& fields, std::string_view tokens,
-                       bool chunked, bool drop_host) {
+                       bool chunked, bool drop_host, bool drop_content_length = false) {
   for (const auto& f : fields) {
     if (drop_host && detail::iequals(f.name, "Host")) {
+      continue;
+    }
+    if (drop_content_length && detail::iequals(f.name, "Content-Length")) {
       continue;
     }
     if (chunked && detail::iequals(f.name, "Transfer-Encoding")) {
@@ -191,6 +194,9 @@ response_result response_head_reader::feed(std::span<const std::uint8_t> in) {
     }
     h.fields.push_back(std::move(hf));
   }
+  if (h.connection && detail::names_framing_field(*h.connection)) {
+    return bad_gateway("response Connection names Content-Length, Transfer-Encoding or Host");
+  }
   if (const auto len = s.parser.content_length()) {
     h.content_length = *len;
   }
@@ -222,8 +228,10 @@ std::vector<std::uint8_t> build_forward_response(const response_head& head, std:
   out.reserve(256);
   out.append("HTTP/").append(version_text(head.version)).append(" ").append(std::to_string(head.status));
   out.append(" ").append(head.reason).append("\r\n");
+  // RFC 9112 section 6.3: with a Transfer-Encoding the Content-Length is not the framing, so the
+  // client must not see one (it would read the body by it).
   append_end_to_end(out, head.fields, connection_tokens(head.connection, std::nullopt),
-                    head.framing.kind == body_kind::chunked, false);
+                    head.framing.kind == body_kind::chunked, false, head.transfer_encoding.has_value());
   out.append("Via: ").append(version_text(head.version)).append(" edgerelay\r\n");
   if (!connection.empty()) {
     append_field(out, "Connection", connection);

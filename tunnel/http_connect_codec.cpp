@@ -100,6 +100,11 @@ std::optional<http_error> extract_head(const http::request_parser<http::empty_bo
     }
     head.fields.push_back(std::move(hf));
   }
+  for (const auto* tokens : {&head.connection, &head.proxy_connection}) {
+    if (*tokens && detail::names_framing_field(**tokens)) {
+      return make_error(400, "Connection names Content-Length, Transfer-Encoding or Host");
+    }
+  }
   if (const auto len = parser.content_length()) {
     head.content_length = *len;
   }

@@ -60,6 +60,14 @@ inline bool list_contains(std::string_view list, std::string_view token) {
   return found;
 }
 
+/// True when a Connection (or Proxy-Connection) value names a field that frames or routes the
+/// message. A hop drops the fields its Connection names, so the next hop would frame the body
+/// differently from this one and read it as another request (smuggling).
+inline bool names_framing_field(std::string_view connection_tokens) {
+  return list_contains(connection_tokens, "Content-Length") || list_contains(connection_tokens, "Transfer-Encoding") ||
+         list_contains(connection_tokens, "Host");
+}
+
 /// Incremental search for the CRLFCRLF that ends an HTTP head (Beast's own end-of-head rule).
 /// `scan` keeps the resume offset between calls. Returns the index just past it, or npos.
 inline std::size_t find_head_end(const std::vector<std::uint8_t>& buf, std::size_t& scan) {

@@ -96,7 +96,7 @@ def test(binary, workdir):
         check("listening on" not in r.stderr, "edgerelay opened a listener with a bad config:\n" + r.stderr)
         check(r.stdout == "", "edgerelay printed on stdout with a bad config: %r" % r.stdout)
 
-    for name, text, line, col, words in (("second-document.yaml", SECOND_DOCUMENT, 6, 1, ["second YAML document"]),
+    for name, text, line, col, words in (("second-document.yaml", SECOND_DOCUMENT, 5, 1, ["second YAML document"]),
                                          ("empty-users.yaml", EMPTY_USERS, 4, 39, ["empty list", "users"]),
                                          ("long-duration.yaml", LONG_DURATION, 5, 24, ["1441m", "at most"])):
         path = os.path.join(workdir, name)

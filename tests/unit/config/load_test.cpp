@@ -238,11 +238,11 @@ TEST(ConfigErrors, SecondYamlDocumentIsAnError) {
   EXPECT_EQ(diagnostics_of(std::string(minimal) +
                            "---\n"
                            "rules: [{name: more, action: allow}]\n"),
-            (lines{"test.yaml:6:1: a second YAML document starts here; a config file holds exactly one (remove the "
+            (lines{"test.yaml:5:1: a second YAML document starts here; a config file holds exactly one (remove the "
                    "'---' line and everything after it)"}));
   // Even an empty one: a file that ends in '---' was likely cut short or concatenated.
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "---\n"),
-            (lines{"test.yaml:6:1: a second YAML document starts here; a config file holds exactly one (remove the "
+            (lines{"test.yaml:5:1: a second YAML document starts here; a config file holds exactly one (remove the "
                    "'---' line and everything after it)"}));
   // A leading '---' only marks the start of the one document.
   EXPECT_EQ(diagnostics_of("---\n" + std::string(minimal)), lines{});

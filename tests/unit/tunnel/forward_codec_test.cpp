@@ -94,6 +94,38 @@ TEST(ForwardRequest, NumericUrlHostIsSentAsDottedQuad) {
   EXPECT_EQ(head_of("GET http://0/ HTTP/1.1\r\n\r\n").authority, (authority_target{"0.0.0.0", 80, false}));
 }
 
+TEST(ForwardRequest, ConnectionNamingAFramingFieldGives400) {
+  const std::string reply400 =
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\n"
+      "400 Bad Request\n";
+  for (const std::string& raw :
+       {std::string("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nConnection: Content-Length\r\n"
+                    "Content-Length: 5\r\n\r\nhello"),
+        std::string("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nProxy-Connection: keep-alive, Transfer-Encoding\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        std::string("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nConnection: host\r\n\r\n"),
+        std::string("CONNECT a.example:443 HTTP/1.1\r\nConnection: Host\r\n\r\n")}) {
+    const bytes in = b(raw);  // all_chunkings returns views into it
+    for (const auto& chunks : all_chunkings(in)) {
+      SCOPED_TRACE(describe(chunks) + " in " + raw);
+      request_head_reader reader;
+      std::string got = "need_more";
+      for (const auto& c : chunks) {
+        auto r = reader.feed(c);
+        if (auto* e = std::get_if<http_error>(&r)) {
+          got = text(e->reply);
+          break;
+        }
+        if (std::holds_alternative<parsed<request_head>>(r)) {
+          got = "parsed";
+          break;
+        }
+      }
+      EXPECT_EQ(got, reply400);
+    }
+  }
+}
+
 TEST(ForwardRequest, KeepsBodyFramingFields) {
   const request_head chunked = head_of(
       "POST http://h/u HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nContent-Type: a/b\r\n\r\n");
@@ -184,6 +216,25 @@ TEST(ForwardResponse, MalformedGives502) {
   auto r = reader.feed(b("HTTP/1.1 200 OK\r\nX: " + std::string(70000, 'a') + "\r\n\r\n"));
   ASSERT_TRUE(std::holds_alternative<http_error>(r));
   EXPECT_EQ(std::get<http_error>(r).reply, error_reply(502));
+}
+
+TEST(ForwardResponse, ConnectionNamingAFramingFieldGives502) {
+  // A hop that honoured this Connection would drop the Content-Length and read the body as the
+  // next response.
+  EXPECT_EQ(response_all_splits("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello"),
+            "error 502");
+  EXPECT_EQ(response_all_splits("HTTP/1.1 200 OK\r\nConnection: close, transfer-encoding\r\n\r\n"), "error 502");
+  EXPECT_EQ(response_all_splits("HTTP/1.1 200 OK\r\nConnection: Host\r\nContent-Length: 0\r\n\r\n"), "error 502");
+}
+
+TEST(ForwardResponse, TransferEncodingDropsContentLength) {
+  // RFC 9112 section 6.3: a non-chunked Transfer-Encoding frames the body until close; a
+  // Content-Length passed on would make the client stop early and read the rest as a response.
+  response_head_reader reader("GET");
+  auto r = reader.feed(b("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n"));
+  ASSERT_TRUE(std::holds_alternative<parsed<response_head>>(r));
+  const response_head& h = std::get<parsed<response_head>>(r).value;
+  EXPECT_EQ(text(build_forward_response(h, "close")), "HTTP/1.1 200 OK\r\nVia: 1.1 edgerelay\r\nConnection: close\r\n\r\n");
 }
 
 TEST(ForwardResponse, BuildsClientHead) {
