@@ -12,9 +12,13 @@ namespace {
 
 constexpr std::array<std::uint8_t, 12> v4_mapped_prefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 
 std::string_view strip_trailing_dot(std::string_view s) noexcept {
   if (!s.empty() && s.back() == '.') {
@@ -59,7 +63,9 @@ std::optional<ip_address> parse_raw(std::string_view text) noexcept {
   return out;
 }
 
-int address_bits(const ip_address& a) noexcept { return a.v6 ? 128 : 32; }
+int address_bits(const ip_address& a) noexcept {
+  return a.v6 ? 128 : 32;
+}
 
 ip_address mask(const ip_address& a, int prefix) noexcept {
   ip_address out = a;
@@ -203,10 +209,10 @@ std::optional<cidr> parse_cidr(std::string_view text, std::string* why) {
     const std::string_view p = text.substr(slash + 1);
     int value = -1;
     auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value < 0 ||
-        value > address_bits(*raw) || p.size() > 3) {
-      set_why(why, "prefix length must be 0-" + std::to_string(address_bits(*raw)) + " for " +
-                       (raw->v6 ? "IPv6" : "IPv4"));
+    if (p.empty() || ec != std::errc{} || ptr != p.data() + p.size() || value < 0 || value > address_bits(*raw) ||
+        p.size() > 3) {
+      set_why(why,
+              "prefix length must be 0-" + std::to_string(address_bits(*raw)) + " for " + (raw->v6 ? "IPv6" : "IPv4"));
       return std::nullopt;
     }
     prefix = value;
@@ -246,7 +252,9 @@ bool contains(const cidr& outer, const cidr& inner) noexcept {
   return outer.base.v6 == inner.base.v6 && outer.prefix <= inner.prefix && contains(outer, inner.base);
 }
 
-std::string to_string(const cidr& net) { return to_string(net.base) + "/" + std::to_string(net.prefix); }
+std::string to_string(const cidr& net) {
+  return to_string(net.base) + "/" + std::to_string(net.prefix);
+}
 
 std::optional<std::uint16_t> parse_port(std::string_view text) noexcept {
   if (text.empty() || text.size() > 5 || !std::all_of(text.begin(), text.end(), is_digit)) {
@@ -493,8 +501,7 @@ bool covers(const target_pattern& outer, const target_pattern& inner) noexcept {
   }
   const bool inner_is_name = inner.kind == target_kind::host || inner.kind == target_kind::backend;
   switch (outer.kind) {
-    case target_kind::any:
-      return true;
+    case target_kind::any: return true;
     case target_kind::backend:
     case target_kind::host:
       // "sql" and "backend:sql" match exactly the same requests: a host equal to "sql".
@@ -503,8 +510,7 @@ bool covers(const target_pattern& outer, const target_pattern& inner) noexcept {
       return (inner_is_name && host_is_subdomain_of(inner.name, outer.name)) ||
              (inner.kind == target_kind::subdomains &&
               (host_equals(inner.name, outer.name) || host_is_subdomain_of(inner.name, outer.name)));
-    case target_kind::network:
-      return inner.kind == target_kind::network && contains(outer.network, inner.network);
+    case target_kind::network: return inner.kind == target_kind::network && contains(outer.network, inner.network);
   }
   return false;
 }

@@ -63,9 +63,7 @@ struct port_range {
   std::uint16_t first = 0;
   std::uint16_t last = 65535;
   bool contains(std::uint16_t port) const noexcept { return port >= first && port <= last; }
-  bool contains(const port_range& other) const noexcept {
-    return other.first >= first && other.last <= last;
-  }
+  bool contains(const port_range& other) const noexcept { return other.first >= first && other.last <= last; }
   bool is_any() const noexcept { return first == 0 && last == 65535; }
   friend bool operator==(const port_range&, const port_range&) = default;
 };

@@ -24,17 +24,16 @@ std::string endpoint_text(const endpoint_spec& e) {
 
 std::string protocol_text(protocol p) {
   switch (p) {
-    case protocol::socks5:
-      return "socks5";
-    case protocol::socks4:
-      return "socks4";
-    case protocol::http:
-      return "http";
+    case protocol::socks5: return "socks5";
+    case protocol::socks4: return "socks4";
+    case protocol::http: return "http";
   }
   return "?";
 }
 
-std::string ip_text(const ip_address& a) { return to_string(a); }
+std::string ip_text(const ip_address& a) {
+  return to_string(a);
+}
 
 }  // namespace
 

@@ -40,8 +40,7 @@ using resolve_function = std::function<std::vector<ip_address>(std::string_view 
 /// request is allowed when at least one address is. Exit codes: exit_ok, exit_denied,
 /// exit_undecided, exit_config_error, exit_usage.
 command_result explain_command(const std::string& config_path, std::string_view from, std::string_view to,
-                               std::string_view user, std::string_view listener,
-                               const resolve_function& resolve = {});
+                               std::string_view user, std::string_view listener, const resolve_function& resolve = {});
 
 /// `edgerelay passwd`: `input` is everything read from stdin; its first line is the password.
 /// Prints the hash and a newline. Never echoes the password.

@@ -144,8 +144,8 @@ class reader {
   std::optional<std::string> scalar(const YAML::Node& v, const source_mark& where, std::string_view what,
                                     std::string_view expected) {
     if (!v.IsScalar()) {
-      error(where, std::string(v.IsNull() ? "missing value for " : "expected a single value for ") +
-                       std::string(what) + " (expected " + std::string(expected) + ")");
+      error(where, std::string(v.IsNull() ? "missing value for " : "expected a single value for ") + std::string(what) +
+                       " (expected " + std::string(expected) + ")");
       return std::nullopt;
     }
     return v.Scalar();
@@ -327,7 +327,8 @@ void reader::read_document(const YAML::Node& root, config& out) {
       [&](const std::string& key, const YAML::Node& v, const source_mark& m) {
         if (key == "listeners") {
           saw_listeners = true;
-          for_each_item(v, m, "listener", [&](const YAML::Node& n, const source_mark& im) { read_listener(n, im, out); });
+          for_each_item(v, m, "listener",
+                        [&](const YAML::Node& n, const source_mark& im) { read_listener(n, im, out); });
         } else if (key == "backends") {
           for_each_item(v, m, "backend", [&](const YAML::Node& n, const source_mark& im) { read_backend(n, im, out); });
         } else if (key == "users") {
@@ -336,7 +337,8 @@ void reader::read_document(const YAML::Node& root, config& out) {
           saw_rules = true;
           for_each_item(v, m, "rule", [&](const YAML::Node& n, const source_mark& im) { read_rule(n, im, out); });
         } else if (key == "upstreams") {
-          for_each_item(v, m, "upstream", [&](const YAML::Node& n, const source_mark& im) { read_upstream(n, im, out); });
+          for_each_item(v, m, "upstream",
+                        [&](const YAML::Node& n, const source_mark& im) { read_upstream(n, im, out); });
         } else if (key == "limits") {
           read_limits(v, m, out.limits);
         } else if (key == "admin") {
@@ -454,7 +456,8 @@ void reader::read_listener(const YAML::Node& n, const source_mark& where, config
   bool has_fallback = false;
   const bool ok = for_each_key(
       n, where, "listener",
-      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind"},
+      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback",
+       "udp_bind"},
       [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;
@@ -599,11 +602,11 @@ void reader::read_backend(const YAML::Node& n, const source_mark& where, config&
           for (const auto& item : *list) {
             const auto dash = item.text.find('-');
             const auto first = parse_ip_address(std::string_view(item.text).substr(0, dash));
-            const auto last = dash == std::string::npos ? first
-                                                        : parse_ip_address(std::string_view(item.text).substr(dash + 1));
+            const auto last =
+                dash == std::string::npos ? first : parse_ip_address(std::string_view(item.text).substr(dash + 1));
             if (!first || !last || first->v6 || last->v6) {
-              error(item.where, "bad egress '" + item.text +
-                                    "' (expected an IPv4 address or a range like 10.9.0.10-10.9.0.127)");
+              error(item.where,
+                    "bad egress '" + item.text + "' (expected an IPv4 address or a range like 10.9.0.10-10.9.0.127)");
               continue;
             }
             ipv4_range r;
@@ -625,8 +628,8 @@ void reader::read_backend(const YAML::Node& n, const source_mark& where, config&
                              timeout_mark = hk == "timeout" ? hm : timeout_mark;
                            })) {
             if (h.timeout > h.interval) {
-              warning(timeout_mark, "health_check timeout " + format_duration(h.timeout) + " is longer than its interval " +
-                                        format_duration(h.interval));
+              warning(timeout_mark, "health_check timeout " + format_duration(h.timeout) +
+                                        " is longer than its interval " + format_duration(h.interval));
             }
             b.health_check = h;
           }
@@ -688,16 +691,18 @@ void reader::read_user(const YAML::Node& n, const source_mark& where, config& ou
           has_password = true;
           // The value may be a pasted plain-text password: never quote it in a message.
           if (!v.IsScalar()) {
-            error(m, "expected a password hash for user '" + u.name + "' (run `edgerelay passwd` and paste its output)");
+            error(m,
+                  "expected a password hash for user '" + u.name + "' (run `edgerelay passwd` and paste its output)");
             return;
           }
           std::string why;
           if (!is_password_hash(v.Scalar(), &why)) {
             // With the scheme prefix it is a hash with a bad part, not a pasted password.
             const bool looks_hashed = v.Scalar().rfind("pbkdf2-sha256$", 0) == 0;
-            error(m, "password of user '" + u.name + "' " +
-                         (looks_hashed ? "is not a usable hash: " : "is not a hash: plain-text passwords are refused; ") +
-                         why);
+            error(m,
+                  "password of user '" + u.name + "' " +
+                      (looks_hashed ? "is not a usable hash: " : "is not a hash: plain-text passwords are refused; ") +
+                      why);
             return;
           }
           u.password_hash = v.Scalar();
@@ -726,8 +731,10 @@ void reader::read_rule(const YAML::Node& n, const source_mark& where, config& ou
       [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
         // Left out, a condition matches anything; an empty list must not silently mean the same.
         if (k != "name" && k != "action" && k != "via" && v.IsSequence() && v.size() == 0) {
-          const char* any = k == "from" ? "any source" : k == "to" ? "any destination" : k == "users" ? "anyone"
-                                                                                                       : "any listener";
+          const char* any = k == "from"    ? "any source"
+                            : k == "to"    ? "any destination"
+                            : k == "users" ? "anyone"
+                                           : "any listener";
           error(m, "empty list for " + k + " (leave " + k + " out to match " + any + ", or list at least one entry)");
           return;
         }
@@ -757,8 +764,9 @@ void reader::read_rule(const YAML::Node& n, const source_mark& where, config& ou
             std::string why;
             auto t = parse_target_pattern(item.text, &why);
             if (!t) {
-              error(item.where, "bad destination '" + item.text + "' in to: " + why +
-                                    " (expected backend:NAME, host[:ports], *.suffix[:ports], CIDR[:ports] or [v6]:ports)");
+              error(item.where,
+                    "bad destination '" + item.text + "' in to: " + why +
+                        " (expected backend:NAME, host[:ports], *.suffix[:ports], CIDR[:ports] or [v6]:ports)");
             } else if (t->kind == target_kind::backend) {
               refs_.push_back({"backend", item.text.substr(8), item.where, "to", {}});
             }
@@ -893,9 +901,10 @@ void reader::check_references(const config& cfg) {
     for (const auto& d : defs) {
       known += (known.empty() ? "" : ", ") + d.name;
     }
-    error(ref.where, "unknown " + ref.kind + " '" + ref.name + "' in " + ref.field + " of " + ref.owner +
-                         (known.empty() ? " (no " + ref.kind + "s are defined)" : " (known " + ref.kind + "s: " + known + ")") +
-                         (ref.kind == "user" ? "; certificate identities can be named when a listener has tls client_ca" : ""));
+    error(ref.where,
+          "unknown " + ref.kind + " '" + ref.name + "' in " + ref.field + " of " + ref.owner +
+              (known.empty() ? " (no " + ref.kind + "s are defined)" : " (known " + ref.kind + "s: " + known + ")") +
+              (ref.kind == "user" ? "; certificate identities can be named when a listener has tls client_ca" : ""));
   }
   // A 602SQL HTTP tunnel speaks the 602SQL framing, so its backend must be one.
   for (const auto& l : cfg.listeners) {
@@ -904,8 +913,8 @@ void reader::check_references(const config& cfg) {
     }
     for (const auto& b : cfg.backends) {
       if (lower(b.name) == lower(l.sql602_tunnel) && b.kind != backend_kind::sql602) {
-        error(l.mark, "listener '" + l.name + "' has sql602_tunnel '" + b.name +
-                          "', but that backend is not of kind sql602");
+        error(l.mark,
+              "listener '" + l.name + "' has sql602_tunnel '" + b.name + "', but that backend is not of kind sql602");
       }
     }
   }
@@ -984,8 +993,8 @@ load_result load_impl(std::string_view yaml, const std::string& source_name, con
     r.read_document(YAML::Load(text), cfg);
     if (const auto m = second_document(text)) {
       // Only the first document would be used: a concatenated or half-merged file must not load.
-      const source_mark where = m->is_null() ? source_mark{source_name, 0, 0}
-                                             : source_mark{source_name, m->line + 1, m->column + 1};
+      const source_mark where =
+          m->is_null() ? source_mark{source_name, 0, 0} : source_mark{source_name, m->line + 1, m->column + 1};
       result.diagnostics.push_back({severity::error, where,
                                     "a second YAML document starts here; a config file holds exactly one (remove "
                                     "the '---' line and everything after it)"});
@@ -994,7 +1003,8 @@ load_result load_impl(std::string_view yaml, const std::string& source_name, con
     source_mark where{source_name, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
     result.diagnostics.push_back({severity::error, where, "YAML syntax error: " + e.msg});
   } catch (const std::exception& e) {
-    result.diagnostics.push_back({severity::error, source_mark{source_name, 0, 0}, std::string("cannot read config: ") + e.what()});
+    result.diagnostics.push_back(
+        {severity::error, source_mark{source_name, 0, 0}, std::string("cannot read config: ") + e.what()});
   }
   const bool has_error = std::any_of(result.diagnostics.begin(), result.diagnostics.end(),
                                      [](const diagnostic& d) { return d.level == severity::error; });

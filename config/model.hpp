@@ -61,8 +61,8 @@ struct listener_config {
   auth_mode auth = auth_mode::none;
   std::optional<tls_files> tls;
   bool proxy_protocol = false;
-  std::string forward;        ///< backend name; non-empty: no handshake, every session goes there
-  std::string sql602_tunnel;  ///< backend name for 602SQL HTTP-tunnel POSTs
+  std::string forward;           ///< backend name; non-empty: no handshake, every session goes there
+  std::string sql602_tunnel;     ///< backend name for 602SQL HTTP-tunnel POSTs
   std::string fallback = "404";  ///< "404" (default) or a backend name
   std::optional<endpoint_spec> udp_bind;
   source_mark mark;
@@ -146,7 +146,7 @@ struct rule_config {
 };
 
 struct config {
-  std::string source;  ///< file path, or "<built-in>"
+  std::string source;    ///< file path, or "<built-in>"
   unsigned workers = 0;  ///< 0: one per core
   std::vector<listener_config> listeners;
   std::vector<backend_config> backends;

@@ -100,7 +100,8 @@ std::optional<parsed_hash> parse_hash(std::string_view text, std::string* why) {
     text.remove_prefix(dollar + 1);
   }
   if (count != 4 || !text.empty() || parts[0] != scheme) {
-    return fail("expected a hash of the form pbkdf2-sha256$<iterations>$<salt>$<hash> as printed by `edgerelay passwd`");
+    return fail(
+        "expected a hash of the form pbkdf2-sha256$<iterations>$<salt>$<hash> as printed by `edgerelay passwd`");
   }
   parsed_hash out;
   auto [ptr, ec] = std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), out.iterations);
@@ -129,7 +130,9 @@ bool derive(std::string_view password, const std::uint8_t* salt, std::size_t sal
 
 }  // namespace
 
-std::string hash_password(std::string_view password) { return hash_password(password, default_pbkdf2_iterations); }
+std::string hash_password(std::string_view password) {
+  return hash_password(password, default_pbkdf2_iterations);
+}
 
 std::string hash_password(std::string_view password, unsigned iterations) {
   if (iterations < min_pbkdf2_iterations || iterations > max_pbkdf2_iterations) {
@@ -155,7 +158,9 @@ std::string hash_password(std::string_view password, unsigned iterations) {
   return out;
 }
 
-bool is_password_hash(std::string_view hash, std::string* why) { return parse_hash(hash, why).has_value(); }
+bool is_password_hash(std::string_view hash, std::string* why) {
+  return parse_hash(hash, why).has_value();
+}
 
 bool verify_password(std::string_view hash, std::string_view password) {
   const auto parsed = parse_hash(hash, nullptr);
@@ -230,8 +235,8 @@ password_cache::key password_cache::make_key(std::string_view user, std::string_
     EVP_DigestUpdate(ctx, s.data(), s.size());
   };
   unsigned len = 0;
-  const bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-                  EVP_DigestUpdate(ctx, secret_.data(), secret_.size()) == 1;
+  const bool ok =
+      EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 && EVP_DigestUpdate(ctx, secret_.data(), secret_.size()) == 1;
   if (ok) {
     feed(user);
     feed(hash);

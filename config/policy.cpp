@@ -84,8 +84,7 @@ tri match_to(const compiled_rule& r, const normalized& req) noexcept {
       continue;
     }
     switch (p.kind) {
-      case target_kind::any:
-        return tri::yes;
+      case target_kind::any: return tri::yes;
       case target_kind::backend:
         if (!req.host.empty() && host_equals(req.host, p.name) && is_backend_service_port(t.portbase, req.port)) {
           return tri::yes;
@@ -129,9 +128,8 @@ rule_result evaluate(const compiled_rule& r, const normalized& req) noexcept {
     return {tri::no, failed::from};
   }
   // User names are credentials and compare exactly; an anonymous request never matches a users list.
-  if (!r.users.empty() &&
-      (req.user.empty() ||
-       std::none_of(r.users.begin(), r.users.end(), [&](const std::string& u) { return u == req.user; }))) {
+  if (!r.users.empty() && (req.user.empty() || std::none_of(r.users.begin(), r.users.end(),
+                                                            [&](const std::string& u) { return u == req.user; }))) {
     return {tri::no, failed::user};
   }
   if (!r.listeners.empty() && std::none_of(r.listeners.begin(), r.listeners.end(),
@@ -150,7 +148,9 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
-std::string describe_address(const ip_address& a) { return a.v6 ? "[" + to_string(a) + "]" : to_string(a); }
+std::string describe_address(const ip_address& a) {
+  return a.v6 ? "[" + to_string(a) + "]" : to_string(a);
+}
 
 std::string describe_target(const normalized& req) {
   std::string out;
@@ -169,10 +169,8 @@ std::string describe_target(const normalized& req) {
 
 std::string describe_miss(const compiled_rule& r, failed why, const normalized& req) {
   switch (why) {
-    case failed::invalid:
-      return "the rule has an entry that does not parse, so it never matches";
-    case failed::from:
-      return "from " + join(r.from_text) + " does not contain " + to_string(req.source);
+    case failed::invalid: return "the rule has an entry that does not parse, so it never matches";
+    case failed::from: return "from " + join(r.from_text) + " does not contain " + to_string(req.source);
     case failed::user:
       if (req.user.empty()) {
         return "users " + join(r.users) + " needs an authenticated user, the request has none";
@@ -193,8 +191,7 @@ std::string describe_miss(const compiled_rule& r, failed why, const normalized& 
       }
       return out;
     }
-    case failed::none:
-      break;
+    case failed::none: break;
   }
   return "matched";
 }
@@ -280,8 +277,8 @@ std::string policy::explain(const request& req) const {
       continue;
     }
     if (res.result == tri::maybe) {
-      out += head + "depends on the address: to " + join(r.to_text) + " names networks and " +
-             std::string(n.host) + " is not resolved yet\n";
+      out += head + "depends on the address: to " + join(r.to_text) + " names networks and " + std::string(n.host) +
+             " is not resolved yet\n";
       out += "decision: needs address (resolve " + std::string(n.host) + " and decide again for each address)\n";
       return out;
     }

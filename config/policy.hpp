@@ -26,7 +26,7 @@ namespace edgerelay::config {
 /// The views must stay valid for the call only.
 struct request {
   ip_address source;
-  std::string_view user;      ///< empty: anonymous
+  std::string_view user;  ///< empty: anonymous
   std::string_view listener;
   std::string_view host;
   std::optional<ip_address> address;
@@ -43,9 +43,9 @@ enum class verdict : std::uint8_t {
 
 struct decision {
   verdict result = verdict::deny;
-  int rule_index = -1;        ///< 0-based; -1: no rule matched (default deny). For needs_address:
-                              ///< the first rule whose `to` depends on the address
-  std::string_view rule_name; ///< "default" when rule_index == -1; points into the policy
+  int rule_index = -1;         ///< 0-based; -1: no rule matched (default deny). For needs_address:
+                               ///< the first rule whose `to` depends on the address
+  std::string_view rule_name;  ///< "default" when rule_index == -1; points into the policy
 };
 
 class policy {

@@ -33,7 +33,9 @@ parsed_rule parse(const rule_config& r) {
   return out;
 }
 
-bool lower_equal(const std::string& a, const std::string& b) { return host_equals(a, b); }
+bool lower_equal(const std::string& a, const std::string& b) {
+  return host_equals(a, b);
+}
 
 /// An empty list means "anything"; otherwise every inner item must be covered by an outer one.
 template <class T, class Covers>
@@ -115,7 +117,9 @@ bool is_loopback(const endpoint_spec& e) {
   return *a == v6_loopback;
 }
 
-bool every_address(const cidr& c) { return c.prefix == 0; }
+bool every_address(const cidr& c) {
+  return c.prefix == 0;
+}
 
 bool matches_any_source(const parsed_rule& p) {
   return p.from.empty() || std::any_of(p.from.begin(), p.from.end(), every_address);
@@ -153,8 +157,9 @@ std::vector<diagnostic> find_open_proxies(const config& cfg) {
     }
     for (std::size_t i = 0; i < cfg.rules.size(); ++i) {
       const rule_config& r = cfg.rules[i];
-      const bool applies = r.listeners.empty() || std::any_of(r.listeners.begin(), r.listeners.end(),
-                                                              [&](const std::string& n) { return lower_equal(n, l.name); });
+      const bool applies =
+          r.listeners.empty() || std::any_of(r.listeners.begin(), r.listeners.end(),
+                                             [&](const std::string& n) { return lower_equal(n, l.name); });
       if (!r.allow || !parsed[i].valid || !r.users.empty() || !applies || !matches_any_source(parsed[i]) ||
           !matches_any_destination(parsed[i])) {
         continue;

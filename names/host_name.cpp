@@ -6,9 +6,13 @@
 namespace edgerelay::names {
 namespace {
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 
-bool is_letter(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_letter(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 int hex_value(char c) noexcept {
   if (is_digit(c)) {
@@ -64,8 +68,7 @@ bool ends_in_number(std::string_view host) noexcept {
   if (std::all_of(last.begin(), last.end(), is_digit)) {
     return true;
   }
-  return is_hex_prefix(last, 0) &&
-         std::all_of(last.begin() + 2, last.end(), [](char c) { return hex_value(c) >= 0; });
+  return is_hex_prefix(last, 0) && std::all_of(last.begin() + 2, last.end(), [](char c) { return hex_value(c) >= 0; });
 }
 
 classified_host check_labels(std::string_view host) noexcept {
@@ -252,8 +255,8 @@ std::optional<ipv6_bytes> parse_ipv6_literal(std::string_view text) noexcept {
     const std::size_t tail = tp - *colonp;
     std::copy_backward(out.begin() + static_cast<std::ptrdiff_t>(*colonp),
                        out.begin() + static_cast<std::ptrdiff_t>(tp), out.end());
-    std::fill(out.begin() + static_cast<std::ptrdiff_t>(*colonp),
-              out.end() - static_cast<std::ptrdiff_t>(tail), std::uint8_t{0});
+    std::fill(out.begin() + static_cast<std::ptrdiff_t>(*colonp), out.end() - static_cast<std::ptrdiff_t>(tail),
+              std::uint8_t{0});
     tp = out.size();
   }
   if (tp != out.size()) {

@@ -31,9 +31,9 @@ enum class host_kind : std::uint8_t { dns_name, ipv4, ipv6, invalid };
 
 struct classified_host {
   host_kind kind = host_kind::invalid;
-  ipv4_bytes v4{};        ///< kind == ipv4 only
-  ipv6_bytes v6{};        ///< kind == ipv6 only
-  std::string_view why;   ///< kind == invalid only: static text for logs, never client data
+  ipv4_bytes v4{};       ///< kind == ipv4 only
+  ipv6_bytes v6{};       ///< kind == ipv6 only
+  std::string_view why;  ///< kind == invalid only: static text for logs, never client data
 };
 
 /// The one reading of `host`, checked in this order:

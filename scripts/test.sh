@@ -21,6 +21,17 @@ if grep -rnE '#include "\.\./' --include='*.cpp' --include='*.hpp' config socks 
   echo "test.sh: relative includes bypass the folder boundaries; include by the path from the root" >&2
   exit 1
 fi
+# Format: every C++ file as .clang-format says (clang-format 14); fix with
+#   clang-format -i $(git ls-files '*.cpp' '*.hpp')
+if command -v git >/dev/null && git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  if ! git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run -Werror 2>/tmp/edgerelay-format.$$; then
+    head -40 /tmp/edgerelay-format.$$ >&2
+    rm -f /tmp/edgerelay-format.$$
+    echo "test.sh: the files above are not formatted (clang-format -i FILE)" >&2
+    exit 1
+  fi
+  rm -f /tmp/edgerelay-format.$$
+fi
 # ccache hits across clones and worktrees (paths relative to the checkout).
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 

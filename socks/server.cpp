@@ -63,12 +63,9 @@ step_t socks_server::advance() {
         return on_socks4_request(input);
       }
       return fail("socks: unsupported protocol version");
-    case state::userpass:
-      return on_userpass(input);
-    case state::request:
-      return version_ == version::v4 ? on_socks4_request(input) : on_socks5_request(input);
-    default:
-      return fail("socks: input in the wrong state");
+    case state::userpass: return on_userpass(input);
+    case state::request: return version_ == version::v4 ? on_socks4_request(input) : on_socks5_request(input);
+    default: return fail("socks: input in the wrong state");
   }
 }
 

@@ -70,8 +70,8 @@ parse_result<socks4_request> parse_socks4_request(std::span<const std::uint8_t> 
     if (domain.end == consumed) {
       return protocol_error{reply_code::general_failure, "socks4a request: empty domain"};
     }
-    auto host = host_from_domain(std::string_view(reinterpret_cast<const char*>(in.data()) + consumed,
-                                                  domain.end - consumed));
+    auto host =
+        host_from_domain(std::string_view(reinterpret_cast<const char*>(in.data()) + consumed, domain.end - consumed));
     if (!host) {
       return protocol_error{reply_code::host_unreachable, "socks4a request: invalid host name"};
     }
@@ -109,8 +109,7 @@ std::vector<std::uint8_t> encode_socks4_request(command cmd, const target_addres
   if (v4 != nullptr && (*v4)[0] == 0 && (*v4)[1] == 0 && (*v4)[2] == 0 && (*v4)[3] != 0) {
     return {};
   }
-  if (name != nullptr &&
-      (name->empty() || name->size() > socks4_max_field || name->find('\0') != std::string::npos)) {
+  if (name != nullptr && (name->empty() || name->size() > socks4_max_field || name->find('\0') != std::string::npos)) {
     return {};
   }
   const ipv4_bytes ip = v4 != nullptr ? *v4 : ipv4_bytes{0, 0, 0, 1};

@@ -79,8 +79,8 @@ parse_result<userpass_request> parse_userpass_request(std::span<const std::uint8
   }
   const auto user = in.subspan(2, ulen);
   const auto password = in.subspan(plen_at + 1, plen);
-  return parsed<userpass_request>{
-      userpass_request{{user.begin(), user.end()}, {password.begin(), password.end()}}, total};
+  return parsed<userpass_request>{userpass_request{{user.begin(), user.end()}, {password.begin(), password.end()}},
+                                  total};
 }
 
 parse_result<target_address> parse_socks5_address(std::span<const std::uint8_t> in) {
@@ -90,12 +90,8 @@ parse_result<target_address> parse_socks5_address(std::span<const std::uint8_t> 
   std::size_t addr_len = 0;
   std::size_t addr_at = 1;
   switch (in[0]) {
-    case static_cast<std::uint8_t>(address_type::ipv4):
-      addr_len = 4;
-      break;
-    case static_cast<std::uint8_t>(address_type::ipv6):
-      addr_len = 16;
-      break;
+    case static_cast<std::uint8_t>(address_type::ipv4): addr_len = 4; break;
+    case static_cast<std::uint8_t>(address_type::ipv6): addr_len = 16; break;
     case static_cast<std::uint8_t>(address_type::domain):
       if (in.size() < 2) {
         return need_more{2};
@@ -106,8 +102,7 @@ parse_result<target_address> parse_socks5_address(std::span<const std::uint8_t> 
         return protocol_error{reply_code::general_failure, "socks5 address: empty domain"};
       }
       break;
-    default:
-      return protocol_error{reply_code::address_type_not_supported, "socks5 address: bad address type"};
+    default: return protocol_error{reply_code::address_type_not_supported, "socks5 address: bad address type"};
   }
   const std::size_t total = addr_at + addr_len + 2;
   if (in.size() < total) {
@@ -145,7 +140,8 @@ parse_result<socks5_request> parse_socks5_request(std::span<const std::uint8_t> 
   if (in.size() < 2) {
     return need_more{4};
   }
-  if (in[1] < static_cast<std::uint8_t>(command::connect) || in[1] > static_cast<std::uint8_t>(command::udp_associate)) {
+  if (in[1] < static_cast<std::uint8_t>(command::connect) ||
+      in[1] > static_cast<std::uint8_t>(command::udp_associate)) {
     return protocol_error{reply_code::command_not_supported, "socks5 request: bad command"};
   }
   if (in.size() < 4) {

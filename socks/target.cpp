@@ -100,14 +100,10 @@ void append_domain(std::string& out, const std::string& name) {
 std::optional<target_host> host_from_domain(std::string_view domain) {
   const names::classified_host c = names::classify_host(domain);
   switch (c.kind) {
-    case names::host_kind::dns_name:
-      return target_host{std::string(domain)};
-    case names::host_kind::ipv4:
-      return target_host{c.v4};
-    case names::host_kind::ipv6:
-      return target_host{c.v6};
-    case names::host_kind::invalid:
-      break;
+    case names::host_kind::dns_name: return target_host{std::string(domain)};
+    case names::host_kind::ipv4: return target_host{c.v4};
+    case names::host_kind::ipv6: return target_host{c.v6};
+    case names::host_kind::invalid: break;
   }
   return std::nullopt;
 }

@@ -37,7 +37,9 @@ void compact(std::vector<std::uint8_t>& buf, std::size_t& pos) {
   }
 }
 
-bool is_letter(std::uint8_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+bool is_letter(std::uint8_t c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
 
 std::vector<std::uint8_t> ok_response_head(std::uint64_t content_length) {
   std::vector<std::uint8_t> out;
@@ -77,7 +79,9 @@ std::vector<std::uint8_t> encode_frame(data_type type, std::span<const std::uint
   return out;
 }
 
-std::vector<std::uint8_t> close_con_frame() { return encode_frame(data_type::close_con, {}); }
+std::vector<std::uint8_t> close_con_frame() {
+  return encode_frame(data_type::close_con, {});
+}
 
 std::vector<std::uint8_t> connresult_frame(std::uint8_t kse) {
   const std::uint8_t payload[1] = {kse};
@@ -115,8 +119,8 @@ std::vector<std::uint8_t> bad_request_reply() {
 }
 
 detect_result detect_tunnel(const request_head& head, std::span<const std::uint8_t> body_prefix) {
-  if (head.method != "POST" || head.target != "/" || head.chunked || head.transfer_encoding ||
-      !head.content_length || *head.content_length == 0) {
+  if (head.method != "POST" || head.target != "/" || head.chunked || head.transfer_encoding || !head.content_length ||
+      *head.content_length == 0) {
     return detect_result::not_tunnel;
   }
   if (body_prefix.empty()) {
@@ -270,8 +274,7 @@ c2s_event client_translator::step() {
         return out;
       }
 
-      case state::finished:
-        return c2s::need_more{};
+      case state::finished: return c2s::need_more{};
     }
   }
 }
@@ -320,7 +323,8 @@ s2c_event server_translator::step() {
       if (avail < frame_header_size) {
         return s2c::need_more{};
       }
-      const frame_header h = decode_frame_header(std::span<const std::uint8_t, frame_header_size>(pending_.data() + pos_, frame_header_size));
+      const frame_header h = decode_frame_header(
+          std::span<const std::uint8_t, frame_header_size>(pending_.data() + pos_, frame_header_size));
       if (check_frame_header(h, limits_.max_message) != frame_check::ok ||
           h.type != static_cast<std::uint8_t>(data_type::connresult) || h.payload_size() != 1) {
         state_ = state::finished;
@@ -347,7 +351,8 @@ s2c_event server_translator::step() {
       if (avail < frame_header_size) {
         return s2c::need_more{};
       }
-      const frame_header h = decode_frame_header(std::span<const std::uint8_t, frame_header_size>(pending_.data() + pos_, frame_header_size));
+      const frame_header h = decode_frame_header(
+          std::span<const std::uint8_t, frame_header_size>(pending_.data() + pos_, frame_header_size));
       if (const auto c = check_frame_header(h, limits_.max_message); c != frame_check::ok) {
         return fail(check_reason(c));
       }

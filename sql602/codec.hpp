@@ -111,7 +111,7 @@ enum class detect_result : std::uint8_t { need_more, tunnel, not_tunnel };
 detect_result detect_tunnel(const request_head& head, std::span<const std::uint8_t> body_prefix);
 
 struct limits {
-  std::size_t header_limit = 8 * 1024;            ///< a stock POST head is about 40 bytes
+  std::size_t header_limit = 8 * 1024;              ///< a stock POST head is about 40 bytes
   std::uint32_t max_message = default_max_message;  ///< payload bytes n of one message
 };
 

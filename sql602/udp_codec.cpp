@@ -7,7 +7,9 @@
 namespace edgerelay::tunnel::sql602 {
 namespace {
 
-bool is_space(std::uint8_t c) noexcept { return c != 0 && c <= ' '; }
+bool is_space(std::uint8_t c) noexcept {
+  return c != 0 && c <= ' ';
+}
 
 /// `in` up to (not including) its first NUL.
 std::span<const std::uint8_t> up_to_nul(std::span<const std::uint8_t> in) noexcept {

@@ -68,7 +68,9 @@ using ipv4_bytes = std::array<std::uint8_t, 4>;  ///< network order: 10.9.0.7 is
 
 /// True when the server can match a break for this address: the LE u32 fits str2int, that is the
 /// last octet is below 128 (8.2).
-constexpr bool breakable(const ipv4_bytes& a) noexcept { return a[3] < 128; }
+constexpr bool breakable(const ipv4_bytes& a) noexcept {
+  return a[3] < 128;
+}
 
 /// Parses `02 <decimal A> 00` into the address A names; nullopt for another first byte, a number
 /// that does not parse, or one outside 0..2147483647 (the server would ignore it).

@@ -20,9 +20,9 @@ struct credentials {
 };
 
 enum class basic_auth_error : std::uint8_t {
-  not_basic,    ///< scheme is not "Basic" (case-insensitive) or no credentials follow it
-  bad_base64,   ///< not canonical base64 (alphabet, length multiple of 4, padding, zero pad bits)
-  no_colon,     ///< decoded text has no ':' separating user and password
+  not_basic,   ///< scheme is not "Basic" (case-insensitive) or no credentials follow it
+  bad_base64,  ///< not canonical base64 (alphabet, length multiple of 4, padding, zero pad bits)
+  no_colon,    ///< decoded text has no ':' separating user and password
   empty_user,
   bad_character,  ///< a control character (0x00-0x1F, 0x7F) in user or password
   too_long,       ///< encoded or decoded parts over the bounds above

@@ -19,7 +19,9 @@ namespace {
 constexpr std::size_t max_chunk_ext = 4 * 1024;
 constexpr std::size_t max_trailer = 64 * 1024;
 
-std::string view_to_string(boost::beast::string_view v) { return std::string(v.data(), v.size()); }
+std::string view_to_string(boost::beast::string_view v) {
+  return std::string(v.data(), v.size());
+}
 
 std::string version_text(unsigned version) {
   return std::to_string(version / 10) + "." + std::to_string(version % 10);
@@ -42,8 +44,8 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
 }
 
 /// The end-to-end fields: hop-by-hop ones dropped, Transfer-Encoding kept for a chunked body.
-void append_end_to_end(std::string& out, const std::vector<header_field>& fields, std::string_view tokens,
-                       bool chunked, bool drop_host, bool drop_content_length = false) {
+void append_end_to_end(std::string& out, const std::vector<header_field>& fields, std::string_view tokens, bool chunked,
+                       bool drop_host, bool drop_content_length = false) {
   for (const auto& f : fields) {
     if (drop_host && detail::iequals(f.name, "Host")) {
       continue;
@@ -62,7 +64,9 @@ void append_end_to_end(std::string& out, const std::vector<header_field>& fields
   }
 }
 
-http_error bad_gateway(std::string_view reason) { return http_error{502, reason, error_reply(502)}; }
+http_error bad_gateway(std::string_view reason) {
+  return http_error{502, reason, error_reply(502)};
+}
 
 }  // namespace
 
@@ -77,8 +81,9 @@ body_framing request_body_framing(const request_head& head) {
 }
 
 bool is_hop_by_hop(std::string_view name, std::string_view tokens) {
-  static constexpr std::string_view fixed[] = {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization",
-                                               "Proxy-Authenticate", "TE", "Trailer", "Transfer-Encoding", "Upgrade"};
+  static constexpr std::string_view fixed[] = {
+      "Connection", "Keep-Alive",        "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "TE",
+      "Trailer",    "Transfer-Encoding", "Upgrade"};
   for (const auto f : fixed) {
     if (detail::iequals(name, f)) {
       return true;
@@ -245,23 +250,19 @@ std::vector<std::uint8_t> build_forward_response(const response_head& head, std:
 
 body_tracker::body_tracker(body_framing framing) : kind_(framing.kind), state_(state::counting) {
   switch (kind_) {
-    case body_kind::none:
-      state_ = state::done;
-      break;
+    case body_kind::none: state_ = state::done; break;
     case body_kind::content_length:
       left_ = framing.length;
       state_ = left_ == 0 ? state::done : state::counting;
       break;
-    case body_kind::chunked:
-      state_ = state::size;
-      break;
-    case body_kind::until_close:
-      state_ = state::counting;
-      break;
+    case body_kind::chunked: state_ = state::size; break;
+    case body_kind::until_close: state_ = state::counting; break;
   }
 }
 
-bool body_tracker::eof_is_end() const { return state_ == state::done || kind_ == body_kind::until_close; }
+bool body_tracker::eof_is_end() const {
+  return state_ == state::done || kind_ == body_kind::until_close;
+}
 
 body_step body_tracker::feed(std::span<const std::uint8_t> in) {
   if (state_ == state::done) {
@@ -424,8 +425,7 @@ body_step body_tracker::feed(std::span<const std::uint8_t> in) {
         return {body_state::done, i, {}};
       case state::counting:
       case state::done:
-      case state::error:
-        return fail("body tracker in an impossible state");
+      case state::error: return fail("body tracker in an impossible state");
     }
   }
   through_ += i;

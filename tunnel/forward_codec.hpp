@@ -67,7 +67,7 @@ struct response_head {
   unsigned status = 0;
   std::string reason;
   unsigned version = 11;
-  std::vector<header_field> fields;  ///< every field, in order
+  std::vector<header_field> fields;              ///< every field, in order
   std::optional<std::string> connection;         ///< repeated fields joined with ", "
   std::optional<std::string> transfer_encoding;  ///< repeated fields joined with ", "
   std::optional<std::uint64_t> content_length;
@@ -139,14 +139,14 @@ class body_tracker {
 
  private:
   enum class state : std::uint8_t {
-    counting,     // content_length / until_close
-    size,         // chunk-size hex digits
-    size_ws,      // whitespace after the size, before ';'
-    ext,          // chunk extension bytes up to CR
-    size_lf,      // LF ending the chunk-size line
-    data,         // chunk data
-    data_cr,      // CR after chunk data
-    data_lf,      // LF after chunk data
+    counting,       // content_length / until_close
+    size,           // chunk-size hex digits
+    size_ws,        // whitespace after the size, before ';'
+    ext,            // chunk extension bytes up to CR
+    size_lf,        // LF ending the chunk-size line
+    data,           // chunk data
+    data_cr,        // CR after chunk data
+    data_lf,        // LF after chunk data
     trailer_start,  // start of a trailer line, or the final CRLF
     trailer_line,   // a trailer field line up to CR
     trailer_lf,     // LF ending a trailer line
@@ -158,8 +158,8 @@ class body_tracker {
   state state_;
   std::uint64_t left_ = 0;  ///< content_length bytes, or chunk data bytes, still due
   std::uint64_t through_ = 0;
-  std::size_t digits_ = 0;  ///< hex digits of the current chunk size
-  std::size_t line_ = 0;    ///< bytes of the current extension part
+  std::size_t digits_ = 0;   ///< hex digits of the current chunk size
+  std::size_t line_ = 0;     ///< bytes of the current extension part
   std::size_t trailer_ = 0;  ///< bytes of the trailer section so far
   std::string_view error_;
 };

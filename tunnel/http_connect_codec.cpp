@@ -59,7 +59,9 @@ bool valid_ipv6(std::string_view s) {
   return inet_pton(AF_INET6, text, out) == 1;
 }
 
-std::string view_to_string(boost::beast::string_view v) { return std::string(v.data(), v.size()); }
+std::string view_to_string(boost::beast::string_view v) {
+  return std::string(v.data(), v.size());
+}
 
 /// Fills `head` from the finished parser. Returns an error for repeated singleton fields.
 std::optional<http_error> extract_head(const http::request_parser<http::empty_body>& parser, request_head& head) {
@@ -279,8 +281,7 @@ struct request_head_reader::impl {
   bool succeeded = false;
 };
 
-request_head_reader::request_head_reader(request_reader_options options)
-    : impl_(std::make_unique<impl>(options)) {}
+request_head_reader::request_head_reader(request_reader_options options) : impl_(std::make_unique<impl>(options)) {}
 request_head_reader::~request_head_reader() = default;
 request_head_reader::request_head_reader(request_head_reader&&) noexcept = default;
 request_head_reader& request_head_reader::operator=(request_head_reader&&) noexcept = default;
@@ -340,7 +341,9 @@ std::span<const std::uint8_t> request_head_reader::leftover() const {
   return std::span<const std::uint8_t>(impl_->buf).subspan(impl_->consumed);
 }
 
-std::span<const std::uint8_t> request_head_reader::buffered() const { return impl_->buf; }
+std::span<const std::uint8_t> request_head_reader::buffered() const {
+  return impl_->buf;
+}
 
 std::vector<std::uint8_t> connect_established_reply() {
   return detail::to_bytes("HTTP/1.1 200 Connection established\r\n\r\n");
@@ -366,11 +369,18 @@ std::string_view reason_phrase(unsigned status) {
 
 std::vector<std::uint8_t> error_reply(unsigned status) {
   switch (status) {
-    case 400: case 403: case 404: case 405: case 407: case 431:
-    case 500: case 501: case 502: case 503: case 504:
-      break;
-    default:
-      status = 500;
+    case 400:
+    case 403:
+    case 404:
+    case 405:
+    case 407:
+    case 431:
+    case 500:
+    case 501:
+    case 502:
+    case 503:
+    case 504: break;
+    default: status = 500;
   }
   const std::string code = std::to_string(status);
   const std::string_view reason = reason_phrase(status);

@@ -71,8 +71,8 @@ std::string to_string(const authority_target&);
 
 /// A parsed request head. Everything is copied out of the reader, so it outlives the reader.
 struct request_head {
-  std::string method;  ///< case-sensitive token as sent ("CONNECT", "GET", ...)
-  std::string target;  ///< request-target as sent
+  std::string method;     ///< case-sensitive token as sent ("CONNECT", "GET", ...)
+  std::string target;     ///< request-target as sent
   unsigned version = 11;  ///< 10 = HTTP/1.0, 11 = HTTP/1.1
   target_form form = target_form::origin;
   authority_target authority;  ///< valid for form authority and absolute
@@ -90,8 +90,8 @@ struct request_head {
   std::optional<std::string> upgrade;
   std::optional<std::string> transfer_encoding;
   std::optional<std::uint64_t> content_length;  ///< parsed and checked by Beast
-  bool chunked = false;     ///< Transfer-Encoding ends with "chunked"
-  bool keep_alive = false;  ///< HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive
+  bool chunked = false;                         ///< Transfer-Encoding ends with "chunked"
+  bool keep_alive = false;                      ///< HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with keep-alive
 
   bool is_connect() const { return method == "CONNECT"; }
   /// First field named `name` (ASCII case-insensitive), or nullopt.

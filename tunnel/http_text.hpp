@@ -9,7 +9,9 @@
 
 namespace edgerelay::tunnel::detail {
 
-constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+constexpr char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 /// ASCII case-insensitive equality (field names, tokens, schemes are ASCII by grammar).
 constexpr bool iequals(std::string_view a, std::string_view b) {
@@ -24,7 +26,9 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
+constexpr bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
 
 constexpr std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && is_ows(s.front())) {
@@ -84,6 +88,8 @@ inline void append(std::vector<std::uint8_t>& out, std::string_view s) {
   out.insert(out.end(), s.begin(), s.end());
 }
 
-inline std::vector<std::uint8_t> to_bytes(std::string_view s) { return {s.begin(), s.end()}; }
+inline std::vector<std::uint8_t> to_bytes(std::string_view s) {
+  return {s.begin(), s.end()};
+}
 
 }  // namespace edgerelay::tunnel::detail

@@ -201,12 +201,18 @@ Options parse_args(int argc, char** argv) {
     };
     if (a == "--kind") {
       o.kind_name = val();
-      if (o.kind_name == "none" || o.kind_name == "direct") o.kind = Kind::none, o.kind_name = "none";
-      else if (o.kind_name == "socks5") o.kind = Kind::socks5;
-      else if (o.kind_name == "socks4") o.kind = Kind::socks4;
-      else if (o.kind_name == "http-connect" || o.kind_name == "http") o.kind = Kind::http, o.kind_name = "http-connect";
-      else if (o.kind_name == "forward") o.kind = Kind::forward;
-      else die("unknown kind " + o.kind_name);
+      if (o.kind_name == "none" || o.kind_name == "direct")
+        o.kind = Kind::none, o.kind_name = "none";
+      else if (o.kind_name == "socks5")
+        o.kind = Kind::socks5;
+      else if (o.kind_name == "socks4")
+        o.kind = Kind::socks4;
+      else if (o.kind_name == "http-connect" || o.kind_name == "http")
+        o.kind = Kind::http, o.kind_name = "http-connect";
+      else if (o.kind_name == "forward")
+        o.kind = Kind::forward;
+      else
+        die("unknown kind " + o.kind_name);
     } else if (a == "--proxy") {
       o.proxy = parse_endpoint(val());
     } else if (a == "--server-ports") {
@@ -233,9 +239,12 @@ Options parse_args(int argc, char** argv) {
       o.streams = static_cast<int>(parse_long(val(), 1, kMaxStreams, "streams"));
     } else if (a == "--direction") {
       std::string d = val();
-      if (d == "push") o.pull = false;
-      else if (d == "pull") o.pull = true;
-      else die("--direction push|pull");
+      if (d == "push")
+        o.pull = false;
+      else if (d == "pull")
+        o.pull = true;
+      else
+        die("--direction push|pull");
     } else if (a == "--write-size") {
       o.write_size = static_cast<std::size_t>(parse_long(val(), 1, 16 << 20, "write-size"));
     } else if (a == "--concurrency") {
@@ -268,9 +277,12 @@ Options parse_args(int argc, char** argv) {
       o.sni = val();
     } else if (a == "--tls-version") {
       std::string v = val();
-      if (v == "1.2") o.tls_version = TLS1_2_VERSION;
-      else if (v == "1.3") o.tls_version = TLS1_3_VERSION;
-      else die("--tls-version 1.2|1.3");
+      if (v == "1.2")
+        o.tls_version = TLS1_2_VERSION;
+      else if (v == "1.3")
+        o.tls_version = TLS1_3_VERSION;
+      else
+        die("--tls-version 1.2|1.3");
     } else if (a == "--tls-verify-each") {
       o.tls_verify_each = true;
     } else {
@@ -310,9 +322,12 @@ rlim_t nofile_limit() {
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';
-    else out += c;
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += ' ';
+    else
+      out += c;
   }
   return out;
 }
@@ -360,8 +375,7 @@ class Servers {
  public:
   enum Which { discard = 0, source = 1, echo = 2, echo1 = 3 };
 
-  Servers(int threads, std::array<unsigned short, 4> ports, std::size_t bufsize)
-      : pool_(threads), bufsize_(bufsize) {
+  Servers(int threads, std::array<unsigned short, 4> ports, std::size_t bufsize) : pool_(threads), bufsize_(bufsize) {
     for (int w = 0; w < 4; ++w) {
       auto acc = std::make_unique<tcp::acceptor>(pool_.at(0));
       tcp::endpoint ep(asio::ip::address_v4::loopback(), ports[static_cast<std::size_t>(w)]);
@@ -374,8 +388,7 @@ class Servers {
       ports_[static_cast<std::size_t>(w)] = acc->local_endpoint().port();
       acceptors_.push_back(std::move(acc));
     }
-    for (int w = 0; w < 4; ++w)
-      asio::co_spawn(pool_.at(0), accept_loop(static_cast<Which>(w)), asio::detached);
+    for (int w = 0; w < 4; ++w) asio::co_spawn(pool_.at(0), accept_loop(static_cast<Which>(w)), asio::detached);
     pool_.start();
   }
   unsigned short port(Which w) const { return ports_[static_cast<std::size_t>(w)]; }
@@ -411,7 +424,8 @@ class Servers {
     std::unique_ptr<char[]> buf(new char[bufsize_]);
     for (;;) {
       error_code ec;
-      std::size_t n = co_await s.async_read_some(asio::buffer(buf.get(), bufsize_), asio::redirect_error(use_awaitable, ec));
+      std::size_t n =
+          co_await s.async_read_some(asio::buffer(buf.get(), bufsize_), asio::redirect_error(use_awaitable, ec));
       if (n) counters_.discard_rx.fetch_add(n, std::memory_order_relaxed);
       if (ec) co_return;
     }
@@ -469,7 +483,18 @@ class Servers {
 };
 
 // ---- handshakes -----------------------------------------------------------------------------------
-enum class Err { none, connect_refused, connect_other, handshake_io, handshake_reject, echo_io, echo_mismatch, no_eof, timeout, tls_handshake };
+enum class Err {
+  none,
+  connect_refused,
+  connect_other,
+  handshake_io,
+  handshake_reject,
+  echo_io,
+  echo_mismatch,
+  no_eof,
+  timeout,
+  tls_handshake
+};
 constexpr std::size_t kErrKinds = 10;
 
 const char* err_name(Err e) {
@@ -494,7 +519,8 @@ struct HandshakeResult {
 };
 
 // Connects to the proxy (or directly to `target`) with TCP_NODELAY.
-awaitable<Err> connect_first(tcp::socket& s, Kind kind, const std::optional<tcp::endpoint>& proxy, const tcp::endpoint& target) {
+awaitable<Err> connect_first(tcp::socket& s, Kind kind, const std::optional<tcp::endpoint>& proxy,
+                             const tcp::endpoint& target) {
   error_code ec;
   tcp::endpoint first = (kind == Kind::none) ? target : *proxy;
   co_await s.async_connect(first, asio::redirect_error(use_awaitable, ec));
@@ -515,8 +541,7 @@ awaitable<HandshakeResult> proxy_handshake(Stream& s, Kind kind, const tcp::endp
   };
   switch (kind) {
     case Kind::none:
-    case Kind::forward:
-      co_return r;
+    case Kind::forward: co_return r;
     case Kind::socks5: {
       const std::array<unsigned char, 3> greet{5, 1, 0};
       co_await asio::async_write(s, asio::buffer(greet), asio::redirect_error(use_awaitable, ec));
@@ -544,10 +569,14 @@ awaitable<HandshakeResult> proxy_handshake(Stream& s, Kind kind, const tcp::endp
       if (ec) co_return hs_fail(Err::handshake_io);
       if (head[0] != 5 || head[1] != 0) co_return hs_fail(Err::handshake_reject);
       std::size_t rest = 0;
-      if (head[3] == 1) rest = 4 - 1 + 2;
-      else if (head[3] == 4) rest = 16 - 1 + 2;
-      else if (head[3] == 3) rest = head[4] + 2u;
-      else co_return hs_fail(Err::handshake_reject);
+      if (head[3] == 1)
+        rest = 4 - 1 + 2;
+      else if (head[3] == 4)
+        rest = 16 - 1 + 2;
+      else if (head[3] == 3)
+        rest = head[4] + 2u;
+      else
+        co_return hs_fail(Err::handshake_reject);
       std::array<unsigned char, 300> tail{};
       co_await asio::async_read(s, asio::buffer(tail.data(), rest), asio::redirect_error(use_awaitable, ec));
       if (ec) co_return hs_fail(Err::handshake_io);
@@ -555,8 +584,15 @@ awaitable<HandshakeResult> proxy_handshake(Stream& s, Kind kind, const tcp::endp
     }
     case Kind::socks4: {
       if (!target.address().is_v4()) co_return hs_fail(Err::handshake_reject);
-      std::array<unsigned char, 9> req{4, 1, static_cast<unsigned char>(target.port() >> 8),
-                                       static_cast<unsigned char>(target.port() & 0xff), 0, 0, 0, 0, 0};
+      std::array<unsigned char, 9> req{4,
+                                       1,
+                                       static_cast<unsigned char>(target.port() >> 8),
+                                       static_cast<unsigned char>(target.port() & 0xff),
+                                       0,
+                                       0,
+                                       0,
+                                       0,
+                                       0};
       auto b = target.address().to_v4().to_bytes();
       std::copy(b.begin(), b.end(), req.begin() + 4);
       co_await asio::async_write(s, asio::buffer(req), asio::redirect_error(use_awaitable, ec));
@@ -568,7 +604,8 @@ awaitable<HandshakeResult> proxy_handshake(Stream& s, Kind kind, const tcp::endp
       co_return r;
     }
     case Kind::http: {
-      std::string hp = target.address().is_v6() ? "[" + target.address().to_string() + "]" : target.address().to_string();
+      std::string hp =
+          target.address().is_v6() ? "[" + target.address().to_string() + "]" : target.address().to_string();
       hp += ":" + std::to_string(target.port());
       std::string req = "CONNECT " + hp + " HTTP/1.1\r\nHost: " + hp + "\r\n\r\n";
       co_await asio::async_write(s, asio::buffer(req), asio::redirect_error(use_awaitable, ec));
@@ -742,7 +779,8 @@ class TlsClient {
   asio::ssl::context& context() { return ctx_; }
 
   // TCP connect, TLS handshake, then the proxy protocol inside TLS.
-  awaitable<HandshakeResult> open(TlsStream& s, Kind kind, const std::optional<tcp::endpoint>& proxy, const tcp::endpoint& target) {
+  awaitable<HandshakeResult> open(TlsStream& s, Kind kind, const std::optional<tcp::endpoint>& proxy,
+                                  const tcp::endpoint& target) {
     Err e = co_await connect_first(s.next_layer(), kind, proxy, target);
     if (e != Err::none) co_return HandshakeResult{e, {}};
     SSL* ssl = s.native_handle();
@@ -761,8 +799,9 @@ class TlsClient {
   std::string json() {
     std::lock_guard lk(mu_);
     return ",\"tls\":{\"version\":\"" + version_ + "\",\"cipher\":\"" + cipher_ + "\",\"group\":\"" + group_ +
-           "\",\"resumption\":\"off\",\"chain_verify\":\"" + (verify_each_ ? "each handshake" : "once per certificate") +
-           "\",\"sni\":\"" + json_escape(sni_) + "\",\"first_error\":\"" + json_escape(first_error_) + "\"}";
+           "\",\"resumption\":\"off\",\"chain_verify\":\"" +
+           (verify_each_ ? "each handshake" : "once per certificate") + "\",\"sni\":\"" + json_escape(sni_) +
+           "\",\"first_error\":\"" + json_escape(first_error_) + "\"}";
   }
   std::string human() {
     std::lock_guard lk(mu_);
@@ -776,7 +815,8 @@ class TlsClient {
     std::lock_guard lk(mu_);
     if (ec && first_error_.empty()) {
       long vr = SSL_get_verify_result(ssl);
-      first_error_ = ec.message() + (vr != X509_V_OK ? std::string(" (") + X509_verify_cert_error_string(vr) + ")" : "");
+      first_error_ =
+          ec.message() + (vr != X509_V_OK ? std::string(" (") + X509_verify_cert_error_string(vr) + ")" : "");
       noted_err_ = true;
     } else if (!ec && version_.empty()) {
       version_ = SSL_get_version(ssl);
@@ -847,7 +887,9 @@ struct Conn<TlsStream> {
     co_return co_await env.tls->open(s, env.o.kind, env.o.proxy, target);
   }
   // The TLS server's close: close_notify then FIN (eof), or FIN alone (stream_truncated).
-  static bool is_eof(const error_code& ec) { return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated; }
+  static bool is_eof(const error_code& ec) {
+    return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+  }
 };
 
 void emit(const Options& o, const std::string& json_fields, const std::string& human) {
@@ -888,7 +930,8 @@ awaitable<void> tput_stream(Env& env, TputShared& sh) {
   if (o.pull) {
     sh.client_rx += hr.leftover.size();
     while (!sh.stop.load(std::memory_order_relaxed)) {
-      std::size_t n = co_await s.async_read_some(asio::buffer(buf.get(), o.write_size), asio::redirect_error(use_awaitable, ec));
+      std::size_t n =
+          co_await s.async_read_some(asio::buffer(buf.get(), o.write_size), asio::redirect_error(use_awaitable, ec));
       if (n) sh.client_rx.fetch_add(n, std::memory_order_relaxed);
       if (ec) break;
     }
@@ -906,17 +949,20 @@ int run_throughput(Env& env) {
   Pool pool(o.threads);
   TputShared sh;
   for (int i = 0; i < o.streams; ++i)
-    asio::co_spawn(pool.at(static_cast<std::size_t>(i)), env.tls ? tput_stream<TlsStream>(env, sh) : tput_stream<tcp::socket>(env, sh),
-                   asio::detached);
+    asio::co_spawn(pool.at(static_cast<std::size_t>(i)),
+                   env.tls ? tput_stream<TlsStream>(env, sh) : tput_stream<tcp::socket>(env, sh), asio::detached);
   pool.start();
   auto t0 = Clock::now();
-  while (sh.ready + sh.failed < o.streams && secs_since(t0) < 10) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (sh.ready + sh.failed < o.streams && secs_since(t0) < 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (sh.ready < o.streams) {
     sh.stop = true;
     pool.stop();
-    emit(o, "\"ok\":false,\"error\":\"" + std::string(err_name(static_cast<Err>(sh.err_kind.load()))) + "\",\"streams_ready\":" + std::to_string(sh.ready.load()) + env.tls_json(),
-         "throughput FAILED: " + std::to_string(sh.ready.load()) + "/" + std::to_string(o.streams) + " streams opened (" +
-             err_name(static_cast<Err>(sh.err_kind.load())) + ")" + env.tls_human());
+    emit(o,
+         "\"ok\":false,\"error\":\"" + std::string(err_name(static_cast<Err>(sh.err_kind.load()))) +
+             "\",\"streams_ready\":" + std::to_string(sh.ready.load()) + env.tls_json(),
+         "throughput FAILED: " + std::to_string(sh.ready.load()) + "/" + std::to_string(o.streams) +
+             " streams opened (" + err_name(static_cast<Err>(sh.err_kind.load())) + ")" + env.tls_human());
     return 1;
   }
   auto counter = [&]() -> std::uint64_t {
@@ -941,9 +987,9 @@ int run_throughput(Env& env) {
            "\",\"streams\":" + std::to_string(o.streams) + ",\"write_size\":" + std::to_string(o.write_size) +
            ",\"seconds\":" + fmt(dt, 3) + ",\"bytes\":" + std::to_string(b1 - b0) + ",\"gbit_s\":" + fmt(gbps, 3) +
            ",\"streams_failed\":" + std::to_string(failed) + cpu.json() + env.tls_json(),
-       "throughput " + std::string(o.pull ? "pull" : "push") + " kind=" + o.kind_name + " streams=" + std::to_string(o.streams) +
-           ": " + fmt(gbps, 2) + " Gbit/s at the receiver over " + fmt(dt, 2) + " s" + cpu.human() + env.tls_human() +
-           (failed ? " (STREAMS FAILED)" : ""));
+       "throughput " + std::string(o.pull ? "pull" : "push") + " kind=" + o.kind_name +
+           " streams=" + std::to_string(o.streams) + ": " + fmt(gbps, 2) + " Gbit/s at the receiver over " +
+           fmt(dt, 2) + " s" + cpu.human() + env.tls_human() + (failed ? " (STREAMS FAILED)" : ""));
   return failed ? 1 : 0;
 }
 
@@ -987,9 +1033,12 @@ awaitable<void> rate_worker(Env& env, RateThreadStats& st, Clock::time_point mea
       std::size_t have = std::min(hr.leftover.size(), back.size());
       std::memcpy(back.data(), hr.leftover.data(), have);
       if (have < back.size())
-        co_await asio::async_read(*s, asio::buffer(back.data() + have, back.size() - have), asio::redirect_error(use_awaitable, ec));
-      if (ec) err = Err::echo_io;
-      else if (back != msg) err = Err::echo_mismatch;
+        co_await asio::async_read(*s, asio::buffer(back.data() + have, back.size() - have),
+                                  asio::redirect_error(use_awaitable, ec));
+      if (ec)
+        err = Err::echo_io;
+      else if (back != msg)
+        err = Err::echo_mismatch;
     }
     if (err == Err::none) {
       // The echo server closes after one message: wait for that EOF, then close (passive close).
@@ -1068,9 +1117,9 @@ int run_rate(Env& env) {
            ",\"lat_us\":{\"p50\":" + fmt(p.p50, 1) + ",\"p90\":" + fmt(p.p90, 1) + ",\"p99\":" + fmt(p.p99, 1) +
            ",\"max\":" + fmt(p.max, 1) + ",\"mean\":" + fmt(p.mean, 1) + "},\"errors\":" + std::to_string(nerr) +
            ",\"errors_by_kind\":{" + ej + "}" + cpu.json() + env.tls_json(),
-       "rate kind=" + o.kind_name + " c=" + std::to_string(o.concurrency) + ": " + fmt(rate, 0) + " cycles/s, latency p50 " +
-           fmt(p.p50, 0) + " us p90 " + fmt(p.p90, 0) + " us p99 " + fmt(p.p99, 0) + " us, errors " + std::to_string(nerr) + eh +
-           cpu.human() + env.tls_human());
+       "rate kind=" + o.kind_name + " c=" + std::to_string(o.concurrency) + ": " + fmt(rate, 0) +
+           " cycles/s, latency p50 " + fmt(p.p50, 0) + " us p90 " + fmt(p.p90, 0) + " us p99 " + fmt(p.p99, 0) +
+           " us, errors " + std::to_string(nerr) + eh + cpu.human() + env.tls_human());
   return ok > 0 ? 0 : 1;
 }
 
@@ -1131,8 +1180,10 @@ awaitable<void> idle_opener(Env& env, IdleShared& sh, Clock::time_point deadline
     if (err == Err::none) {
       co_await asio::async_write(*s, asio::buffer(msg), asio::redirect_error(use_awaitable, ec));
       if (!ec) co_await asio::async_read(*s, asio::buffer(back), asio::redirect_error(use_awaitable, ec));
-      if (ec) err = Err::echo_io;
-      else if (back != msg) err = Err::echo_mismatch;
+      if (ec)
+        err = Err::echo_io;
+      else if (back != msg)
+        err = Err::echo_mismatch;
     }
     if (err != Err::none) {
       sh.errs[static_cast<std::size_t>(err)]++;
@@ -1149,8 +1200,8 @@ int run_idle(Env& env) {
   const Options& o = env.o;
   rlim_t need = static_cast<rlim_t>(o.tunnels) * (o.external_servers ? 1 : 2) + 64;
   if (nofile_limit() < need)
-    die("descriptor limit " + std::to_string(nofile_limit()) + " too low for " + std::to_string(o.tunnels) + " tunnels (need " +
-        std::to_string(need) + ")");
+    die("descriptor limit " + std::to_string(nofile_limit()) + " too low for " + std::to_string(o.tunnels) +
+        " tunnels (need " + std::to_string(need) + ")");
   MemSample before;
   if (o.pid) {
     before = sample_memory(o.pid);
@@ -1164,9 +1215,11 @@ int run_idle(Env& env) {
   int openers = std::min(o.open_concurrency, o.tunnels);
   std::atomic<int> done{0};
   for (int i = 0; i < openers; ++i)
-    asio::co_spawn(pool.at(static_cast<std::size_t>(i)), idle_opener(env, sh, deadline), [&done](std::exception_ptr) { done++; });
+    asio::co_spawn(pool.at(static_cast<std::size_t>(i)), idle_opener(env, sh, deadline),
+                   [&done](std::exception_ptr) { done++; });
   pool.start();
-  while (done < openers && Clock::now() < deadline + std::chrono::seconds(2)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (done < openers && Clock::now() < deadline + std::chrono::seconds(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   double open_s = secs_since(t0);
   int opened = sh.opened.load();
   std::this_thread::sleep_for(std::chrono::duration<double>(o.settle));
@@ -1197,21 +1250,24 @@ int run_idle(Env& env) {
   double per_rss = opened ? static_cast<double>(after.rss_kib - before.rss_kib) / opened : 0;
   double per_pss = opened ? static_cast<double>(after.pss_kib - before.pss_kib) / opened : 0;
   bool ok = opened == o.tunnels && alive == opened;
-  std::string mem_json = o.pid ? ",\"pid\":" + std::to_string(o.pid) + ",\"procs_before\":" + std::to_string(before.procs) +
-                                     ",\"procs_after\":" + std::to_string(after.procs) + ",\"rss_kib_before\":" +
-                                     std::to_string(before.rss_kib) + ",\"rss_kib_after\":" + std::to_string(after.rss_kib) +
-                                     ",\"pss_kib_before\":" + std::to_string(before.pss_kib) + ",\"pss_kib_after\":" +
-                                     std::to_string(after.pss_kib) + ",\"kib_per_tunnel\":" + fmt(per_rss, 3) +
-                                     ",\"pss_kib_per_tunnel\":" + fmt(per_pss, 3)
-                               : std::string();
+  std::string mem_json =
+      o.pid ? ",\"pid\":" + std::to_string(o.pid) + ",\"procs_before\":" + std::to_string(before.procs) +
+                  ",\"procs_after\":" + std::to_string(after.procs) +
+                  ",\"rss_kib_before\":" + std::to_string(before.rss_kib) +
+                  ",\"rss_kib_after\":" + std::to_string(after.rss_kib) +
+                  ",\"pss_kib_before\":" + std::to_string(before.pss_kib) +
+                  ",\"pss_kib_after\":" + std::to_string(after.pss_kib) + ",\"kib_per_tunnel\":" + fmt(per_rss, 3) +
+                  ",\"pss_kib_per_tunnel\":" + fmt(per_pss, 3)
+            : std::string();
   emit(o,
        "\"ok\":" + std::string(ok ? "true" : "false") + ",\"tunnels\":" + std::to_string(o.tunnels) + ",\"opened\":" +
            std::to_string(opened) + ",\"alive\":" + std::to_string(alive) + ",\"open_seconds\":" + fmt(open_s, 3) +
            ",\"errors\":" + std::to_string(nerr) + ",\"errors_by_kind\":{" + ej + "}" + mem_json,
-       "idle kind=" + o.kind_name + ": " + std::to_string(opened) + "/" + std::to_string(o.tunnels) + " tunnels opened in " +
-           fmt(open_s, 1) + " s, " + std::to_string(alive) + " alive" +
-           (o.pid ? ", proxy RSS " + std::to_string(before.rss_kib) + " -> " + std::to_string(after.rss_kib) + " KiB (" +
-                        std::to_string(after.procs) + " procs): " + fmt(per_rss, 2) + " KiB/tunnel (PSS " + fmt(per_pss, 2) + ")"
+       "idle kind=" + o.kind_name + ": " + std::to_string(opened) + "/" + std::to_string(o.tunnels) +
+           " tunnels opened in " + fmt(open_s, 1) + " s, " + std::to_string(alive) + " alive" +
+           (o.pid ? ", proxy RSS " + std::to_string(before.rss_kib) + " -> " + std::to_string(after.rss_kib) +
+                        " KiB (" + std::to_string(after.procs) + " procs): " + fmt(per_rss, 2) + " KiB/tunnel (PSS " +
+                        fmt(per_pss, 2) + ")"
                   : std::string(" (no --pid: memory not measured)")) +
            (nerr ? ", errors" + eh : ""));
   return ok ? 0 : 1;
@@ -1223,8 +1279,9 @@ int run_pingpong(Env& env) {
   asio::io_context ctx(1);
   tcp::socket s(ctx);
   HandshakeResult hr;
-  asio::co_spawn(ctx, [&]() -> awaitable<void> { hr = co_await open_tunnel(s, o.kind, o.proxy, env.target(Servers::echo)); },
-                 asio::detached);
+  asio::co_spawn(
+      ctx, [&]() -> awaitable<void> { hr = co_await open_tunnel(s, o.kind, o.proxy, env.target(Servers::echo)); },
+      asio::detached);
   ctx.run_for(std::chrono::seconds(10));
   if (hr.err != Err::none || !s.is_open()) {
     emit(o, "\"ok\":false,\"error\":\"" + std::string(err_name(hr.err)) + "\"",
@@ -1281,11 +1338,13 @@ int run_pingpong(Env& env) {
   }
   Percentiles p = percentiles(lat);
   emit(o,
-       "\"ok\":" + std::string(failed ? "false" : "true") + ",\"size\":" + std::to_string(o.size) + ",\"round_trips\":" +
-           std::to_string(p.n) + ",\"rtt_us\":{\"p50\":" + fmt(p.p50, 2) + ",\"p90\":" + fmt(p.p90, 2) + ",\"p99\":" +
-           fmt(p.p99, 2) + ",\"max\":" + fmt(p.max, 1) + ",\"mean\":" + fmt(p.mean, 2) + "}",
-       "pingpong kind=" + o.kind_name + " size=" + std::to_string(o.size) + ": " + std::to_string(p.n) + " round trips, p50 " +
-           fmt(p.p50, 1) + " us p90 " + fmt(p.p90, 1) + " us p99 " + fmt(p.p99, 1) + " us" + (failed ? " (FAILED)" : ""));
+       "\"ok\":" + std::string(failed ? "false" : "true") + ",\"size\":" + std::to_string(o.size) +
+           ",\"round_trips\":" + std::to_string(p.n) + ",\"rtt_us\":{\"p50\":" + fmt(p.p50, 2) +
+           ",\"p90\":" + fmt(p.p90, 2) + ",\"p99\":" + fmt(p.p99, 2) + ",\"max\":" + fmt(p.max, 1) +
+           ",\"mean\":" + fmt(p.mean, 2) + "}",
+       "pingpong kind=" + o.kind_name + " size=" + std::to_string(o.size) + ": " + std::to_string(p.n) +
+           " round trips, p50 " + fmt(p.p50, 1) + " us p90 " + fmt(p.p90, 1) + " us p99 " + fmt(p.p99, 1) + " us" +
+           (failed ? " (FAILED)" : ""));
   return failed ? 1 : 0;
 }
 
@@ -1299,7 +1358,8 @@ int main(int argc, char** argv) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(static_cast<unsigned>(o.cpu), &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity failed for --cpu " + std::to_string(o.cpu));
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+      die("sched_setaffinity failed for --cpu " + std::to_string(o.cpu));
   }
   // Hard cap on the whole run, whatever happens below.
   double cap = o.warmup + o.seconds + 60;
@@ -1317,8 +1377,8 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   if (o.mode == "serve") {
-    std::printf("{\"mode\":\"serve\",\"discard\":%u,\"source\":%u,\"echo\":%u,\"echo1\":%u}\n", env.ports[0], env.ports[1],
-                env.ports[2], env.ports[3]);
+    std::printf("{\"mode\":\"serve\",\"discard\":%u,\"source\":%u,\"echo\":%u,\"echo1\":%u}\n", env.ports[0],
+                env.ports[1], env.ports[2], env.ports[3]);
     std::fflush(stdout);
     std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
   } else if (o.mode == "throughput") {

@@ -30,10 +30,10 @@ struct session_services {
   relay_pools* pools = nullptr;
   session_registry* registry = nullptr;
   config::password_cache* passwords = nullptr;
-  health_board* health = nullptr;          ///< null when the process runs no health checks
+  health_board* health = nullptr;  ///< null when the process runs no health checks
   egress_pools* egress = nullptr;
   tls_failure_log* tls_failures = nullptr;
-  const backend_kinds* kinds = nullptr;    ///< what each backend kind adds to a session
+  const backend_kinds* kinds = nullptr;                 ///< what each backend kind adds to a session
   const http_door_extension* http_extension = nullptr;  ///< plain-HTTP doors beside forward proxying
 };
 

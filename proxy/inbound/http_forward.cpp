@@ -165,8 +165,8 @@ struct exchange {
   bool request_done = false;      ///< the whole request body went upstream
   bool response_started = false;  ///< response bytes reached the client
   bool response_done = false;
-  bool client_keep = false;       ///< the client connection may carry another request
-  bool upstream_keep = false;     ///< the upstream connection may carry another request
+  bool client_keep = false;    ///< the client connection may carry another request
+  bool upstream_keep = false;  ///< the upstream connection may carry another request
   unsigned status = 0;
   std::uint64_t bytes_up = 0;
   std::uint64_t bytes_down = 0;
@@ -213,7 +213,8 @@ net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const st
 }
 
 /// Writes a response head (interim or final) to the client and counts it as response bytes.
-net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, std::vector<std::uint8_t> head, exchange& x) {
+net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, std::vector<std::uint8_t> head,
+                                               exchange& x) {
   auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
   if (x.stop) {
     co_return pass_result::stopped;
@@ -227,8 +228,8 @@ net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, st
 }
 
 /// Client -> upstream: the request body, as its framing delimits it. Never throws.
-net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::client_stream& upstream, tunnel::body_framing framing,
-                                       exchange& x) {
+net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::client_stream& upstream,
+                                       tunnel::body_framing framing, exchange& x) {
   try {
     if (framing.kind == tunnel::body_kind::none) {
       x.request_done = true;
@@ -288,8 +289,8 @@ net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::cl
 }
 
 /// Upstream -> client: interim responses, then the final head and its body. Never throws.
-net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::client_stream& upstream, const tunnel::request_head& request,
-                                    exchange& x) {
+net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::client_stream& upstream,
+                                    const tunnel::request_head& request, exchange& x) {
   bool ok = false;
   try {
     std::vector<std::uint8_t> buf(chunk_size);
@@ -431,8 +432,9 @@ target target_of(const tunnel::authority_target& a) {
 
 /// One absolute-form request. Returns true when the client connection may carry another one;
 /// `carry` then holds the client bytes already read behind this request.
-net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::request_head& head, std::vector<std::uint8_t>& carry,
-                                 upstream_leg& up, const session_context& ctx, access_record& rec) {
+net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::request_head& head,
+                                 std::vector<std::uint8_t>& carry, upstream_leg& up, const session_context& ctx,
+                                 access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   rec.target = tunnel::to_string(head.authority);
   if (!http_proxy_authorized(ctx, head, rec)) {
@@ -617,8 +619,8 @@ outcome outcome_of_status(unsigned status) {
 
 }  // namespace
 
-net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
-                                    const session_context& ctx, access_record& rec) {
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first,
+                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   upstream_leg up;
   tunnel::request_head head = std::move(first);

@@ -25,8 +25,8 @@ namespace edgerelay::proxy {
 /// bytes read behind `first`'s head. One access line per request: every request but the last is
 /// written here when the next one starts; the last stays in `rec` for the session to write.
 /// Never throws; returns when the client connection is done.
-net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> carry,
-                                    const session_context& ctx, access_record& rec);
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first,
+                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec);
 
 namespace http_detail {
 

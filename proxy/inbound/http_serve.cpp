@@ -10,8 +10,8 @@
 
 namespace edgerelay::proxy {
 
-net::awaitable<void> serve_http(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> leftover,
-                                const session_context& ctx, access_record& rec) {
+net::awaitable<void> serve_http(tunnel::client_stream& client, tunnel::request_head first,
+                                std::vector<std::uint8_t> leftover, const session_context& ctx, access_record& rec) {
   try {
     const http_door_extension* extension = ctx.services->http_extension;
     if (extension != nullptr && co_await extension->serve(client, first, leftover, ctx, rec)) {

@@ -16,7 +16,7 @@ namespace edgerelay::proxy {
 /// Takes over a client connection after its first request head was read. `leftover` holds the
 /// bytes the client sent after that head (a body, or following requests). Writes the access
 /// record's fields it learns; never throws. Returns when the client connection is done.
-net::awaitable<void> serve_http(tunnel::client_stream& client, tunnel::request_head first, std::vector<std::uint8_t> leftover,
-                                const session_context& ctx, access_record& rec);
+net::awaitable<void> serve_http(tunnel::client_stream& client, tunnel::request_head first,
+                                std::vector<std::uint8_t> leftover, const session_context& ctx, access_record& rec);
 
 }  // namespace edgerelay::proxy

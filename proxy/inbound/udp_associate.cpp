@@ -32,10 +32,10 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-constexpr std::size_t max_datagram = 64 * 1024;  ///< receive buffer per direction
+constexpr std::size_t max_datagram = 64 * 1024;        ///< receive buffer per direction
 constexpr std::size_t max_ip_header = 3 + 1 + 16 + 2;  ///< RSV FRAG ATYP IPv6 PORT: a reply's header
-constexpr std::size_t max_peers = 256;  ///< targets remembered for their replies (oldest forgotten first)
-constexpr std::size_t max_names = 32;   ///< names remembered with their decision
+constexpr std::size_t max_peers = 256;           ///< targets remembered for their replies (oldest forgotten first)
+constexpr std::size_t max_names = 32;            ///< names remembered with their decision
 constexpr unsigned max_consecutive_errors = 64;  ///< receive errors in a row that end a pump
 
 net::ip::address unmapped(const net::ip::address& a) {
@@ -45,9 +45,13 @@ net::ip::address unmapped(const net::ip::address& a) {
   return a;
 }
 
-udp::endpoint unmapped(const udp::endpoint& ep) { return udp::endpoint(unmapped(ep.address()), ep.port()); }
+udp::endpoint unmapped(const udp::endpoint& ep) {
+  return udp::endpoint(unmapped(ep.address()), ep.port());
+}
 
-std::string to_string(const udp::endpoint& ep) { return proxy::to_string(tcp::endpoint(ep.address(), ep.port())); }
+std::string to_string(const udp::endpoint& ep) {
+  return proxy::to_string(tcp::endpoint(ep.address(), ep.port()));
+}
 
 socks::target_address to_socks(const udp::endpoint& ep) {
   socks::target_address t;
@@ -93,8 +97,8 @@ struct association {
   association(const net::any_io_executor& ex, const config::policy& p, phase_deadline& d, access_record& r)
       : front(ex), back(ex), pol(p), dl(d), rec(r) {}
 
-  udp::socket front;  ///< faces the client: the relay address in the reply
-  udp::socket back;   ///< faces the targets
+  udp::socket front;     ///< faces the client: the relay address in the reply
+  udp::socket back;      ///< faces the targets
   bool back_v6 = false;  ///< dual-stack IPv6 socket (IPv4 targets as v4-mapped); else IPv4 only
   net::ip::address client_ip;
   std::uint16_t client_port = 0;  ///< 0 until the client's first datagram when its request named 0
@@ -169,8 +173,8 @@ class resolve_phase {
 };
 
 void log_denied(const association& a, const socks::target_address& t, std::string_view rule) {
-  log::debug("udp", "association from ", a.rec.client, ": datagram to ", socks::to_string(t), " denied by rule '",
-             rule, "'");
+  log::debug("udp", "association from ", a.rec.client, ": datagram to ", socks::to_string(t), " denied by rule '", rule,
+             "'");
 }
 
 /// Where a datagram for `t` goes, decided as a CONNECT's target: an address is decided as it is;
@@ -223,8 +227,8 @@ net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const
 
   tcp::resolver resolver(co_await net::this_coro::executor);
   const resolve_phase phase(a.dl, resolver, a.connect_timeout);
-  auto [ec, results] = co_await resolver.async_resolve(where.host, std::to_string(where.port),
-                                                       tcp::resolver::numeric_service, use_ec);
+  auto [ec, results] =
+      co_await resolver.async_resolve(where.host, std::to_string(where.port), tcp::resolver::numeric_service, use_ec);
   if (ec) {
     ++a.dropped.unresolved;
     log::debug("udp", "association from ", a.rec.client, ": ", where.host, " does not resolve: ", ec);
@@ -326,8 +330,8 @@ net::awaitable<void> pump_up(association& a) {
         continue;
       }
       const std::size_t payload = n - header->payload_offset;
-      auto [sec, sent] =
-          co_await a.back.async_send_to(net::buffer(buf.data() + header->payload_offset, payload), a.for_back(*to), use_ec);
+      auto [sec, sent] = co_await a.back.async_send_to(net::buffer(buf.data() + header->payload_offset, payload),
+                                                       a.for_back(*to), use_ec);
       if (sec) {
         if (sec == net::error::operation_aborted || !a.back.is_open()) {
           co_return;
@@ -352,8 +356,8 @@ net::awaitable<void> pump_down(association& a) {
     unsigned errors = 0;
     for (;;) {
       udp::endpoint from;
-      auto [ec, n] = co_await a.back.async_receive_from(net::buffer(buf.data() + max_ip_header, max_datagram), from,
-                                                        use_ec);
+      auto [ec, n] =
+          co_await a.back.async_receive_from(net::buffer(buf.data() + max_ip_header, max_datagram), from, use_ec);
       if (ec) {
         if (ec == net::error::operation_aborted || !a.back.is_open() || ++errors > max_consecutive_errors) {
           co_return;
@@ -436,8 +440,9 @@ bool open_back(udp::socket& s, bool& v6, error_code& ec) {
   return !ec;
 }
 
-net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks_server& socks, const target& client_said,
-                                     const session_context& ctx, access_record& rec, phase_deadline& dl) {
+net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks_server& socks,
+                                     const target& client_said, const session_context& ctx, access_record& rec,
+                                     phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   association a(client.get_executor(), ctx.snapshot->pol, dl, rec);
   a.client_ip = unmapped(ctx.peer.address());
@@ -461,8 +466,9 @@ net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks
 
   // The reply, from the codec: BND = the relay's UDP address.
   dl.start(limits.handshake_timeout);
-  const socks::step_t reply = socks.on_connect(opened ? socks::reply_code::succeeded : socks::reply_code::general_failure,
-                                               opened ? bound_of(relay) : socks::bound_address{});
+  const socks::step_t reply =
+      socks.on_connect(opened ? socks::reply_code::succeeded : socks::reply_code::general_failure,
+                       opened ? bound_of(relay) : socks::bound_address{});
   const auto* send = std::get_if<socks::step::send>(&reply);
   error_code write_ec = net::error::invalid_argument;
   if (send != nullptr) {
@@ -498,8 +504,9 @@ net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks
 
 }  // namespace
 
-net::awaitable<void> serve_udp_associate(tunnel::client_stream& client, socks::socks_server& socks, const target& client_said,
-                                         const session_context& ctx, access_record& rec, phase_deadline& dl) {
+net::awaitable<void> serve_udp_associate(tunnel::client_stream& client, socks::socks_server& socks,
+                                         const target& client_said, const session_context& ctx, access_record& rec,
+                                         phase_deadline& dl) {
   rec.protocol = "socks5-udp";
   try {
     co_await run_association(client, socks, client_said, ctx, rec, dl);

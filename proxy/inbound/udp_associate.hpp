@@ -23,7 +23,8 @@ namespace edgerelay::proxy {
 /// (its port is used when non-zero; the address is always the TCP peer's). `dl` bounds the reply
 /// and each name resolution; the caller settles it. Fills `rec` (protocol "socks5-udp", result,
 /// payload bytes both ways, the deciding rule of the first datagram). Never throws.
-net::awaitable<void> serve_udp_associate(tunnel::client_stream& client, socks::socks_server& socks, const target& client_said,
-                                         const session_context& ctx, access_record& rec, phase_deadline& dl);
+net::awaitable<void> serve_udp_associate(tunnel::client_stream& client, socks::socks_server& socks,
+                                         const target& client_said, const session_context& ctx, access_record& rec,
+                                         phase_deadline& dl);
 
 }  // namespace edgerelay::proxy

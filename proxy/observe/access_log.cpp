@@ -90,8 +90,7 @@ void write_access_line(const access_record& r) noexcept {
       }
       rest.remove_prefix(static_cast<std::size_t>(n));
     }
-  } catch (...) {
-  }
+  } catch (...) {}
 }
 
 }  // namespace edgerelay::proxy

@@ -14,20 +14,20 @@ namespace edgerelay::proxy {
 struct access_record {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::string_view listener;
-  std::string client;    ///< "ip:port"
-  std::string user;      ///< empty: anonymous
+  std::string client;                  ///< "ip:port"
+  std::string user;                    ///< empty: anonymous
   bool user_from_certificate = false;  ///< `user` is a verified client certificate's identity
   /// A name the client stated without proving it (a SOCKS4 USERID): logged, never matched by `users`.
   std::string claimed_user;
   std::string_view protocol = "unknown";
-  std::string target;    ///< as the client asked: "host:port"
-  std::string dialled;   ///< the address actually connected to
-  std::string rule;      ///< the deciding rule, "default", or empty when no decision was made
+  std::string target;   ///< as the client asked: "host:port"
+  std::string dialled;  ///< the address actually connected to
+  std::string rule;     ///< the deciding rule, "default", or empty when no decision was made
   outcome result = outcome::general_failure;
-  std::string_view detail;  ///< optional short reason ("idle_timeout", "reset", ...)
-  std::string tls_version;  ///< "TLSv1.3" when the client spoke TLS; empty for plain
-  std::string sni;          ///< the server name the TLS client asked for
-  std::string tls_error;    ///< why a client or backend TLS handshake failed
+  std::string_view detail;       ///< optional short reason ("idle_timeout", "reset", ...)
+  std::string tls_version;       ///< "TLSv1.3" when the client spoke TLS; empty for plain
+  std::string sni;               ///< the server name the TLS client asked for
+  std::string tls_error;         ///< why a client or backend TLS handshake failed
   std::uint64_t bytes_up = 0;    ///< client -> upstream
   std::uint64_t bytes_down = 0;  ///< upstream -> client
 };

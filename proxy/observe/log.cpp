@@ -32,15 +32,18 @@ void write_all(int fd, std::string_view text) noexcept {
 }
 }  // namespace
 
-void set_level(level l) noexcept { current_level.store(static_cast<int>(l), std::memory_order_relaxed); }
+void set_level(level l) noexcept {
+  current_level.store(static_cast<int>(l), std::memory_order_relaxed);
+}
 
-bool enabled(level l) noexcept { return static_cast<int>(l) >= current_level.load(std::memory_order_relaxed); }
+bool enabled(level l) noexcept {
+  return static_cast<int>(l) >= current_level.load(std::memory_order_relaxed);
+}
 
 std::string timestamp() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc{};
   gmtime_r(&secs, &utc);
   char buf[32];

@@ -14,17 +14,27 @@
 namespace edgerelay::proxy {
 
 /// Appends the pieces of a log line: strings, integers, error codes (their message).
-inline void append(std::string& out, std::string_view s) { out.append(s); }
-inline void append(std::string& out, const char* s) { out.append(s); }
-inline void append(std::string& out, const std::string& s) { out.append(s); }
-inline void append(std::string& out, char c) { out.push_back(c); }
+inline void append(std::string& out, std::string_view s) {
+  out.append(s);
+}
+inline void append(std::string& out, const char* s) {
+  out.append(s);
+}
+inline void append(std::string& out, const std::string& s) {
+  out.append(s);
+}
+inline void append(std::string& out, char c) {
+  out.push_back(c);
+}
 template <std::integral T>
 void append(std::string& out, T v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, end);
 }
-inline void append(std::string& out, const boost::system::error_code& ec) { out.append(ec.message()); }
+inline void append(std::string& out, const boost::system::error_code& ec) {
+  out.append(ec.message());
+}
 
 template <class... Parts>
 std::string concat(const Parts&... parts) {

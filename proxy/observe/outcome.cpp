@@ -73,8 +73,8 @@ outcome outcome_of_connect_error(const boost::system::error_code& ec) noexcept {
   if (ec == error::network_unreachable || ec == error::network_down) {
     return outcome::network_unreachable;
   }
-  if (ec == error::host_unreachable || ec == error::host_not_found ||
-      ec == error::host_not_found_try_again || ec == error::no_data || ec == error::no_recovery) {
+  if (ec == error::host_unreachable || ec == error::host_not_found || ec == error::host_not_found_try_again ||
+      ec == error::no_data || ec == error::no_recovery) {
     return outcome::host_unreachable;
   }
   if (ec == error::timed_out || ec == error::operation_aborted) {

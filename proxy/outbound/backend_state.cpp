@@ -86,8 +86,8 @@ std::string_view to_string(backend_health h) noexcept {
 
 health_board::health_board(const config::config& cfg) {
   for (const auto& b : cfg.backends) {
-    states_.emplace_back(b.name, std::make_unique<std::atomic<std::uint8_t>>(
-                                     static_cast<std::uint8_t>(backend_health::unknown)));
+    states_.emplace_back(
+        b.name, std::make_unique<std::atomic<std::uint8_t>>(static_cast<std::uint8_t>(backend_health::unknown)));
   }
 }
 

@@ -261,8 +261,8 @@ net::awaitable<outcome> secure_backend(tunnel::client_stream& upstream, const co
     co_return outcome::success;
   }
   // A backend that takes TCP but never finishes the handshake is as broken as one that fails it.
-  rec.tls_error = ec == net::error::operation_aborted ? "handshake timed out"
-                                                      : tunnel::tls_failure_reason(upstream.ssl(), ec);
+  rec.tls_error =
+      ec == net::error::operation_aborted ? "handshake timed out" : tunnel::tls_failure_reason(upstream.ssl(), ec);
   rec.result = outcome::backend_tls_failed;
   log::warn("tls", "backend '", backend->name, "' at ", rec.dialled, ": handshake failed: ", rec.tls_error);
   co_return rec.result;

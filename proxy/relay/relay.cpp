@@ -15,7 +15,6 @@
 #include <memory>
 #include <utility>
 
-
 namespace edgerelay::proxy {
 
 std::string_view to_string(relay_end e) noexcept {
@@ -35,8 +34,7 @@ using clock = std::chrono::steady_clock;
 
 class relay_op {
  public:
-  relay_op(tcp::socket& client, tcp::socket& upstream, relay_pools& pools, relay_options options,
-           relay_handler handler)
+  relay_op(tcp::socket& client, tcp::socket& upstream, relay_pools& pools, relay_options options, relay_handler handler)
       : pools_(pools),
         options_(options),
         handler_(std::move(handler)),
@@ -63,7 +61,7 @@ class relay_op {
     std::unique_ptr<std::uint8_t[]> buffer;
     std::size_t staged = 0;  // bytes in the pipe, or in buffer[offset, offset + staged)
     std::size_t offset = 0;
-    bool drained = false;    // the last read was short: wait for readiness before the next one
+    bool drained = false;  // the last read was short: wait for readiness before the next one
     std::uint64_t delivered = 0;
     bool eof = false;
     bool done = false;

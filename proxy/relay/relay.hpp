@@ -33,7 +33,7 @@ struct relay_result {
   std::uint64_t bytes_up = 0;    ///< delivered client -> upstream
   std::uint64_t bytes_down = 0;  ///< delivered upstream -> client
   relay_end end = relay_end::closed;
-  error_code error;              ///< the failing call's error for `reset`
+  error_code error;  ///< the failing call's error for `reset`
 };
 
 std::string_view to_string(relay_end e) noexcept;
@@ -52,8 +52,7 @@ void start_relay(tcp::socket& client, tcp::socket& upstream, relay_pools& pools,
                  relay_handler handler);
 
 template <class Token>
-auto async_relay(tcp::socket& client, tcp::socket& upstream, relay_pools& pools, relay_options options,
-                 Token&& token) {
+auto async_relay(tcp::socket& client, tcp::socket& upstream, relay_pools& pools, relay_options options, Token&& token) {
   return net::async_initiate<Token, void(relay_result)>(
       [](auto handler, tcp::socket* c, tcp::socket* u, relay_pools* p, relay_options o) {
         start_relay(*c, *u, *p, o, relay_handler(std::move(handler)));

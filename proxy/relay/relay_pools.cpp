@@ -35,8 +35,7 @@ void relay_pools::give_back(pipe_fds p) noexcept {
     try {
       pipes_.push_back(p);
       return;
-    } catch (...) {
-    }
+    } catch (...) {}
   }
   discard(p);
 }
@@ -59,8 +58,7 @@ void relay_pools::give_back(std::unique_ptr<std::uint8_t[]> b) noexcept {
   if (buffers_.size() < max_pooled) {
     try {
       buffers_.push_back(std::move(b));
-    } catch (...) {
-    }
+    } catch (...) {}
   }
 }
 

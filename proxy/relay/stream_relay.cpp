@@ -24,7 +24,7 @@ struct copy_state {
   tunnel::client_stream& client;
   tunnel::client_stream& upstream;
   clock::time_point last_activity = clock::now();
-  bool ended = false;  ///< a failure, an abort or the idle timeout ended the relay
+  bool ended = false;        ///< a failure, an abort or the idle timeout ended the relay
   bool half_closed = false;  ///< one direction has ended: fin_timeout applies
   bool rearm = false;        ///< the idle watch's wait was cut short to apply fin_timeout
   net::steady_timer* watch = nullptr;

@@ -36,7 +36,10 @@ net::awaitable<probe_report> probe_backend(config::backend_config b, std::chrono
     const tcp::endpoint ep(*address, static_cast<std::uint16_t>(b.portbase + 1));
     const auto ec = co_await with_deadline(connect_probe(ep), timeout);
     r.tcp_ok = ec && !*ec;
-    r.detail = concat("tcp ", to_string(ep), ' ', !ec ? std::string("timed out") : r.tcp_ok ? std::string("ok") : ec->message());
+    r.detail = concat("tcp ", to_string(ep), ' ',
+                      !ec        ? std::string("timed out")
+                      : r.tcp_ok ? std::string("ok")
+                                 : ec->message());
     if (b.kind == config::backend_kind::sql602) {
       const auto reply = co_await query_server(*address, b.portbase, timeout);
       r.discovery_ok = reply.has_value();

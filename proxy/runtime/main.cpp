@@ -200,8 +200,8 @@ int explain(const arguments& a) {
     std::cerr << "edgerelay explain: --from IP and --to HOST:PORT are required\n" << usage_text;
     return config::exit_usage;
   }
-  return emit(config::explain_command(a.config_path.value_or(""), a.from, a.to, a.user, a.listener,
-                                      resolve_for_explain));
+  return emit(
+      config::explain_command(a.config_path.value_or(""), a.from, a.to, a.user, a.listener, resolve_for_explain));
 }
 
 /// One probe round of every backend (as the health checks do), printed one line per backend.
@@ -232,7 +232,8 @@ int health(const arguments& a) {
   bool all_up = reports.size() == cfg->backends.size();
   for (std::size_t i = 0; i < reports.size(); ++i) {
     const auto& b = cfg->backends[i];
-    std::cout << "backend " << b.name << ": " << (reports[i].up() ? "up" : "down") << " (" << reports[i].detail << ")\n";
+    std::cout << "backend " << b.name << ": " << (reports[i].up() ? "up" : "down") << " (" << reports[i].detail
+              << ")\n";
     all_up = all_up && reports[i].up();
   }
   return all_up ? 0 : 1;

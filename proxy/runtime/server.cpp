@@ -137,10 +137,10 @@ void server::start() {
     log::info("listener", l.name, ": listening on ", to_string(at), " with ", n, " worker(s)");
     if (l.udp_bind) {
       const tcp::endpoint udp_at = endpoint_of_spec(*l.udp_bind);
-      auto door = std::make_unique<sql602_udp_door>(control_, l.name, udp::endpoint(udp_at.address(), udp_at.port()), at,
-                                                    snapshot_, *backends_);
-      log::info("listener", l.name, ": 602SQL discovery and breaks on udp ", door->local_endpoint().address().to_string(),
-                ':', door->local_endpoint().port());
+      auto door = std::make_unique<sql602_udp_door>(control_, l.name, udp::endpoint(udp_at.address(), udp_at.port()),
+                                                    at, snapshot_, *backends_);
+      log::info("listener", l.name, ": 602SQL discovery and breaks on udp ",
+                door->local_endpoint().address().to_string(), ':', door->local_endpoint().port());
       udp_doors_.emplace_back(l.name, std::move(door));
     }
   }
@@ -219,7 +219,6 @@ net::awaitable<void> server::shutdown_sequence() {
   file_watch_.cancel();
   keep_running_.reset();
 }
-
 
 void server::do_reload() {
   if (options_.config_path.empty()) {

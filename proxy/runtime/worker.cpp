@@ -24,13 +24,21 @@ namespace {
 class reuse_port {
  public:
   template <class Protocol>
-  int level(const Protocol&) const { return SOL_SOCKET; }
+  int level(const Protocol&) const {
+    return SOL_SOCKET;
+  }
   template <class Protocol>
-  int name(const Protocol&) const { return SO_REUSEPORT; }
+  int name(const Protocol&) const {
+    return SO_REUSEPORT;
+  }
   template <class Protocol>
-  const void* data(const Protocol&) const { return &value_; }
+  const void* data(const Protocol&) const {
+    return &value_;
+  }
   template <class Protocol>
-  std::size_t size(const Protocol&) const { return sizeof value_; }
+  std::size_t size(const Protocol&) const {
+    return sizeof value_;
+  }
 
  private:
   int value_ = 1;
@@ -111,7 +119,8 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
       continue;
     }
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
-    net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
+    net::co_spawn(acceptor.get_executor(),
+                  run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
                   session_done{services.active_sessions, services.per_source, source});
   }
 }

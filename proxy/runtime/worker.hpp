@@ -26,10 +26,10 @@ struct worker_services {
   relay_pools pools;
   session_registry registry;
   config::password_cache passwords;
-  std::shared_ptr<const runtime_snapshot> snapshot;  ///< the current one; sessions copy it at start
+  std::shared_ptr<const runtime_snapshot> snapshot;      ///< the current one; sessions copy it at start
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
   source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
-  session_services lent;  ///< points into this object and into the server
+  session_services lent;                                 ///< points into this object and into the server
 };
 
 class worker {

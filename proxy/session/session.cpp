@@ -45,7 +45,7 @@ bool listener_speaks(const config::listener_config& l, config::protocol p) {
 outcome outcome_of_closing_reply(const std::vector<std::uint8_t>& bytes) {
   if (bytes.size() == 8 && bytes[0] == 0x00) {  // SOCKS4 reply
     return bytes[1] == static_cast<std::uint8_t>(socks::socks4_reply::bad_user) ? outcome::bad_credentials
-                                                                               : outcome::malformed;
+                                                                                : outcome::malformed;
   }
   if (bytes.size() == 2) {  // method selection 05 FF, or RFC 1929 status 01 01
     return outcome::bad_credentials;
@@ -67,7 +67,7 @@ struct handshake_state {
   socks::socks_server socks;
   std::optional<tunnel::request_head_reader> http;
   socks::command cmd = socks::command::connect;
-  std::optional<target> where;  ///< set when the client asked for a destination
+  std::optional<target> where;                       ///< set when the client asked for a destination
   std::optional<tunnel::request_head> http_request;  ///< a non-CONNECT request, for serve_http()
   outcome failure = outcome::malformed;
 };
@@ -225,11 +225,8 @@ net::awaitable<void> negotiate(client_stream& client, handshake_state& hs, const
         co_await negotiate_http(client, first, hs, ctx, rec, dl);
       }
       break;
-    case detected::tls:
-      rec.protocol = "tls";
-      break;
-    default:
-      break;
+    case detected::tls: rec.protocol = "tls"; break;
+    default: break;
   }
 }
 
@@ -268,7 +265,6 @@ std::vector<std::uint8_t> final_reply(handshake_state& hs, outcome result, const
 std::span<const std::uint8_t> leftover_of(const handshake_state& hs) {
   return hs.kind == detected::http ? hs.http->leftover() : hs.socks.leftover();
 }
-
 
 /// Everything before the relay, each phase under its deadline. On success `upstream` is connected
 /// (and secured, for a TLS backend) and leftover client bytes have been delivered to it.
@@ -313,8 +309,8 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
     // serve_http() applies its own deadlines, per request.
     dl.stop();
     const auto leftover = leftover_of(hs);
-    co_await serve_http(client, std::move(*hs.http_request), std::vector<std::uint8_t>(leftover.begin(), leftover.end()),
-                        ctx, rec);
+    co_await serve_http(client, std::move(*hs.http_request),
+                        std::vector<std::uint8_t>(leftover.begin(), leftover.end()), ctx, rec);
     co_return false;
   }
   if (!hs.where) {
@@ -362,15 +358,16 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
       error_code ec;
       const auto local = upstream.socket().local_endpoint(ec);
       if (!ec) {
-        ctx.services->kinds->of(backend->kind).on_connected(*backend_of_session, to_config_address(local.address()),
-                                                            hold.get());
+        ctx.services->kinds->of(backend->kind)
+            .on_connected(*backend_of_session, to_config_address(local.address()), hold.get());
       }
     }
   }
 
   if (forward_to == nullptr) {
     dl.start(limits.handshake_timeout);
-    const socks::bound_address bound = result == outcome::success ? bound_of(upstream.socket()) : socks::bound_address{};
+    const socks::bound_address bound =
+        result == outcome::success ? bound_of(upstream.socket()) : socks::bound_address{};
     const std::vector<std::uint8_t> reply = final_reply(hs, result, bound);
     if (reply.empty()) {
       rec.result = outcome::general_failure;
@@ -410,7 +407,8 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
 /// front_end() with its deadline in this short-lived frame, so an idle tunnel keeps no timer for
 /// phases that are over.
 net::awaitable<bool> run_front_end(client_stream& client, client_stream& upstream, const session_context& ctx,
-                                   access_record& rec, session_identity& identity, std::unique_ptr<backend_hold>& hold) {
+                                   access_record& rec, session_identity& identity,
+                                   std::unique_ptr<backend_hold>& hold) {
   phase_deadline deadline(client.get_executor());
   std::exception_ptr failure;
   bool established = false;
@@ -441,8 +439,10 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   try {
     if (co_await run_front_end(client, upstream, ctx, rec, identity, hold)) {
       const config::limits_config& limits = ctx.snapshot->cfg.limits;
-      const relay_options opts{.idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};
-      const relay_result r = co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
+      const relay_options opts{
+          .idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};
+      const relay_result r =
+          co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
       rec.bytes_up += r.bytes_up;
       rec.bytes_down += r.bytes_down;
       if (r.end != relay_end::closed && rec.detail.empty()) {

@@ -6,8 +6,8 @@
 namespace edgerelay::proxy {
 
 session_registry::entry::entry(session_registry& registry, tunnel::client_stream& client,
-                               tunnel::client_stream& upstream,
-                               access_record& record, const session_identity& identity) noexcept
+                               tunnel::client_stream& upstream, access_record& record,
+                               const session_identity& identity) noexcept
     : registry_(registry), client_(client), upstream_(upstream), record_(record), identity_(identity) {
   next_ = registry_.head_;
   if (next_ != nullptr) {

@@ -21,8 +21,8 @@ class session_registry {
   /// Lives in a session's coroutine frame: registered for its whole life, no allocation.
   class entry {
    public:
-    entry(session_registry& registry, tunnel::client_stream& client, tunnel::client_stream& upstream, access_record& record,
-          const session_identity& identity) noexcept;
+    entry(session_registry& registry, tunnel::client_stream& client, tunnel::client_stream& upstream,
+          access_record& record, const session_identity& identity) noexcept;
     entry(const entry&) = delete;
     entry& operator=(const entry&) = delete;
     ~entry();

@@ -26,9 +26,9 @@ namespace edgerelay::proxy {
 class break_table {
  public:
   struct entry {
-    std::uint64_t order = 0;      ///< start order: lower is older
-    config::ip_address client;    ///< the client as accepted
-    config::ip_address egress;    ///< the session's source address towards the backend
+    std::uint64_t order = 0;    ///< start order: lower is older
+    config::ip_address client;  ///< the client as accepted
+    config::ip_address egress;  ///< the session's source address towards the backend
     std::string backend;
     std::string listener;
   };
@@ -57,8 +57,8 @@ class break_table {
   /// sessions of that client (`from`) to `backend` (empty: any) through `listener` (empty: any),
   /// the oldest whose client address equals `named`, else (a client behind NAT names its private
   /// address) the oldest of that client. nullopt when the client has no such session.
-  std::optional<entry> find(const config::ip_address& from, const config::ip_address& named,
-                            std::string_view backend, std::string_view listener) const;
+  std::optional<entry> find(const config::ip_address& from, const config::ip_address& named, std::string_view backend,
+                            std::string_view listener) const;
   std::size_t size() const;
 
  private:

@@ -50,7 +50,8 @@ net::awaitable<std::vector<std::uint8_t>> read_more(tunnel::client_stream& clien
 /// The tunnel client's byte stream from its first request on, for the client translator: the
 /// first head was consumed by the session's reader, so its equivalent is put back in front of the
 /// body bytes (a tunnel head carries nothing but its Content-Length; docs/602sql.md, HTTP tunnel).
-std::vector<std::uint8_t> replay_first_request(const tunnel::request_head& head, const std::vector<std::uint8_t>& body) {
+std::vector<std::uint8_t> replay_first_request(const tunnel::request_head& head,
+                                               const std::vector<std::uint8_t>& body) {
   const std::string text = "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(*head.content_length) + "\r\n\r\n";
   std::vector<std::uint8_t> out(text.begin(), text.end());
   out.insert(out.end(), body.begin(), body.end());
@@ -68,7 +69,8 @@ net::awaitable<bool> sql602_http_door::serve(tunnel::client_stream& client, cons
   }
   auto kind = tunnel::sql602::detect_tunnel(first, leftover);
   if (kind == tunnel::sql602::detect_result::need_more) {
-    auto more = co_await with_deadline(read_more(client, std::move(leftover)), ctx.snapshot->cfg.limits.handshake_timeout);
+    auto more =
+        co_await with_deadline(read_more(client, std::move(leftover)), ctx.snapshot->cfg.limits.handshake_timeout);
     if (!more || more->empty()) {
       rec.result = more ? outcome::malformed : outcome::handshake_timeout;
       co_return true;

@@ -50,8 +50,8 @@ void stop_both(tunnel_flow& f, tunnel::client_stream& client, tunnel::client_str
 }
 
 /// Client POSTs -> one native frame each, in one write (docs/602sql.md). Never throws.
-net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::client_stream& server, sql602::client_translator& in,
-                                      std::vector<std::uint8_t> first, tunnel_flow& f) {
+net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::client_stream& server,
+                                      sql602::client_translator& in, std::vector<std::uint8_t> first, tunnel_flow& f) {
   try {
     std::vector<std::uint8_t> buf(chunk_size);
     std::span<const std::uint8_t> chunk(first);
@@ -116,12 +116,12 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
 }
 
 /// Server frames -> one `200 OK` per reassembled message, in order (6.4). Never throws.
-net::awaitable<void> server_to_client(tunnel::client_stream& client, tunnel::client_stream& server, sql602::server_translator& out,
-                                      tunnel_flow& f) {
+net::awaitable<void> server_to_client(tunnel::client_stream& client, tunnel::client_stream& server,
+                                      sql602::server_translator& out, tunnel_flow& f) {
   try {
     std::vector<std::uint8_t> buf(chunk_size);
     std::span<const std::uint8_t> chunk;  // first turn: frames that came with DT_CONNRESULT
-    for (;;) {  // each turn translates what arrived, then reads the server once
+    for (;;) {                            // each turn translates what arrived, then reads the server once
       for (sql602::s2c_event ev = out.feed(chunk); !std::holds_alternative<sql602::s2c::need_more>(ev);
            ev = out.feed({})) {
         if (auto* response = std::get_if<sql602::s2c::response>(&ev)) {
@@ -254,9 +254,9 @@ net::awaitable<void> serve_sql602_tunnel(tunnel::client_stream& client, const co
   tunnel_flow f;
   {
     using namespace net::experimental::awaitable_operators;
-    const auto ended = co_await ((client_to_server(client, *server, in, std::move(input), f) &&
-                                  server_to_client(client, *server, out, f)) ||
-                                 http_detail::idle_watchdog(f.act, limits.idle_timeout));
+    const auto ended = co_await (
+        (client_to_server(client, *server, in, std::move(input), f) && server_to_client(client, *server, out, f)) ||
+        http_detail::idle_watchdog(f.act, limits.idle_timeout));
     if (ended.index() == 1) {
       f.detail = "idle_timeout";
     }

@@ -71,7 +71,10 @@ net::awaitable<std::optional<std::vector<std::uint8_t>>> query_server(net::ip::a
 sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, const udp::endpoint& at,
                                  const tcp::endpoint& door, const std::shared_ptr<const runtime_snapshot>& current,
                                  backend_runtime& backends)
-    : listener_(std::move(listener)), socket_(control), door_port_(door.port()), current_(&current),
+    : listener_(std::move(listener)),
+      socket_(control),
+      door_port_(door.port()),
+      current_(&current),
       backends_(&backends) {
   error_code ec;
   socket_.open(at.protocol(), ec);
@@ -116,9 +119,7 @@ net::awaitable<void> sql602_udp_door::receive_loop() {
       continue;
     }
     switch (tunnel::sql602::datagram_kind(datagram)) {
-      case tunnel::sql602::sqp_break:
-        co_await forward_break(std::move(datagram), from);
-        break;
+      case tunnel::sql602::sqp_break: co_await forward_break(std::move(datagram), from); break;
       case tunnel::sql602::sqp_for_server:
         if (discovery_in_flight_ >= max_discovery_in_flight) {
           counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -130,8 +131,8 @@ net::awaitable<void> sql602_udp_door::receive_loop() {
         break;
       default:
         counters_.other_dropped.fetch_add(1, std::memory_order_relaxed);
-        log::debug("udp", listener_, ": dropped a datagram of kind ", static_cast<unsigned>(datagram.empty() ? 0 : datagram[0]),
-                   " from ", from.address().to_string());
+        log::debug("udp", listener_, ": dropped a datagram of kind ",
+                   static_cast<unsigned>(datagram.empty() ? 0 : datagram[0]), " from ", from.address().to_string());
         break;
     }
   }
@@ -163,8 +164,8 @@ net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> da
     drop("the session's egress address is IPv6");
     co_return;
   }
-  const tunnel::sql602::ipv4_bytes egress{session->egress.bytes[0], session->egress.bytes[1],
-                                          session->egress.bytes[2], session->egress.bytes[3]};
+  const tunnel::sql602::ipv4_bytes egress{session->egress.bytes[0], session->egress.bytes[1], session->egress.bytes[2],
+                                          session->egress.bytes[3]};
   const auto rewritten = tunnel::sql602::encode_break(egress);
   const config::backend_config* b = backend_named(snapshot->cfg, session->backend);
   if (!rewritten || b == nullptr) {
@@ -211,7 +212,8 @@ net::awaitable<void> sql602_udp_door::relay_discovery(std::vector<std::uint8_t> 
   }
   // The client connects to PORTBASE + 1 of the reply's source: make that the gateway's door.
   const auto rewritten =
-      reply ? tunnel::sql602::rewrite_discovery_reply(*reply, static_cast<std::uint16_t>(door_port_ - 1)) : std::nullopt;
+      reply ? tunnel::sql602::rewrite_discovery_reply(*reply, static_cast<std::uint16_t>(door_port_ - 1))
+            : std::nullopt;
   if (!rewritten || stopped_) {
     counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
     co_return;

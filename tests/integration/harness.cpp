@@ -13,10 +13,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-
 namespace edgerelay::testing {
 
-gateway::gateway(const std::string& yaml, unsigned workers) : gateway(config::load_config_text(yaml, "test.yaml"), "", workers) {}
+gateway::gateway(const std::string& yaml, unsigned workers)
+    : gateway(config::load_config_text(yaml, "test.yaml"), "", workers) {}
 
 std::unique_ptr<gateway> gateway::from_file(const std::string& config_file, unsigned workers) {
   return std::unique_ptr<gateway>(new gateway(config::load_config_file(config_file), config_file, workers));
@@ -28,7 +28,8 @@ gateway::gateway(config::load_result loaded, const std::string& config_file, uns
     for (const auto& d : loaded.diagnostics) why += config::to_string(d) + "\n";
     throw std::runtime_error("test config rejected:\n" + why);
   }
-  server_ = std::make_unique<proxy::server>(std::move(*loaded.value), proxy::server_options{config_file, workers, false});
+  server_ =
+      std::make_unique<proxy::server>(std::move(*loaded.value), proxy::server_options{config_file, workers, false});
   server_->start();
   control_ = std::thread([this] {
     server_->run();
@@ -42,7 +43,9 @@ gateway::~gateway() {
   control_.join();
 }
 
-tcp::endpoint gateway::endpoint(const std::string& listener) const { return server_->endpoint_of(listener); }
+tcp::endpoint gateway::endpoint(const std::string& listener) const {
+  return server_->endpoint_of(listener);
+}
 
 bool gateway::wait_stopped(std::chrono::milliseconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
@@ -64,7 +67,9 @@ loopback_server::loopback_server(connection_handler on_connection, const std::st
 loopback_server::loopback_server(connection_handler on_connection, deferred_t)
     : on_connection_(std::move(on_connection)), acceptor_(ioc_) {}
 
-loopback_server::~loopback_server() { stop(); }
+loopback_server::~loopback_server() {
+  stop();
+}
 
 void loopback_server::start() {
   endpoint_ = acceptor_.local_endpoint();
@@ -176,12 +181,15 @@ listeners:
     bind: "127.0.0.1:0"
     protocols: [socks5, socks4]
 rules:
-)" + first_rules + R"(
+)" + first_rules +
+         R"(
   - name: loopback
     action: allow
     from: ["127.0.0.0/8", "::1"]
-    to: )" + to + R"(
-limits: {)" + limits + R"(}
+    to: )" +
+         to + R"(
+limits: {)" +
+         limits + R"(}
 log: {level: error, access: off}
 )";
 }
@@ -201,8 +209,12 @@ client::client(const tcp::endpoint& gateway, std::chrono::milliseconds timeout) 
   ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-void client::send(const bytes& b) { net::write(socket_, net::buffer(b)); }
-void client::send(const std::string& s) { net::write(socket_, net::buffer(s)); }
+void client::send(const bytes& b) {
+  net::write(socket_, net::buffer(b));
+}
+void client::send(const std::string& s) {
+  net::write(socket_, net::buffer(s));
+}
 
 bytes client::read_exact(std::size_t n) {
   bytes out(n);
@@ -248,10 +260,16 @@ bool client::closed_within(std::chrono::milliseconds limit) {
   return false;
 }
 
-void client::shutdown_send() { socket_.shutdown(tcp::socket::shutdown_send); }
+void client::shutdown_send() {
+  socket_.shutdown(tcp::socket::shutdown_send);
+}
 
-bytes to_bytes(const std::string& s) { return bytes(s.begin(), s.end()); }
-std::string to_text(const bytes& b) { return std::string(b.begin(), b.end()); }
+bytes to_bytes(const std::string& s) {
+  return bytes(s.begin(), s.end());
+}
+std::string to_text(const bytes& b) {
+  return std::string(b.begin(), b.end());
+}
 
 bytes pattern(std::size_t n, std::uint32_t seed) {
   bytes out(n);
@@ -265,7 +283,9 @@ bytes pattern(std::size_t n, std::uint32_t seed) {
   return out;
 }
 
-bytes socks5_greeting_noauth() { return {0x05, 0x01, 0x00}; }
+bytes socks5_greeting_noauth() {
+  return {0x05, 0x01, 0x00};
+}
 
 bytes socks5_connect_request(const tcp::endpoint& target) {
   bytes out{0x05, 0x01, 0x00};

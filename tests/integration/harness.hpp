@@ -84,10 +84,10 @@ class loopback_server {
 
 /// What a backend does with each connection.
 enum class backend_mode {
-  echo,              ///< echo everything, half-close when the client does
-  greet_then_echo,   ///< send "HELLO\n" first, then echo
-  reply_after_eof,   ///< read to EOF, then send "got N bytes" and close (tests client->server half-close)
-  close_then_read,   ///< send "BYE\n", shutdown(send), then read to EOF and record the byte count
+  echo,             ///< echo everything, half-close when the client does
+  greet_then_echo,  ///< send "HELLO\n" first, then echo
+  reply_after_eof,  ///< read to EOF, then send "got N bytes" and close (tests client->server half-close)
+  close_then_read,  ///< send "BYE\n", shutdown(send), then read to EOF and record the byte count
 };
 
 /// A loopback TCP server on its own thread.

@@ -12,8 +12,10 @@ using namespace std::chrono_literals;
 std::string connect_config(const std::string& auth = "none", const std::string& users = "") {
   return R"(
 listeners:
-  - {name: test, bind: "127.0.0.1:0", protocols: [http, socks5], auth: )" + auth + R"(}
-)" + users + R"(
+  - {name: test, bind: "127.0.0.1:0", protocols: [http, socks5], auth: )" +
+         auth + R"(}
+)" + users +
+         R"(
 rules:
   - {name: no-two, action: deny, to: ["127.0.0.2"]}
   - {name: loopback, action: allow, from: ["127.0.0.0/8"], to: ["127.0.0.0/8", "localhost"]}
@@ -37,7 +39,9 @@ std::string read_head(client& c) {
   return head;
 }
 
-std::string status_line(const std::string& head) { return head.substr(0, head.find("\r\n")); }
+std::string status_line(const std::string& head) {
+  return head.substr(0, head.find("\r\n"));
+}
 
 TEST(HttpConnect, EstablishedReplyIsExactAndOptimisticBytesAreRelayed) {
   backend echo(backend_mode::echo);
@@ -88,8 +92,7 @@ TEST(HttpConnect, MalformedIs400AndOversizedHeadIs431) {
     // The gateway may close as soon as the limit is crossed, before all of this is written.
     try {
       c.send(big);
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
     EXPECT_EQ(status_line(read_head(c)), "HTTP/1.1 431 Request Header Fields Too Large");
   }
 }

@@ -152,12 +152,14 @@ listeners:
   - name: test
     bind: "127.0.0.1:0"
     protocols: [http, socks5, socks4]
-)" + listener_extra + top_extra + R"(
+)" + listener_extra +
+         top_extra + R"(
 rules:
   - name: loopback
     action: allow
     from: ["127.0.0.0/8"]
-    to: )" + to + R"(
+    to: )" +
+         to + R"(
 limits: {handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: 10s, shutdown_grace: 1s}
 log: {level: error, access: off}
 )";
@@ -169,14 +171,17 @@ std::string hello_request(const origin& o, const std::string& extra = "") {
 
 const std::string hello_response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVia: 1.1 edgerelay\r\n\r\nhello";
 
-std::string text_of(const bytes& b) { return std::string(b.begin(), b.end()); }
+std::string text_of(const bytes& b) {
+  return std::string(b.begin(), b.end());
+}
 
 TEST(HttpForward, GetIsForwardedWithViaAndWithoutHopByHopFields) {
   origin o;
   gateway gw(forward_config());
   client c(gw.endpoint());
-  c.send(hello_request(o, "Proxy-Connection: keep-alive\r\nConnection: X-Drop\r\nX-Drop: 1\r\nX-Keep: 2\r\n"
-                          "Keep-Alive: 300\r\nTE: trailers\r\n"));
+  c.send(hello_request(o,
+                       "Proxy-Connection: keep-alive\r\nConnection: X-Drop\r\nX-Drop: 1\r\nX-Keep: 2\r\n"
+                       "Keep-Alive: 300\r\nTE: trailers\r\n"));
   EXPECT_EQ(text_of(c.read_exact(hello_response.size())), hello_response);
   const auto seen = o.requests();
   ASSERT_EQ(seen.size(), 1u);
@@ -213,8 +218,9 @@ TEST(HttpForward, PipelinedRequestsAnswerInOrder) {
   gateway gw(forward_config());
   client c(gw.endpoint());
   c.send(hello_request(o) + "GET http://" + o.authority() + "/chunked HTTP/1.1\r\nHost: x\r\n\r\n" + hello_request(o));
-  const std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 edgerelay\r\n\r\n"
-                              "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  const std::string chunked =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 edgerelay\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
   EXPECT_EQ(text_of(c.read_exact(hello_response.size() + chunked.size() + hello_response.size())),
             hello_response + chunked + hello_response);
 }
@@ -226,8 +232,8 @@ TEST(HttpForward, ContentLengthBodiesStreamBothWays) {
   c.send("POST http://" + o.authority() + "/echo HTTP/1.1\r\nHost: " + o.authority() +
          "\r\nContent-Length: " + std::to_string(big_body.size()) + "\r\n\r\n");
   c.send(big_body);
-  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big_body.size()) +
-                           "\r\nVia: 1.1 edgerelay\r\n\r\n";
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(big_body.size()) + "\r\nVia: 1.1 edgerelay\r\n\r\n";
   EXPECT_EQ(text_of(c.read_exact(head.size())), head);
   EXPECT_TRUE(c.read_exact(big_body.size()) == big_body);
   // And a large download on the same connection.
@@ -258,8 +264,9 @@ TEST(HttpForward, ResponseUntilCloseClosesTheClient) {
   gateway gw(forward_config());
   client c(gw.endpoint());
   c.send("GET http://" + o.authority() + "/close HTTP/1.1\r\nHost: x\r\n\r\n");
-  EXPECT_EQ(text_of(c.read_to_eof()),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVia: 1.1 edgerelay\r\nConnection: close\r\n\r\nuntil close");
+  EXPECT_EQ(
+      text_of(c.read_to_eof()),
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVia: 1.1 edgerelay\r\nConnection: close\r\n\r\nuntil close");
 }
 
 TEST(HttpForward, HeadResponseHasNoBodyAndTheConnectionGoesOn) {
@@ -335,8 +342,10 @@ TEST(HttpForward, BadChunkedRequestBodyEndsTheConnection) {
   origin o;
   gateway gw(forward_config());
   client c(gw.endpoint());
-  c.send("POST http://" + o.authority() + "/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "zz\r\nnot hex\r\n0\r\n\r\n" + hello_request(o));
+  c.send("POST http://" + o.authority() +
+         "/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "zz\r\nnot hex\r\n0\r\n\r\n" +
+         hello_request(o));
   // 400, and the request behind the bad body never runs.
   EXPECT_EQ(c.read_to_eof(), tunnel::error_reply(400));
   EXPECT_EQ(o.requests().size(), 0u);
@@ -378,16 +387,17 @@ TEST(HttpFallback, RequestToTheGatewayIs404ByDefault) {
 
 TEST(HttpFallback, RequestToTheGatewayGoesToTheFallbackBackend) {
   origin web;
-  gateway gw(forward_config("    fallback: web\n",
-                            "backends:\n  - {name: web, host: 127.0.0.1, portbase: " + std::to_string(web.port() - 1) +
-                                "}\n",
-                            "[\"backend:web\"]"));
+  gateway gw(
+      forward_config("    fallback: web\n",
+                     "backends:\n  - {name: web, host: 127.0.0.1, portbase: " + std::to_string(web.port() - 1) + "}\n",
+                     "[\"backend:web\"]"));
   client c(gw.endpoint());
   c.send(std::string("GET /hello HTTP/1.1\r\nHost: www.example\r\n\r\n"));
   // The backend's bytes unchanged (an opaque relay after the first head).
   EXPECT_EQ(text_of(c.read_exact(38 + 5)), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
   c.send(std::string("GET /chunked HTTP/1.1\r\nHost: www.example\r\n\r\n"));
-  const std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  const std::string chunked =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
   EXPECT_EQ(text_of(c.read_exact(chunked.size())), chunked);
   const auto seen = web.requests();
   ASSERT_EQ(seen.size(), 2u);
@@ -398,10 +408,10 @@ TEST(HttpFallback, RequestToTheGatewayGoesToTheFallbackBackend) {
 
 TEST(HttpFallback, FallbackBackendDeniedIs403) {
   origin web;
-  gateway gw(forward_config("    fallback: web\n",
-                            "backends:\n  - {name: web, host: 127.0.0.1, portbase: " + std::to_string(web.port() - 1) +
-                                "}\n",
-                            "[\"10.0.0.0/8\"]"));
+  gateway gw(
+      forward_config("    fallback: web\n",
+                     "backends:\n  - {name: web, host: 127.0.0.1, portbase: " + std::to_string(web.port() - 1) + "}\n",
+                     "[\"10.0.0.0/8\"]"));
   client c(gw.endpoint());
   c.send(std::string("GET / HTTP/1.1\r\nHost: gateway\r\n\r\n"));
   EXPECT_EQ(c.read_to_eof(), tunnel::error_reply(403));

@@ -30,7 +30,8 @@ bool bring_loopback_up() {
 
 int main(int argc, char** argv) {
   // Must happen before any thread starts: unshare() applies to the calling thread only.
-  const bool isolated = std::getenv("EDGERELAY_NO_NETNS") == nullptr && ::unshare(CLONE_NEWNET) == 0 && bring_loopback_up();
+  const bool isolated =
+      std::getenv("EDGERELAY_NO_NETNS") == nullptr && ::unshare(CLONE_NEWNET) == 0 && bring_loopback_up();
   ::setenv("EDGERELAY_NETNS", isolated ? "1" : "0", 1);
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();

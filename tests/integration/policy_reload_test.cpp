@@ -43,14 +43,18 @@ std::string config_with(const std::string& rules, bool recheck = false, const st
 listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [socks5, socks4]}
 rules:
-)" + rules + R"(
-limits: {)" + extra_limits + R"(handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: 30s, shutdown_grace: 1s}
-reload: {recheck_sessions: )" + (recheck ? "true" : "false") + R"(}
+)" + rules +
+         R"(
+limits: {)" +
+         extra_limits + R"(handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: 30s, shutdown_grace: 1s}
+reload: {recheck_sessions: )" +
+         (recheck ? "true" : "false") + R"(}
 log: {level: error, access: off}
 )";
 }
 
-const std::string allow_loopback = "  - {name: loopback, action: allow, from: [\"127.0.0.0/8\"], to: [\"127.0.0.0/8\"]}\n";
+const std::string allow_loopback =
+    "  - {name: loopback, action: allow, from: [\"127.0.0.0/8\"], to: [\"127.0.0.0/8\"]}\n";
 const std::string deny_three = "  - {name: no-three, action: deny, to: [\"127.0.0.3\"]}\n";
 
 /// Opens a tunnel and proves it with one echo.
@@ -144,9 +148,11 @@ TEST(PolicyReload, RecheckAlsoClosesHttpSessionsTheNewRulesDeny) {
 listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [http], fallback: web}
 backends:
-  - {name: web, host: 127.0.0.1, portbase: )" + std::to_string(web.port() - 1) + R"(}
+  - {name: web, host: 127.0.0.1, portbase: )" +
+           std::to_string(web.port() - 1) + R"(}
 rules:
-)" + first_rule + R"(  - {name: web, action: allow, from: ["127.0.0.0/8"], to: ["backend:web"]}
+)" + first_rule +
+           R"(  - {name: web, action: allow, from: ["127.0.0.0/8"], to: ["backend:web"]}
 reload: {recheck_sessions: true}
 log: {level: error, access: off}
 )";
@@ -181,12 +187,15 @@ TEST(PolicyReload, ListenerAddressChangeNeedsARestartAndKeepsTheOldListener) {
   file.write(moved);
   gw->server().reload();
   // The rules of the new file apply (the reload happened) but the listener stays where it was.
-  ASSERT_TRUE(eventually([&] {
-    client c(before);
-    return socks5_connect(c, tcp::endpoint(net::ip::make_address("127.0.0.3"), echo.port()))[1];
-  }, std::uint8_t{0x02}));
+  ASSERT_TRUE(eventually(
+      [&] {
+        client c(before);
+        return socks5_connect(c, tcp::endpoint(net::ip::make_address("127.0.0.3"), echo.port()))[1];
+      },
+      std::uint8_t{0x02}));
   EXPECT_EQ(gw->endpoint(), before);
-  EXPECT_THROW(client(tcp::endpoint(net::ip::address_v4::loopback(), 1)), std::exception) << "nothing opened on the new address";
+  EXPECT_THROW(client(tcp::endpoint(net::ip::address_v4::loopback(), 1)), std::exception)
+      << "nothing opened on the new address";
   client c(before);
   EXPECT_EQ(socks5_connect(c, echo.endpoint())[1], 0x00);
 }
@@ -198,7 +207,8 @@ listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
   - {name: door, bind: "127.0.0.1:0", forward: sql}
 backends:
-  - {name: sql, host: 127.0.0.1, portbase: )" + std::to_string(server.port() - 1) + R"(}
+  - {name: sql, host: 127.0.0.1, portbase: )" +
+                           std::to_string(server.port() - 1) + R"(}
 rules:
   - {name: doors, action: allow, from: ["127.0.0.0/8"], to: ["backend:sql"], listeners: [door]}
 log: {level: error, access: off}
@@ -219,7 +229,8 @@ TEST(Backends, ForwardDoorClosesWhenRulesDenyTheClient) {
 listeners:
   - {name: test, bind: "127.0.0.1:0", forward: sql}
 backends:
-  - {name: sql, host: 127.0.0.1, portbase: )" + std::to_string(server.port() - 1) + R"(}
+  - {name: sql, host: 127.0.0.1, portbase: )" +
+                           std::to_string(server.port() - 1) + R"(}
 rules:
   - {name: office, action: allow, from: ["10.1.0.0/16"], to: ["backend:sql"]}
 log: {level: error, access: off}
@@ -236,7 +247,8 @@ TEST(Backends, TargetNamedAfterABackendGoesThere) {
 listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [socks5, socks4]}
 backends:
-  - {name: sql, host: 127.0.0.1, portbase: )" + std::to_string(server.port() - 1) + R"(}
+  - {name: sql, host: 127.0.0.1, portbase: )" +
+                           std::to_string(server.port() - 1) + R"(}
 rules:
   - {name: sql-only, action: allow, from: ["127.0.0.0/8"], to: ["backend:sql"]}
 log: {level: error, access: off}
@@ -270,14 +282,16 @@ TEST(Limits, PerSourceLimitRefusesTheExtraConnection) {
   EXPECT_TRUE(extra.closed_within(2s));
   open.pop_back();
   // A freed slot is usable again.
-  EXPECT_TRUE(eventually([&] {
-    try {
-      open_tunnel(gw, echo.endpoint());
-      return true;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, true));
+  EXPECT_TRUE(eventually(
+      [&] {
+        try {
+          open_tunnel(gw, echo.endpoint());
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      true));
 }
 
 }  // namespace

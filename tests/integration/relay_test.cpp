@@ -153,7 +153,7 @@ TEST_P(RelayStaging, HalfCloseFromClientKeepsTheResponseFlowing) {
     send_all_then_fin(client, request);
     const auto seen = read_to_eof(upstream);  // the client's FIN arrives as EOF upstream
     EXPECT_TRUE(seen == request);
-    send_all_then_fin(upstream, response);    // and the other direction still flows after it
+    send_all_then_fin(upstream, response);  // and the other direction still flows after it
     got = read_to_eof(client);
   });
   EXPECT_TRUE(got == response) << got.size() << " of " << response.size() << " bytes";
@@ -161,7 +161,9 @@ TEST_P(RelayStaging, HalfCloseFromClientKeepsTheResponseFlowing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Staging, RelayStaging, ::testing::Values(true, false),
-                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "SplicePipes" : "CopyBuffers"; });
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "SplicePipes" : "CopyBuffers";
+                         });
 
 }  // namespace
 }  // namespace edgerelay::proxy

@@ -13,10 +13,10 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string base_config(const std::string& extra_rules = "", const std::string& limits = "") {
-  return socks_loopback_config(
-      extra_rules, R"(["127.0.0.0/8", "[::1]", "localhost", "10.0.0.0/8", "nonexistent.invalid"])",
-      "handshake_timeout: 400ms, connect_timeout: 600ms, " +
-          (limits.empty() ? std::string("idle_timeout: 10s, shutdown_grace: 2s") : limits));
+  return socks_loopback_config(extra_rules,
+                               R"(["127.0.0.0/8", "[::1]", "localhost", "10.0.0.0/8", "nonexistent.invalid"])",
+                               "handshake_timeout: 400ms, connect_timeout: 600ms, " +
+                                   (limits.empty() ? std::string("idle_timeout: 10s, shutdown_grace: 2s") : limits));
 }
 
 std::uint16_t reply_port(const bytes& reply) {
@@ -164,7 +164,8 @@ TEST(Socks5Auth, UsernamePasswordAcceptedAndRefused) {
 listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [socks5, socks4], auth: password}
 users:
-  - {name: alice, password: ")" + hash + R"("}
+  - {name: alice, password: ")" +
+                           hash + R"("}
 rules:
   - {name: loopback, action: allow, from: ["127.0.0.0/8"], to: ["127.0.0.0/8"]}
 log: {level: error, access: off}

@@ -35,9 +35,13 @@ namespace {
 namespace ssl = boost::asio::ssl;
 using namespace std::chrono_literals;
 
-const test::test_certs& certs() { return test::get_test_certs(); }
+const test::test_certs& certs() {
+  return test::get_test_certs();
+}
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string quoted(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -125,12 +129,12 @@ bool eventually(Probe probe, const T& want, std::chrono::milliseconds limit = 5s
 // ---- the TLS client ------------------------------------------------------------------------------
 
 struct tls_options {
-  std::string sni = "gw.test";          ///< empty: no SNI
-  std::string verify_name = "gw.test";  ///< empty: the chain is verified, not the name
+  std::string sni = "gw.test";            ///< empty: no SNI
+  std::string verify_name = "gw.test";    ///< empty: the chain is verified, not the name
   const test::cert_pair* cert = nullptr;  ///< client certificate (mTLS)
-  int max_version = 0;                  ///< e.g. TLS1_2_VERSION; 0: the library's highest
-  bool legacy = false;                  ///< security level 0, so the client itself may offer TLS 1.0/1.1
-  std::vector<std::string> alpn;        ///< protocols offered, in order
+  int max_version = 0;                    ///< e.g. TLS1_2_VERSION; 0: the library's highest
+  bool legacy = false;                    ///< security level 0, so the client itself may offer TLS 1.0/1.1
+  std::vector<std::string> alpn;          ///< protocols offered, in order
 };
 
 ssl::context make_client_ctx(const tls_options& o) {
@@ -202,7 +206,8 @@ class tls_client {
   bytes echo(const bytes& data, std::chrono::milliseconds limit) {
     bytes back(data.size());
     check("echo of " + std::to_string(data.size()) + " bytes",
-          run(limit, [&](auto h) { net::async_write(stream_, net::buffer(data), h); },
+          run(
+              limit, [&](auto h) { net::async_write(stream_, net::buffer(data), h); },
               [&](auto h) { net::async_read(stream_, net::buffer(back), h); }));
     return back;
   }
@@ -241,8 +246,8 @@ class tls_client {
     X509* cert = SSL_get1_peer_certificate(stream_.native_handle());
     if (cert == nullptr) return "";
     std::array<char, 256> cn{};
-    const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn.data(),
-                                            static_cast<int>(cn.size()));
+    const int n =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn.data(), static_cast<int>(cn.size()));
     X509_free(cert);
     return n > 0 ? std::string(cn.data(), static_cast<std::size_t>(n)) : "";
   }
@@ -609,17 +614,17 @@ TEST_F(TlsSessionTest, RecheckAfterAReloadClosesExactlyTheTunnelsOfANowDeniedIde
 TEST_F(TlsSessionTest, SniChoosesTheCertificate) {
   backend echo(backend_mode::echo);
   gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " +
-                        listener_tls(", certs: [{cert: " + quoted(certs().server2.cert) + ", key: " +
-                                     quoted(certs().server2.key) + "}]") +
+                        listener_tls(", certs: [{cert: " + quoted(certs().server2.cert) +
+                                     ", key: " + quoted(certs().server2.key) + "}]") +
                         "}\n",
                     allow_loopback));
   struct sni_case {
     std::string sni;
     std::string expected_cn;
   };
-  for (const auto& s : {sni_case{"other.test", "other.test"}, sni_case{"gw.test", "gw.test"},
-                        sni_case{"alt.gw.test", "gw.test"}, sni_case{"unknown.test", "gw.test"},
-                        sni_case{"", "gw.test"}}) {
+  for (const auto& s :
+       {sni_case{"other.test", "other.test"}, sni_case{"gw.test", "gw.test"}, sni_case{"alt.gw.test", "gw.test"},
+        sni_case{"unknown.test", "gw.test"}, sni_case{"", "gw.test"}}) {
     tls_options o;
     o.sni = s.sni;
     o.verify_name = s.expected_cn;
@@ -683,11 +688,11 @@ TEST_F(TlsSessionTest, RequestAndFirstDataInOneTlsRecordReachTheBackend) {
 
 TEST_F(TlsSessionTest, Sql602HttpTunnelInsideTls) {
   sql602::server db;
-  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [http, socks5], sql602_tunnel: sql, " +
-                        listener_tls() + "}\n",
-                    "  - {name: to-sql, action: allow, from: [\"127.0.0.0/8\"], to: [\"backend:sql\"]}\n",
-                    "backends:\n  - {name: sql, host: 127.0.0.1, portbase: " + std::to_string(db.portbase()) +
-                        ", kind: sql602}\n"));
+  gateway gw(config(
+      "  - {name: test, bind: \"127.0.0.1:0\", protocols: [http, socks5], sql602_tunnel: sql, " + listener_tls() +
+          "}\n",
+      "  - {name: to-sql, action: allow, from: [\"127.0.0.0/8\"], to: [\"backend:sql\"]}\n",
+      "backends:\n  - {name: sql, host: 127.0.0.1, portbase: " + std::to_string(db.portbase()) + ", kind: sql602}\n"));
   tls_client c(gw.endpoint());
   ASSERT_FALSE(c.handshake());
   // docs/602sql.md: DT_VERSION, then the keep-alive DT_REQUEST, answered by `FE 00 00 00`.
@@ -726,9 +731,9 @@ TEST_F(TlsSessionTest, RequiredTlsListenerClosesPlaintextClientsWithoutAReply) {
 
 TEST_F(TlsSessionTest, OptionalTlsListenerServesTlsAndPlaintextOnOnePort) {
   backend echo(backend_mode::echo);
-  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5, socks4, http], " + listener_tls() +
-                        "}\n",
-                    allow_loopback));
+  gateway gw(
+      config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5, socks4, http], " + listener_tls() + "}\n",
+             allow_loopback));
   {
     client plain(gw.endpoint());
     ASSERT_EQ(socks5_connect(plain, echo.endpoint())[1], 0x00);
@@ -754,8 +759,8 @@ TEST_F(TlsSessionTest, OptionalTlsListenerServesTlsAndPlaintextOnOnePort) {
 // ---- versions and ALPN ---------------------------------------------------------------------------
 
 TEST_F(TlsSessionTest, Tls13IsNegotiatedTls12AcceptedAndTls11And10Refused) {
-  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n",
-                    allow_loopback));
+  gateway gw(
+      config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n", allow_loopback));
   {
     tls_client c(gw.endpoint());
     ASSERT_FALSE(c.handshake());
@@ -780,9 +785,9 @@ TEST_F(TlsSessionTest, Tls13IsNegotiatedTls12AcceptedAndTls11And10Refused) {
 }
 
 TEST_F(TlsSessionTest, MinVersion13RefusesTls12) {
-  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " +
-                        listener_tls(", min_version: \"1.3\"") + "}\n",
-                    allow_loopback));
+  gateway gw(config(
+      "  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls(", min_version: \"1.3\"") + "}\n",
+      allow_loopback));
   {
     tls_client c(gw.endpoint(), with_max_version(TLS1_2_VERSION));
     const error_code ec = c.handshake();
@@ -810,8 +815,8 @@ TEST_F(TlsSessionTest, AlpnSelectsHttp11OnlyOnHttpListenersAndNeverFailsOtherOff
     ASSERT_FALSE(c.handshake()) << "an ALPN offer without http/1.1 must not fail the handshake";
     EXPECT_EQ(c.alpn(), "");
   }
-  gateway socks_only(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n",
-                            allow_loopback));
+  gateway socks_only(
+      config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n", allow_loopback));
   o.alpn = {"http/1.1"};
   tls_client c(socks_only.endpoint(), o);
   ASSERT_FALSE(c.handshake());
@@ -927,19 +932,20 @@ std::string plain_listener_to_backends(const std::string& names, const std::stri
                 "  - {name: backends, action: allow, to: [" + to + "]}\n", "backends:\n" + backend_lines);
 }
 
-std::string backend_tls_gw_test() { return "{ca: " + quoted(certs().ca) + ", server_name: gw.test}"; }
+std::string backend_tls_gw_test() {
+  return "{ca: " + quoted(certs().ca) + ", server_name: gw.test}";
+}
 
 TEST_F(TlsSessionTest, BackendThatNeverAnswersTheTlsHandshakeIsABackendTlsFailure) {
   // Listening but never accepting: the kernel completes the TCP connect, nobody answers the
   // ClientHello.
   net::io_context io;
   tcp::acceptor silent(io, tcp::endpoint(net::ip::address_v4::loopback(), 0));
-  gateway gw(plain_listener_to_backends("silent", backend_line("silent", silent.local_endpoint().port(),
-                                                               backend_tls_gw_test())));
+  gateway gw(plain_listener_to_backends("silent",
+                                        backend_line("silent", silent.local_endpoint().port(), backend_tls_gw_test())));
   client c(gw.endpoint(), 8s);
   const auto started = std::chrono::steady_clock::now();
-  EXPECT_EQ(hex_byte(socks5_exchange(c, socks5_connect_domain("silent", silent.local_endpoint().port()))[1]),
-            "0x01")
+  EXPECT_EQ(hex_byte(socks5_exchange(c, socks5_connect_domain("silent", silent.local_endpoint().port()))[1]), "0x01")
       << "a backend TLS handshake that never completes is a backend TLS failure";
   EXPECT_LT(std::chrono::steady_clock::now() - started, 6s) << "not bounded by the 2 s connect timeout";
   client h(gw.endpoint(), 8s);
@@ -961,8 +967,8 @@ TEST_F(TlsSessionTest, ClientHalfCloseReachesATlsBackendAsCloseNotify) {
 
 TEST_F(TlsSessionTest, BackendHalfCloseReachesATlsClientAsCloseNotifyAndTheClientCanStillSend) {
   backend server(backend_mode::close_then_read);
-  gateway gw(config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n",
-                    allow_loopback));
+  gateway gw(
+      config("  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5], " + listener_tls() + "}\n", allow_loopback));
   tls_client c(gw.endpoint());
   ASSERT_EQ(socks5_over_tls(c, socks5_connect_request(server.endpoint())), "reply 0x00");
   EXPECT_EQ(to_text(c.read_exact(4)), "BYE\n");
@@ -977,15 +983,15 @@ TEST_F(TlsSessionTest, BackendHalfCloseReachesATlsClientAsCloseNotifyAndTheClien
 TEST_F(TlsSessionTest, ForwardDoorWithTlsRelaysToPlainAndTlsBackends) {
   backend plain(backend_mode::greet_then_echo);
   tls_echo_backend secure;
-  gateway gw(config("  - {name: door, bind: \"127.0.0.1:0\", forward: plain, " + listener_tls() +
-                        "}\n"
-                        "  - {name: sdoor, bind: \"127.0.0.1:0\", forward: secure, " +
-                        listener_tls() + "}\n",
-                    "  - {name: doors, action: allow, from: [\"127.0.0.0/8\"], to: [\"backend:plain\", "
-                    "\"backend:secure\"]}\n",
-                    "backends:\n" + backend_line("plain", plain.port()) +
-                        backend_line("secure", secure.port(),
-                                     "{ca: " + quoted(certs().ca) + ", server_name: gw.test}")));
+  gateway gw(
+      config("  - {name: door, bind: \"127.0.0.1:0\", forward: plain, " + listener_tls() +
+                 "}\n"
+                 "  - {name: sdoor, bind: \"127.0.0.1:0\", forward: secure, " +
+                 listener_tls() + "}\n",
+             "  - {name: doors, action: allow, from: [\"127.0.0.0/8\"], to: [\"backend:plain\", "
+             "\"backend:secure\"]}\n",
+             "backends:\n" + backend_line("plain", plain.port()) +
+                 backend_line("secure", secure.port(), "{ca: " + quoted(certs().ca) + ", server_name: gw.test}")));
   {
     tls_client c(gw.endpoint("door"));
     ASSERT_FALSE(c.handshake());

@@ -20,9 +20,9 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string udp_config(const std::string& first_rules = "", const std::string& idle = "10s") {
-  return socks_loopback_config(first_rules, R"(["127.0.0.0/8", "[::1]", "localhost"])",
-                               "handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: " + idle +
-                                   ", shutdown_grace: 2s");
+  return socks_loopback_config(
+      first_rules, R"(["127.0.0.0/8", "[::1]", "localhost"])",
+      "handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: " + idle + ", shutdown_grace: 2s");
 }
 
 /// A blocking UDP socket whose receives wait at most a bounded time (poll, never a bare recv).
@@ -108,7 +108,9 @@ class udp_echo {
   std::thread thread_;
 };
 
-bytes port_bytes(std::uint16_t port) { return {static_cast<std::uint8_t>(port >> 8), static_cast<std::uint8_t>(port)}; }
+bytes port_bytes(std::uint16_t port) {
+  return {static_cast<std::uint8_t>(port >> 8), static_cast<std::uint8_t>(port)};
+}
 
 /// 00 00 FRAG 01 a b c d PORT
 bytes header_v4(const udp::endpoint& to, std::uint8_t frag = 0) {
@@ -175,7 +177,8 @@ TEST(Socks5UdpAssociate, DatagramsOfManySizesKeepTheirBytesAndNameTheirSource) {
   udp_peer me;
   client c(gw.endpoint());
   const udp::endpoint relay = associate(c, me.endpoint());
-  const std::size_t sizes[] = {1, 2, 3, 10, 64, 100, 255, 256, 512, 1000, 1400, 1472, 1500, 2048, 3000, 4096, 5000, 7000, 8000, 8192};
+  const std::size_t sizes[] = {1,    2,    3,    10,   64,   100,  255,  256,  512,  1000,
+                               1400, 1472, 1500, 2048, 3000, 4096, 5000, 7000, 8000, 8192};
   std::uint32_t seed = 1;
   for (int round = 0; round < 3; ++round) {
     for (std::size_t n : sizes) {
@@ -281,10 +284,10 @@ TEST(Socks5UdpAssociate, FragmentsAndMalformedDatagramsAreDropped) {
   const udp::endpoint relay = associate(c, me.endpoint());
   me.send_to(concat_bytes(header_v4(echo.endpoint(), 0x01), to_bytes("frag 1")), relay);
   me.send_to(concat_bytes(header_v4(echo.endpoint(), 0x81), to_bytes("last frag")), relay);
-  me.send_to(bytes{0x00, 0x00, 0x00}, relay);                                // shorter than a header
-  me.send_to(bytes{0x00, 0x00, 0x00, 0x01, 127, 0, 0}, relay);               // address cut short
+  me.send_to(bytes{0x00, 0x00, 0x00}, relay);                                  // shorter than a header
+  me.send_to(bytes{0x00, 0x00, 0x00, 0x01, 127, 0, 0}, relay);                 // address cut short
   me.send_to(bytes{0x00, 0x00, 0x00, 0x09, 127, 0, 0, 1, 0, 80, 'x'}, relay);  // unknown ATYP
-  me.send_to(bytes{0x00, 0x00, 0x00, 0x03, 0x00, 0, 80, 'x'}, relay);        // empty domain
+  me.send_to(bytes{0x00, 0x00, 0x00, 0x03, 0x00, 0, 80, 'x'}, relay);          // empty domain
   EXPECT_FALSE(echo.receives_more_than(0, 300ms));
   EXPECT_FALSE(me.receive(100ms).has_value());
   round_trip(me, relay, echo.endpoint(), to_bytes("whole"));
@@ -338,7 +341,8 @@ TEST(Socks5UdpAssociate, ManyAssociationsAtOnceStayApart) {
   }
   for (int round = 0; round < 4; ++round) {
     for (int i = 0; i < count; ++i) {
-      round_trip(*peers[i], relays[i], echo.endpoint(), pattern(100 + 37 * i + round, static_cast<std::uint32_t>(i * 10 + round)));
+      round_trip(*peers[i], relays[i], echo.endpoint(),
+                 pattern(100 + 37 * i + round, static_cast<std::uint32_t>(i * 10 + round)));
     }
   }
   EXPECT_EQ(echo.received(), static_cast<std::size_t>(4 * count));

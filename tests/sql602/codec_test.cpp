@@ -97,14 +97,18 @@ std::vector<std::string> server_all(const bytes& input, limits lim = {}) {
   return same_at_every_split(input, [&](const chunk_list& c) { return drive_server(c, lim); });
 }
 
-bytes post(const bytes& body) { return cat({b("POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n"), body}); }
+bytes post(const bytes& body) {
+  return cat({b("POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n"), body});
+}
 
 const bytes connresult_ok = {0x0A, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xF7, 0x00};
 
 // docs/602sql.md, HTTP leg C>G and native leg G>S.
 TEST(Sql602WorkedExample, ClientToServerByteForByte) {
-  const bytes input = cat({b("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"), {0xF1, 0x00, 0x00, 0x0B, 0x00},
-                           b("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"), {0xFF, 0x35, 0x35},
+  const bytes input = cat({b("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
+                           {0xF1, 0x00, 0x00, 0x0B, 0x00},
+                           b("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"),
+                           {0xFF, 0x35, 0x35},
                            {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xEE}});
   // The spec spells the second POST out in hex; check our literal matches it.
   const bytes second_post = {0x50, 0x4F, 0x53, 0x54, 0x20, 0x2F, 0x20, 0x48, 0x54, 0x54, 0x50, 0x2F, 0x31, 0x2E,
@@ -122,10 +126,9 @@ TEST(Sql602WorkedExample, ClientToServerByteForByte) {
 // docs/602sql.md, native leg S>G and HTTP leg G>C.
 TEST(Sql602WorkedExample, ServerToClientByteForByte) {
   const bytes input = cat({connresult_ok, {0x0C, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0xFE, 0x00, 0x00, 0x00}});
-  const bytes expected_response = {0x48, 0x54, 0x54, 0x50, 0x2F, 0x31, 0x2E, 0x31, 0x20, 0x32, 0x30, 0x30, 0x20,
-                                   0x4F, 0x4B, 0x0D, 0x0A, 0x43, 0x6F, 0x6E, 0x74, 0x65, 0x6E, 0x74, 0x2D, 0x4C,
-                                   0x65, 0x6E, 0x67, 0x74, 0x68, 0x3A, 0x20, 0x34, 0x0D, 0x0A, 0x0D, 0x0A, 0xFE,
-                                   0x00, 0x00, 0x00};
+  const bytes expected_response = {0x48, 0x54, 0x54, 0x50, 0x2F, 0x31, 0x2E, 0x31, 0x20, 0x32, 0x30, 0x30, 0x20, 0x4F,
+                                   0x4B, 0x0D, 0x0A, 0x43, 0x6F, 0x6E, 0x74, 0x65, 0x6E, 0x74, 0x2D, 0x4C, 0x65, 0x6E,
+                                   0x67, 0x74, 0x68, 0x3A, 0x20, 0x34, 0x0D, 0x0A, 0x0D, 0x0A, 0xFE, 0x00, 0x00, 0x00};
   EXPECT_EQ(server_all(input), (std::vector<std::string>{"connected", "response " + hex(expected_response), "open"}));
 }
 
@@ -141,7 +144,8 @@ TEST(Sql602Server, SplitAnswerOf20000Bytes) {
   for (std::size_t i = 0; i < payload.size(); ++i) {
     payload[i] = static_cast<std::uint8_t>(i * 7);
   }
-  const bytes input = cat({connresult_ok, {0x89, 0x3E, 0x00, 0x00, 0x20, 0x4E, 0x00, 0x00, 0xFE},
+  const bytes input = cat({connresult_ok,
+                           {0x89, 0x3E, 0x00, 0x00, 0x20, 0x4E, 0x00, 0x00, 0xFE},
                            bytes(payload.begin(), payload.begin() + 16000),
                            {0xA9, 0x0F, 0x00, 0x00, 0x20, 0x4E, 0x00, 0x00, 0xFE},
                            bytes(payload.begin() + 16000, payload.end())});
@@ -165,31 +169,39 @@ TEST(Sql602Server, SplitAnswerOf20000Bytes) {
 
 TEST(Sql602Server, SplitMessageAtEverySplit) {
   // DT_ANSWER "00 00 07 AA" in frames of 1, 0, 3 payload bytes.
-  const bytes input = cat({connresult_ok, {0x0A, 0, 0, 0, 0x04, 0, 0, 0, 0xFE, 0x00}, {0x09, 0, 0, 0, 0x04, 0, 0, 0, 0xFE},
+  const bytes input = cat({connresult_ok,
+                           {0x0A, 0, 0, 0, 0x04, 0, 0, 0, 0xFE, 0x00},
+                           {0x09, 0, 0, 0, 0x04, 0, 0, 0, 0xFE},
                            {0x0C, 0, 0, 0, 0x04, 0, 0, 0, 0xFE, 0x00, 0x07, 0xAA}});
-  EXPECT_EQ(server_all(input),
-            (std::vector<std::string>{"connected", "response " + hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
-                                                                         {0xFE, 0x00, 0x00, 0x07, 0xAA}})),
-                                      "open"}));
+  EXPECT_EQ(
+      server_all(input),
+      (std::vector<std::string>{
+          "connected",
+          "response " + hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), {0xFE, 0x00, 0x00, 0x07, 0xAA}})),
+          "open"}));
 }
 
 TEST(Sql602Server, RequestWithProgressGivesThreeResponses) {
   const bytes nums = {0x11, 0, 0, 0, 0x08, 0, 0, 0, 0xFB, 1, 0, 0, 0, 2, 0, 0, 0};
   const bytes answer = {0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0};
   const bytes input = cat({connresult_ok, nums, nums, answer});
-  const std::string nums_resp = hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), {0xFB, 1, 0, 0, 0, 2, 0, 0, 0}}));
-  EXPECT_EQ(server_all(input), (std::vector<std::string>{"connected", "response " + nums_resp, "response " + nums_resp,
-                                                         "response " + hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"),
-                                                                                {0xFE, 0, 0, 0}})),
-                                                         "open"}));
+  const std::string nums_resp =
+      hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), {0xFB, 1, 0, 0, 0, 2, 0, 0, 0}}));
+  EXPECT_EQ(server_all(input),
+            (std::vector<std::string>{
+                "connected", "response " + nums_resp, "response " + nums_resp,
+                "response " + hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"), {0xFE, 0, 0, 0}})), "open"}));
 }
 
 TEST(Sql602Server, UnsolicitedMessagesAreForwarded) {
   // DT_MESSAGE "hi\0" with no POST outstanding, DT_SERVERDOWN (native n = 0 -> body F6 00),
   // DT_KEEPALIVE and a second DT_CONNRESULT (both dropped), then DT_CLOSE_CON.
-  const bytes input = cat({connresult_ok, {0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xEF, 'h', 'i', 0x00},
-                           {0x09, 0, 0, 0, 0, 0, 0, 0, 0xF0}, {0x0A, 0, 0, 0, 0x01, 0, 0, 0, 0xF7, 0x00},
-                           {0x09, 0, 0, 0, 0, 0, 0, 0, 0xF6}, {0x09, 0, 0, 0, 0, 0, 0, 0, 0xEE},
+  const bytes input = cat({connresult_ok,
+                           {0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xEF, 'h', 'i', 0x00},
+                           {0x09, 0, 0, 0, 0, 0, 0, 0, 0xF0},
+                           {0x0A, 0, 0, 0, 0x01, 0, 0, 0, 0xF7, 0x00},
+                           {0x09, 0, 0, 0, 0, 0, 0, 0, 0xF6},
+                           {0x09, 0, 0, 0, 0, 0, 0, 0, 0xEE},
                            {0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0}});
   EXPECT_EQ(server_all(input),
             (std::vector<std::string>{
@@ -203,14 +215,16 @@ TEST(Sql602Server, UnsolicitedMessagesAreForwarded) {
 
 TEST(Sql602Server, ConnectResultHandling) {
   EXPECT_EQ(server_all({0x0A, 0, 0, 0, 0x01, 0, 0, 0, 0xF7, 16}), (std::vector<std::string>{"refused 16", "finished"}));
-  EXPECT_EQ(server_all({0x0B, 0, 0, 0, 0x02, 0, 0, 0, 0xF7, 0, 0}), (std::vector<std::string>{"refused 15", "finished"}));
-  EXPECT_EQ(server_all({0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0}), (std::vector<std::string>{"refused 15", "finished"}));
+  EXPECT_EQ(server_all({0x0B, 0, 0, 0, 0x02, 0, 0, 0, 0xF7, 0, 0}),
+            (std::vector<std::string>{"refused 15", "finished"}));
+  EXPECT_EQ(server_all({0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0}),
+            (std::vector<std::string>{"refused 15", "finished"}));
   EXPECT_EQ(server_all({0x05, 0, 0, 0, 0x01, 0, 0, 0, 0xF7, 0}), (std::vector<std::string>{"refused 15", "finished"}));
   // Without the connect-result stage the first frame is an ordinary message.
   const bytes answer = {0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0};
   EXPECT_EQ(drive_server({answer}, {}, false),
-            (std::vector<std::string>{"response " + hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"), {0xFE, 0, 0, 0}})),
-                                      "open"}));
+            (std::vector<std::string>{
+                "response " + hex(cat({b("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"), {0xFE, 0, 0, 0}})), "open"}));
 }
 
 TEST(Sql602Server, BadFramesAreProtocolErrors) {
@@ -219,33 +233,39 @@ TEST(Sql602Server, BadFramesAreProtocolErrors) {
   auto run = [&](const bytes& frames) { return server_all(cat({connresult_ok, frames}), small); };
   EXPECT_EQ(run({0x08, 0, 0, 0, 0, 0, 0, 0, 0xFE}),
             (std::vector<std::string>{"connected", "protocol_error native frame total_len < 9", "finished"}));
-  EXPECT_EQ(run({0x0C, 0, 0, 0, 0x02, 0, 0, 0, 0xFE, 0, 0, 0}),
-            (std::vector<std::string>{"connected", "protocol_error native frame payload larger than msg_total", "finished"}));
+  EXPECT_EQ(
+      run({0x0C, 0, 0, 0, 0x02, 0, 0, 0, 0xFE, 0, 0, 0}),
+      (std::vector<std::string>{"connected", "protocol_error native frame payload larger than msg_total", "finished"}));
   EXPECT_EQ(run({0x0A, 0, 0, 0, 101, 0, 0, 0, 0xFE, 0}),
             (std::vector<std::string>{"connected", "protocol_error native message above the cap", "finished"}));
   EXPECT_EQ(run({0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE}),
             (std::vector<std::string>{"connected", "protocol_error native message above the cap", "finished"}));
   // A split message interrupted by another type, or continued with another msg_total, or overrun.
   EXPECT_EQ(run({0x0A, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0x0A, 0, 0, 0, 0x03, 0, 0, 0, 0xFB, 0}),
-            (std::vector<std::string>{"connected", "protocol_error split native message interrupted by another message", "finished"}));
+            (std::vector<std::string>{"connected", "protocol_error split native message interrupted by another message",
+                                      "finished"}));
   EXPECT_EQ(run({0x0A, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0x0A, 0, 0, 0, 0x04, 0, 0, 0, 0xFE, 0}),
-            (std::vector<std::string>{"connected", "protocol_error split native message interrupted by another message", "finished"}));
-  EXPECT_EQ(run({0x0A, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0}),
-            (std::vector<std::string>{"connected", "protocol_error split native message longer than msg_total", "finished"}));
+            (std::vector<std::string>{"connected", "protocol_error split native message interrupted by another message",
+                                      "finished"}));
+  EXPECT_EQ(
+      run({0x0A, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0x0C, 0, 0, 0, 0x03, 0, 0, 0, 0xFE, 0, 0, 0}),
+      (std::vector<std::string>{"connected", "protocol_error split native message longer than msg_total", "finished"}));
   EXPECT_EQ(check_frame_header(frame_header{9, 0, 0xFE}), frame_check::ok);
   EXPECT_EQ(check_frame_header(frame_header{0, 0, 0xFE}), frame_check::too_short);
   EXPECT_EQ(check_frame_header(frame_header{default_max_message + 9, default_max_message, 0xFE}), frame_check::ok);
-  EXPECT_EQ(check_frame_header(frame_header{default_max_message + 10, default_max_message + 1, 0xFE}), frame_check::too_large);
+  EXPECT_EQ(check_frame_header(frame_header{default_max_message + 10, default_max_message + 1, 0xFE}),
+            frame_check::too_large);
 }
 
 TEST(Sql602Client, CrLfBetweenRequestsIsSkipped) {
   EXPECT_EQ(client_all(cat({b("\r\n"), post({0xF1, 0, 0, 0x0B, 0}), b("\r\n\r\n"), post({0xFA})})),
-            (std::vector<std::string>{"frame 0d 00 00 00 04 00 00 00 f1 00 00 0b 00", "frame 09 00 00 00 00 00 00 00 fa",
-                                      "boundary"}));
+            (std::vector<std::string>{"frame 0d 00 00 00 04 00 00 00 f1 00 00 0b 00",
+                                      "frame 09 00 00 00 00 00 00 00 fa", "boundary"}));
 }
 
 TEST(Sql602Client, PartialInputIsNotABoundary) {
-  EXPECT_EQ(drive_client({b("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n\xFF")}), (std::vector<std::string>{"partial"}));
+  EXPECT_EQ(drive_client({b("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n\xFF")}),
+            (std::vector<std::string>{"partial"}));
   EXPECT_EQ(drive_client({b("PO")}), (std::vector<std::string>{"partial"}));
   EXPECT_EQ(drive_client({bytes{0x09, 0x00}}), (std::vector<std::string>{"partial"}));
   EXPECT_EQ(drive_client({b("\r\n")}), (std::vector<std::string>{"boundary"}));
@@ -261,12 +281,14 @@ TEST(Sql602Client, MalformedInputGetsSpecBytes) {
   const std::string bad = "reject HTTP/1.1 450 Bad Request\r\nContent-Length: 0\r\n\r\n";
   const std::string method = "reject HTTP/1.1 405 Method not allowed\r\n\r\n";
   EXPECT_EQ(client_all(b("GET / HTTP/1.1\r\n\r\n")), (std::vector<std::string>{method, "finished"}));
-  EXPECT_EQ(client_all(b("PUT / HTTP/1.1\r\nContent-Length: 1\r\n\r\n\xFF")), (std::vector<std::string>{method, "finished"}));
+  EXPECT_EQ(client_all(b("PUT / HTTP/1.1\r\nContent-Length: 1\r\n\r\n\xFF")),
+            (std::vector<std::string>{method, "finished"}));
   EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\n\r\n")), (std::vector<std::string>{bad, "finished"}));
   EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")), (std::vector<std::string>{bad, "finished"}));
   EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n\xFF\r\n0\r\n\r\n")),
             (std::vector<std::string>{bad, "finished"}));
-  EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xED\x00")), (std::vector<std::string>{bad, "finished"}));
+  EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xED\x00")),
+            (std::vector<std::string>{bad, "finished"}));
   EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n")), (std::vector<std::string>{bad, "finished"}));
   EXPECT_EQ(client_all(b("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n\xF1")).front(), "partial");
   // Non-HTTP bytes other than the close frame.
@@ -290,8 +312,10 @@ TEST(Sql602Client, CapsOnHeaderAndBody) {
             (std::vector<std::string>{"frame 0d 00 00 00 04 00 00 00 ff 01 02 03 04", "boundary"}));
   EXPECT_EQ(drive_client({post({0xFF, 1, 2, 3, 4, 5})}, small), (std::vector<std::string>{bad, "finished"}));
   // The default cap is 64 MiB: a declared 64 MiB + 2 body is refused before any byte of it arrives.
-  EXPECT_EQ(drive_client({b("POST / HTTP/1.1\r\nContent-Length: 67108866\r\n\r\n")}), (std::vector<std::string>{bad, "finished"}));
-  EXPECT_EQ(drive_client({b("POST / HTTP/1.1\r\nContent-Length: 67108865\r\n\r\n")}), (std::vector<std::string>{"partial"}));
+  EXPECT_EQ(drive_client({b("POST / HTTP/1.1\r\nContent-Length: 67108866\r\n\r\n")}),
+            (std::vector<std::string>{bad, "finished"}));
+  EXPECT_EQ(drive_client({b("POST / HTTP/1.1\r\nContent-Length: 67108865\r\n\r\n")}),
+            (std::vector<std::string>{"partial"}));
 }
 
 TEST(Sql602Client, BytesAfterCloseFrameAreIgnored) {

@@ -35,13 +35,16 @@ listeners:
     bind: "127.0.0.1:0"
     protocols: [socks4, socks5]
     udp_bind: "127.0.0.1:0"
-)" + listener_extra + R"(
+)" + listener_extra +
+         R"(
 backends:
   - name: sql
     host: 127.0.0.1
-    portbase: )" + std::to_string(portbase) + R"(
+    portbase: )" +
+         std::to_string(portbase) + R"(
     kind: sql602
-)" + backend_extra + R"(
+)" + backend_extra +
+         R"(
 rules:
   - name: to-sql
     action: allow
@@ -52,7 +55,9 @@ log: {level: error, access: off}
 )";
 }
 
-udp::endpoint udp_of(gateway& gw, const std::string& listener) { return gw.server().udp_endpoint_of(listener); }
+udp::endpoint udp_of(gateway& gw, const std::string& listener) {
+  return gw.server().udp_endpoint_of(listener);
+}
 
 bytes expected_reply(const std::string& name, std::uint16_t portbase) {
   bytes r{0x12};
@@ -66,7 +71,9 @@ bytes expected_reply(const std::string& name, std::uint16_t portbase) {
   return r;
 }
 
-net::ip::address_v4 v4(const char* a) { return net::ip::make_address_v4(a); }
+net::ip::address_v4 v4(const char* a) {
+  return net::ip::make_address_v4(a);
+}
 
 template <class Pred>
 bool eventually(Pred p, std::chrono::milliseconds limit = 5s) {
@@ -136,7 +143,11 @@ TEST(Sql602Door, BreaksThroughTheForwardDoorReachTheirOwnSession) {
 
   // A stranger naming client a's address, and a malformed break: dropped and counted.
   sql602::send_datagram(breaks_at, sql602::break_datagram(v4("127.0.0.2")), "127.0.0.4");
-  sql602::send_datagram(breaks_at, to_bytes(std::string("\x02" "3355443210", 11)), "127.0.0.2");
+  sql602::send_datagram(breaks_at,
+                        to_bytes(std::string("\x02"
+                                             "3355443210",
+                                             11)),
+                        "127.0.0.2");
   ASSERT_TRUE(eventually([&] { return gw.server().udp_counters_of("door").breaks_dropped.load() == 2; }));
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(db.datagrams().size(), 2U);

@@ -25,14 +25,17 @@ listeners:
 backends:
   - name: sql
     host: 127.0.0.1
-    portbase: )" + std::to_string(portbase) + R"(
+    portbase: )" +
+         std::to_string(portbase) + R"(
     kind: sql602
 rules:
   - name: to-sql
     action: allow
     from: ["127.0.0.0/8"]
-    to: )" + rule_to + R"(
-limits: {handshake_timeout: 2s, connect_timeout: 2s, )" + limits + R"(, shutdown_grace: 1s}
+    to: )" +
+         rule_to + R"(
+limits: {handshake_timeout: 2s, connect_timeout: 2s, )" +
+         limits + R"(, shutdown_grace: 1s}
 log: {level: error, access: off}
 )";
 }

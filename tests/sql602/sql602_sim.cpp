@@ -55,7 +55,9 @@ bytes tunnel_response(std::uint8_t type, const bytes& payload) {
                    payload);
 }
 
-bytes raw_close_frame() { return {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xEE}; }
+bytes raw_close_frame() {
+  return {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xEE};
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -68,7 +70,7 @@ struct server::session {
   tcp::endpoint peer;
   std::size_t breaks = 0;     // guarded by server::mu_
   std::vector<msg> received;  // guarded by server::mu_
-  bool closed = false;            // guarded by server::mu_
+  bool closed = false;        // guarded by server::mu_
 };
 
 server::server(server_options options, const std::string& address)
@@ -108,7 +110,9 @@ server::server(server_options options, const std::string& address)
   tcp_.start();
 }
 
-server::~server() { tcp_.stop(); }
+server::~server() {
+  tcp_.stop();
+}
 
 std::size_t server::sessions() const {
   std::lock_guard lock(mu_);
@@ -252,7 +256,9 @@ net::awaitable<void> server::serve(std::shared_ptr<session> s) {
 
 tunnel_client::tunnel_client(const tcp::endpoint& gateway, std::chrono::milliseconds timeout) : c_(gateway, timeout) {}
 
-void tunnel_client::post(std::uint8_t type, const bytes& payload) { c_.send(tunnel_post(type, payload)); }
+void tunnel_client::post(std::uint8_t type, const bytes& payload) {
+  c_.send(tunnel_post(type, payload));
+}
 
 void tunnel_client::fill() {
   const bytes more = c_.read_some(64 * 1024);
@@ -278,7 +284,7 @@ msg tunnel_client::read_response() {
       while (buf_.size() < body_at + length) fill();
       if (length == 0) throw std::runtime_error("tunnel_client: empty response body");
       msg m{buf_[body_at], bytes(buf_.begin() + static_cast<std::ptrdiff_t>(body_at + 1),
-                                     buf_.begin() + static_cast<std::ptrdiff_t>(body_at + length))};
+                                 buf_.begin() + static_cast<std::ptrdiff_t>(body_at + length))};
       buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(body_at + length));
       return m;
     }
@@ -389,7 +395,9 @@ std::vector<bytes> server::wait_datagrams(std::size_t n) const {
   return datagrams();
 }
 
-void server::close_acceptor() { tcp_.close_acceptor(); }
+void server::close_acceptor() {
+  tcp_.close_acceptor();
+}
 
 net::awaitable<void> server::udp_loop() {
   std::array<std::uint8_t, 512> buf;
@@ -431,7 +439,8 @@ void server::on_datagram(const bytes& d, const udp::endpoint& from) {
     const auto n = sim_str2int(d, 1);
     if (n && *n >= 0) {
       for (auto& s : sessions_) {
-        if (!s->closed && s->peer.address().is_v4() && le_u32_of(s->peer.address().to_v4()) == static_cast<std::uint32_t>(*n)) {
+        if (!s->closed && s->peer.address().is_v4() &&
+            le_u32_of(s->peer.address().to_v4()) == static_cast<std::uint32_t>(*n)) {
           ++s->breaks;
           return;
         }
@@ -443,14 +452,23 @@ void server::on_datagram(const bytes& d, const udp::endpoint& from) {
 
 // ---------------------------------------------------------------------------------------------
 
-native_client::native_client(const tcp::endpoint& door, const std::string& local) : s_(ioc_) { open(door, local); }
+native_client::native_client(const tcp::endpoint& door, const std::string& local) : s_(ioc_) {
+  open(door, local);
+}
 
 native_client::native_client(const tcp::endpoint& firewall, const tcp::endpoint& server, const std::string& local)
     : s_(ioc_) {
   open(firewall, local);
   const auto a = server.address().to_v4().to_bytes();
-  const bytes req{0x04, 0x01, static_cast<std::uint8_t>(server.port() >> 8), static_cast<std::uint8_t>(server.port()),
-                  a[0], a[1], a[2], a[3], 0x00};
+  const bytes req{0x04,
+                  0x01,
+                  static_cast<std::uint8_t>(server.port() >> 8),
+                  static_cast<std::uint8_t>(server.port()),
+                  a[0],
+                  a[1],
+                  a[2],
+                  a[3],
+                  0x00};
   net::write(s_, net::buffer(req));
   // The Windows client: one recv of exactly 8 bytes.
   bytes reply(8);

@@ -48,11 +48,11 @@ bytes tunnel_response(std::uint8_t type, const bytes& payload);
 bytes raw_close_frame();
 
 struct server_options {
-  std::uint8_t connect_result = 0;      ///< RR of DT_CONNRESULT; non-zero: refuse and close
-  bool send_connect_result = true;      ///< false: a server that says nothing first (bad)
-  std::size_t split_above = 0;          ///< >0: messages longer than this go out as frames of this size
-  bool answer_close_con = true;         ///< Windows server: answers DT_CLOSE_CON with its own before closing
-  std::string name = "SIMDB";           ///< advertised in discovery replies; empty: no reply (7.2)
+  std::uint8_t connect_result = 0;  ///< RR of DT_CONNRESULT; non-zero: refuse and close
+  bool send_connect_result = true;  ///< false: a server that says nothing first (bad)
+  std::size_t split_above = 0;      ///< >0: messages longer than this go out as frames of this size
+  bool answer_close_con = true;     ///< Windows server: answers DT_CLOSE_CON with its own before closing
+  std::string name = "SIMDB";       ///< advertised in discovery replies; empty: no reply (7.2)
 };
 
 /// The server's behaviour per received message:
@@ -75,7 +75,7 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  std::uint16_t port() const { return tcp_.port(); }          ///< PORTBASE+1
+  std::uint16_t port() const { return tcp_.port(); }  ///< PORTBASE+1
   std::uint16_t portbase() const { return static_cast<std::uint16_t>(port() - 1); }
 
   /// Sessions accepted so far.

@@ -40,7 +40,9 @@ TEST(Sql602Discovery, QueryForms) {
   EXPECT_EQ(named->reply_port, 5002);
   EXPECT_FALSE(named->named_port);
 
-  const auto port = parse_discovery_query(z("\x01" "40123"));
+  const auto port =
+      parse_discovery_query(z("\x01"
+                              "40123"));
   ASSERT_TRUE(port);
   EXPECT_EQ(port->reply_port, 40123);
   EXPECT_TRUE(port->named_port);
@@ -50,15 +52,19 @@ TEST(Sql602Discovery, QueryForms) {
   ASSERT_TRUE(negative);
   EXPECT_EQ(negative->reply_port, 40000);
 
-  EXPECT_FALSE(parse_discovery_query(z("\x02" "16777343")));
+  EXPECT_FALSE(
+      parse_discovery_query(z("\x02"
+                              "16777343")));
   EXPECT_FALSE(parse_discovery_query(bytes{}));
   EXPECT_EQ(parse_discovery_query(bytes{0x01})->reply_port, 5002);
 }
 
 TEST(Sql602Discovery, EncodeQueryWritesASignedShort) {
-  EXPECT_EQ(hex(encode_discovery_query(5002)), hex(z("\x01" "5002")));
+  EXPECT_EQ(hex(encode_discovery_query(5002)), hex(z("\x01"
+                                                     "5002")));
   EXPECT_EQ(hex(encode_discovery_query(40000)), hex(z("\x01-25536")));
-  EXPECT_EQ(hex(encode_discovery_query(32767)), hex(z("\x01" "32767")));
+  EXPECT_EQ(hex(encode_discovery_query(32767)), hex(z("\x01"
+                                                      "32767")));
   EXPECT_EQ(hex(encode_discovery_query(65535)), hex(z("\x01-1")));
   for (const std::uint32_t p : {1U, 5002U, 32767U, 32768U, 40000U, 65535U}) {
     const auto q = parse_discovery_query(encode_discovery_query(static_cast<std::uint16_t>(p)));
@@ -72,35 +78,52 @@ TEST(Sql602Discovery, ReplyExamplesFromTheSpec) {
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->name, "MYDB");
   EXPECT_EQ(plain->portbase, 5001);
-  const auto with_port = parse_discovery_reply(z("\x12MYDB\x01" "6000"));
+  const auto with_port =
+      parse_discovery_reply(z("\x12MYDB\x01"
+                              "6000"));
   ASSERT_TRUE(with_port);
   EXPECT_EQ(with_port->name, "MYDB");
   EXPECT_EQ(with_port->portbase, 6000);
   EXPECT_EQ(hex(encode_discovery_reply({"MYDB", 5001})), "12 4d 59 44 42 00");
-  EXPECT_EQ(hex(encode_discovery_reply({"MYDB", 6000})), hex(z("\x12MYDB\x01" "6000")));
+  EXPECT_EQ(hex(encode_discovery_reply({"MYDB", 6000})), hex(z("\x12MYDB\x01"
+                                                               "6000")));
   EXPECT_FALSE(parse_discovery_reply(z("\x11MYDB")));
   EXPECT_FALSE(parse_discovery_reply(z("\x12MYDB\x01x")));
-  EXPECT_FALSE(parse_discovery_reply(z("\x12MYDB\x01" "70000")));
+  EXPECT_FALSE(
+      parse_discovery_reply(z("\x12MYDB\x01"
+                              "70000")));
 }
 
 TEST(Sql602Discovery, RewriteReplyPort) {
   // Server on PORTBASE 6000, gateway door 5002: the client must see 5001, so the part goes.
-  EXPECT_EQ(hex(*rewrite_discovery_reply(z("\x12MYDB\x01" "6000"), 5001)), "12 4d 59 44 42 00");
+  EXPECT_EQ(hex(*rewrite_discovery_reply(z("\x12MYDB\x01"
+                                           "6000"),
+                                         5001)),
+            "12 4d 59 44 42 00");
   // Server on 5001, gateway door 7002: the client must see 7001.
-  EXPECT_EQ(hex(*rewrite_discovery_reply(bytes{0x12, 'M', 'Y', 'D', 'B', 0x00}, 7001)),
-            hex(z("\x12MYDB\x01" "7001")));
-  EXPECT_FALSE(rewrite_discovery_reply(z("\x02" "1"), 7001));
+  EXPECT_EQ(hex(*rewrite_discovery_reply(bytes{0x12, 'M', 'Y', 'D', 'B', 0x00}, 7001)), hex(z("\x12MYDB\x01"
+                                                                                              "7001")));
+  EXPECT_FALSE(rewrite_discovery_reply(z("\x02"
+                                         "1"),
+                                       7001));
   // Names are capped at 31 bytes.
   const auto long_name = encode_discovery_reply({std::string(40, 'n'), 5001});
   EXPECT_EQ(long_name.size(), 1U + 31U + 1U);
 }
 
 TEST(Sql602Break, SpecExamples) {
-  EXPECT_EQ(hex(*encode_break({127, 0, 0, 1})), hex(z("\x02" "16777343")));
-  EXPECT_EQ(hex(*encode_break({192, 168, 1, 10})), hex(z("\x02" "167880896")));
-  EXPECT_EQ(hex(*encode_break({10, 9, 0, 7})), hex(z("\x02" "117442826")));
-  EXPECT_EQ(parse_break(z("\x02" "167880896")), (ipv4_bytes{192, 168, 1, 10}));
-  EXPECT_EQ(parse_break(z("\x02" "16777343")), (ipv4_bytes{127, 0, 0, 1}));
+  EXPECT_EQ(hex(*encode_break({127, 0, 0, 1})), hex(z("\x02"
+                                                      "16777343")));
+  EXPECT_EQ(hex(*encode_break({192, 168, 1, 10})), hex(z("\x02"
+                                                         "167880896")));
+  EXPECT_EQ(hex(*encode_break({10, 9, 0, 7})), hex(z("\x02"
+                                                     "117442826")));
+  EXPECT_EQ(parse_break(z("\x02"
+                          "167880896")),
+            (ipv4_bytes{192, 168, 1, 10}));
+  EXPECT_EQ(parse_break(z("\x02"
+                          "16777343")),
+            (ipv4_bytes{127, 0, 0, 1}));
 }
 
 TEST(Sql602Break, LastOctetAtLeast128CannotBeBroken) {
@@ -108,11 +131,19 @@ TEST(Sql602Break, LastOctetAtLeast128CannotBeBroken) {
   EXPECT_TRUE(breakable({10, 0, 0, 127}));
   EXPECT_FALSE(encode_break({10, 0, 0, 200}));
   EXPECT_FALSE(encode_break({10, 0, 0, 128}));
-  EXPECT_FALSE(parse_break(z("\x02" "3355443210")));  // 10.0.0.200: the server ignores it too
-  EXPECT_FALSE(parse_break(z("\x02" "-5")));
+  EXPECT_FALSE(
+      parse_break(z("\x02"
+                    "3355443210")));  // 10.0.0.200: the server ignores it too
+  EXPECT_FALSE(
+      parse_break(z("\x02"
+                    "-5")));
   EXPECT_FALSE(parse_break(z("\x02")));
-  EXPECT_FALSE(parse_break(z("\x01" "5")));
-  EXPECT_EQ(parse_break(z("\x02" "2147483647")), (ipv4_bytes{255, 255, 255, 127}));
+  EXPECT_FALSE(
+      parse_break(z("\x01"
+                    "5")));
+  EXPECT_EQ(parse_break(z("\x02"
+                          "2147483647")),
+            (ipv4_bytes{255, 255, 255, 127}));
 }
 
 TEST(Sql602Break, RoundTrip) {

@@ -86,10 +86,9 @@ net::awaitable<error_code> client_stream::connect_tls(net::ssl::context& context
   if (!prepare_client_ssl(tls_->stream.native_handle(), server_name).empty()) {
     co_return net::error::invalid_argument;
   }
-  auto [ec] = cancel.is_connected()
-                  ? co_await tls_->stream.async_handshake(net::ssl::stream_base::client,
-                                                          net::bind_cancellation_slot(cancel, use_ec))
-                  : co_await tls_->stream.async_handshake(net::ssl::stream_base::client, use_ec);
+  auto [ec] = cancel.is_connected() ? co_await tls_->stream.async_handshake(net::ssl::stream_base::client,
+                                                                            net::bind_cancellation_slot(cancel, use_ec))
+                                    : co_await tls_->stream.async_handshake(net::ssl::stream_base::client, use_ec);
   co_return ec;
 }
 
@@ -128,17 +127,25 @@ net::awaitable<error_code> client_stream::shutdown_send(std::chrono::millisecond
   co_return ec;
 }
 
-bool client_stream::is_tls() const noexcept { return tls_ != nullptr; }
+bool client_stream::is_tls() const noexcept {
+  return tls_ != nullptr;
+}
 
-tcp::socket& client_stream::socket() noexcept { return tls_ ? tls_->stream.next_layer() : socket_; }
+tcp::socket& client_stream::socket() noexcept {
+  return tls_ ? tls_->stream.next_layer() : socket_;
+}
 
-SSL* client_stream::ssl() noexcept { return tls_ ? tls_->stream.native_handle() : nullptr; }
+SSL* client_stream::ssl() noexcept {
+  return tls_ ? tls_->stream.native_handle() : nullptr;
+}
 
 void client_stream::close() noexcept {
   error_code ignored;
   socket().close(ignored);
 }
 
-client_stream::executor_type client_stream::get_executor() noexcept { return socket().get_executor(); }
+client_stream::executor_type client_stream::get_executor() noexcept {
+  return socket().get_executor();
+}
 
 }  // namespace edgerelay::tunnel

@@ -66,7 +66,9 @@ struct server_extra {
   std::vector<sni_chain> chains;
 };
 
-void free_server_extra(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<server_extra*>(ptr); }
+void free_server_extra(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<server_extra*>(ptr);
+}
 
 int server_extra_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_server_extra);
@@ -95,7 +97,9 @@ std::string check_readable(const std::string& path, const char* what) {
 }
 
 // An encrypted key must fail to load, never prompt on the terminal of a daemon.
-int no_password(char*, int, int, void*) { return 0; }
+int no_password(char*, int, int, void*) {
+  return 0;
+}
 
 /// Loads `cert` (chain) and `key` into `ctx`, checking that they belong together.
 std::string load_chain(SSL_CTX* ctx, const std::string& cert, const std::string& key) {
@@ -197,7 +201,9 @@ std::shared_ptr<ssl::context> new_context(ssl::context::method m, std::string& e
   }
 }
 
-tls_result failed(std::string error) { return tls_result{nullptr, std::move(error)}; }
+tls_result failed(std::string error) {
+  return tls_result{nullptr, std::move(error)};
+}
 
 bool printable(const std::string& s) {
   if (s.empty()) return false;

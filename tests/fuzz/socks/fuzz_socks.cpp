@@ -124,12 +124,8 @@ void poke(const socks::server_options& options, std::uint64_t seed, std::span<co
   for (int i = 0; i < 32 && at <= input.size(); ++i) {
     const auto pick = c.next();
     switch (pick % 4) {
-      case 0:
-        server.on_auth((pick >> 8U) & 1U);
-        break;
-      case 1:
-        server.on_connect(static_cast<socks::reply_code>((pick >> 8U) % 9), {});
-        break;
+      case 0: server.on_auth((pick >> 8U) & 1U); break;
+      case 1: server.on_connect(static_cast<socks::reply_code>((pick >> 8U) % 9), {}); break;
       default: {
         const std::size_t n = std::min<std::size_t>(input.size() - at, (pick >> 8U) % 16);
         server.feed(input.subspan(at, n));

@@ -54,8 +54,8 @@ TEST(AddressPredicates, UnspecifiedRange) {
                           "0:0:0:0:0:0:0:0"}) {
     EXPECT_TRUE(is_unspecified_range(addr(yes))) << yes;
   }
-  for (const char* no : {"1.0.0.0", "127.0.0.1", "10.0.0.0", "255.255.255.255", "::1", "::ffff:1.0.0.0", "1::",
-                         "::0.0.0.1", "::ffff:0:0:0", "64:ff9b::", "fe80::"}) {
+  for (const char* no : {"1.0.0.0", "127.0.0.1", "10.0.0.0", "255.255.255.255", "::1", "::ffff:1.0.0.0",
+                         "1::", "::0.0.0.1", "::ffff:0:0:0", "64:ff9b::", "fe80::"}) {
     EXPECT_FALSE(is_unspecified_range(addr(no))) << no;
   }
   EXPECT_TRUE(is_unspecified_range(unfolded_mapped(0, 0, 0, 0)));

@@ -61,10 +61,12 @@ TEST_F(ConfigCommands, CheckFailsWithDiagnostics) {
   const command_result r = check_command(path);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, path + ":1:1: warning: no rules defined: every request will be denied (rules: first match wins, "
-                          "no match denies)\n" +
-                       path + ":2:24: bad bind '0.0.0.0:99999': port '99999' must be a number 0-65535 (expected "
-                              "\"host:port\" or \"[v6]:port\" with a literal IP address)\n");
+  EXPECT_EQ(r.err, path +
+                       ":1:1: warning: no rules defined: every request will be denied (rules: first match wins, "
+                       "no match denies)\n" +
+                       path +
+                       ":2:24: bad bind '0.0.0.0:99999': port '99999' must be a number 0-65535 (expected "
+                       "\"host:port\" or \"[v6]:port\" with a literal IP address)\n");
 }
 
 TEST_F(ConfigCommands, CheckWarnsAboutAnOpenProxy) {
@@ -78,11 +80,12 @@ TEST_F(ConfigCommands, CheckWarnsAboutAnOpenProxy) {
       "  - {name: v6-world, action: allow, from: [\"::/0\"], to: [\"0.0.0.0/0\"], listeners: [v6]}\n");
   const command_result r = check_command(path);
   EXPECT_EQ(r.exit_code, 0);  // a warning, not an error: some gateways mean to be open
-  EXPECT_EQ(r.err,
-            path + ":6:5: warning: rule 'world' makes listener 'edge' (0.0.0.0:8080) an open proxy: it allows any "
-                   "source to any destination without users (add from, users or auth: password, or bind the "
-                   "listener to loopback)\n" +
-                path + ":6:5: warning: rule 'world' makes listener 'v6' ([::]:1081) an open proxy: it allows any "
+  EXPECT_EQ(r.err, path +
+                       ":6:5: warning: rule 'world' makes listener 'edge' (0.0.0.0:8080) an open proxy: it allows any "
+                       "source to any destination without users (add from, users or auth: password, or bind the "
+                       "listener to loopback)\n" +
+                       path +
+                       ":6:5: warning: rule 'world' makes listener 'v6' ([::]:1081) an open proxy: it allows any "
                        "source to any destination without users (add from, users or auth: password, or bind the "
                        "listener to loopback)\n");
   EXPECT_NE(r.out.find("OK\n"), std::string::npos);
@@ -90,22 +93,24 @@ TEST_F(ConfigCommands, CheckWarnsAboutAnOpenProxy) {
 
 TEST_F(ConfigCommands, CheckDoesNotWarnWhenTheDoorIsClosed) {
   // Each rule misses one ingredient of an open proxy; the loopback listener is open to nobody outside.
-  const command_result r = check_command(write(
-      "listeners:\n"
-      "  - {name: edge, bind: \"0.0.0.0:8080\", protocols: [http, socks5]}\n"
-      "  - {name: locked, bind: \"0.0.0.0:1080\", protocols: [socks5], auth: password}\n"
-      "  - {name: local, bind: \"127.0.0.1:1081\", protocols: [socks5]}\n"
-      "  - {name: door, bind: \"0.0.0.0:5002\", forward: sql}\n"
-      "backends:\n"
-      "  - {name: sql, host: db.internal, portbase: 5001}\n"
-      "users:\n"
-      "  - {name: alice, password: \"" + hash_password("pw", 1000) + "\"}\n"
-      "rules:\n"
-      "  - {name: office, action: allow, from: [10.0.0.0/8]}\n"
-      "  - {name: members, action: allow, users: [alice]}\n"
-      "  - {name: web-only, action: allow, to: [\"*.corp.example\"]}\n"
-      "  - {name: v4-web, action: allow, to: [\"192.0.2.0/24\"]}\n"
-      "  - {name: local-any, action: allow, listeners: [local, locked, door]}\n"));
+  const command_result r =
+      check_command(write("listeners:\n"
+                          "  - {name: edge, bind: \"0.0.0.0:8080\", protocols: [http, socks5]}\n"
+                          "  - {name: locked, bind: \"0.0.0.0:1080\", protocols: [socks5], auth: password}\n"
+                          "  - {name: local, bind: \"127.0.0.1:1081\", protocols: [socks5]}\n"
+                          "  - {name: door, bind: \"0.0.0.0:5002\", forward: sql}\n"
+                          "backends:\n"
+                          "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                          "users:\n"
+                          "  - {name: alice, password: \"" +
+                          hash_password("pw", 1000) +
+                          "\"}\n"
+                          "rules:\n"
+                          "  - {name: office, action: allow, from: [10.0.0.0/8]}\n"
+                          "  - {name: members, action: allow, users: [alice]}\n"
+                          "  - {name: web-only, action: allow, to: [\"*.corp.example\"]}\n"
+                          "  - {name: v4-web, action: allow, to: [\"192.0.2.0/24\"]}\n"
+                          "  - {name: local-any, action: allow, listeners: [local, locked, door]}\n"));
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.err, "");
 }

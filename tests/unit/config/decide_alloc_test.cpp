@@ -26,14 +26,30 @@ void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
   allocations.fetch_add(1, std::memory_order_relaxed);
   return std::malloc(size == 0 ? 1 : size);
 }
-void* operator new[](std::size_t size) { return operator new(size); }
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void* operator new[](std::size_t size) {
+  return operator new(size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
+  return operator new(size, tag);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace edgerelay::config {
 namespace {
@@ -42,11 +58,13 @@ TEST(PolicyDecide, DoesNotAllocate) {
   const load_result loaded = load_config_text(
       "listeners: [{name: edge, bind: \"127.0.0.1:0\", protocols: [http]},\n"
       "            {name: door, bind: \"127.0.0.1:0\", protocols: [socks4]}]\n"
-      "users: [{name: alice, password: \"" + hash_password("pw", 1000) + "\"}]\n"
-      "rules:\n"
-      "  - {name: a, action: deny, from: [\"2001:db8::/32\"], users: [alice], listeners: [door]}\n"
-      "  - {name: b, action: deny, to: [\"10.0.0.0/8\", \"*.corp.example:443\", \"backend-x.internal\"]}\n"
-      "  - {name: c, action: allow, to: [\"DB.internal.\"]}\n",
+      "users: [{name: alice, password: \"" +
+          hash_password("pw", 1000) +
+          "\"}]\n"
+          "rules:\n"
+          "  - {name: a, action: deny, from: [\"2001:db8::/32\"], users: [alice], listeners: [door]}\n"
+          "  - {name: b, action: deny, to: [\"10.0.0.0/8\", \"*.corp.example:443\", \"backend-x.internal\"]}\n"
+          "  - {name: c, action: allow, to: [\"DB.internal.\"]}\n",
       "alloc.yaml");
   ASSERT_TRUE(loaded.value.has_value());
   const policy pol = policy::compile(*loaded.value);
@@ -62,7 +80,7 @@ TEST(PolicyDecide, DoesNotAllocate) {
   const decision first = pol.decide(req);  // needs_address
   req.address = dialled;
   const decision second = pol.decide(req);  // deny by b
-  req.host = "10.9.9.9";                     // literal host, no address
+  req.host = "10.9.9.9";                    // literal host, no address
   req.address.reset();
   const decision third = pol.decide(req);
   const long after = allocations.load();

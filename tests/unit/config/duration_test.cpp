@@ -15,8 +15,8 @@ TEST(DurationParse, AcceptsMillisecondsSecondsMinutes) {
 }
 
 TEST(DurationParse, RejectsEverythingElse) {
-  for (const char* bad : {"", "10", "s", "10 s", " 10s", "10S", "1.5s", "-1s", "10h", "10sec", "10ms ", "1e3ms",
-                          "9999999999999m"}) {
+  for (const char* bad :
+       {"", "10", "s", "10 s", " 10s", "10S", "1.5s", "-1s", "10h", "10sec", "10ms ", "1e3ms", "9999999999999m"}) {
     EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
   }
 }

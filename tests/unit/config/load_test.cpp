@@ -63,11 +63,10 @@ TEST(ConfigErrors, UnknownTopLevelKey) {
 }
 
 TEST(ConfigErrors, BadDurationsAreAllReported) {
-  EXPECT_EQ(diagnostics_of(std::string(minimal) +
-                           "limits:\n"
-                           "  handshake_timeout: 10x\n"
-                           "  idle_timeout: 5\n"
-                           "  connect_timeout: 0s\n"),
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits:\n"
+                                                  "  handshake_timeout: 10x\n"
+                                                  "  idle_timeout: 5\n"
+                                                  "  connect_timeout: 0s\n"),
             (lines{"test.yaml:6:22: bad duration '10x' for handshake_timeout (expected a whole number with unit ms, s "
                    "or m, e.g. 250ms, 10s, 5m)",
                    "test.yaml:7:17: bad duration '5' for idle_timeout (expected a whole number with unit ms, s or m, "
@@ -92,13 +91,12 @@ TEST(ConfigErrors, BadPorts) {
 }
 
 TEST(ConfigErrors, BadCidrsAndDestinations) {
-  EXPECT_EQ(diagnostics_of(std::string(minimal) +
-                           "  - name: r\n"
-                           "    action: allow\n"
-                           "    from:\n"
-                           "      - 10.0.0.0/33\n"
-                           "      - 10.1.2.3/16\n"
-                           "    to: [\"db.internal:http\", \"backend:\"]\n"),
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "  - name: r\n"
+                                                  "    action: allow\n"
+                                                  "    from:\n"
+                                                  "      - 10.0.0.0/33\n"
+                                                  "      - 10.1.2.3/16\n"
+                                                  "    to: [\"db.internal:http\", \"backend:\"]\n"),
             (lines{"test.yaml:8:9: bad CIDR '10.0.0.0/33' in from: prefix length must be 0-32 for IPv4",
                    "test.yaml:9:9: bad CIDR '10.1.2.3/16' in from: host bits are set (did you mean 10.1.0.0/16?)",
                    "test.yaml:10:10: bad destination 'db.internal:http' in to: port 'http' must be a number 0-65535 "
@@ -124,21 +122,23 @@ TEST(ConfigErrors, DuplicateNames) {
 }
 
 TEST(ConfigErrors, UnknownReferences) {
-  EXPECT_EQ(diagnostics_of("listeners:\n"
-                           "  - {name: door, bind: \"127.0.0.1:0\", forward: sqll}\n"
-                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], fallback: web}\n"
-                           "backends:\n"
-                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
-                           "rules:\n"
-                           "  - {name: r, action: allow, to: [\"backend:sq\"], users: [carol], listeners: [dor], via: corp}\n"),
-            (lines{"test.yaml:2:48: unknown backend 'sqll' in forward of listener 'door' (known backends: sql)",
-                   "test.yaml:3:68: unknown backend 'web' in fallback (404 or a backend) of listener 'edge' (known "
-                   "backends: sql)",
-                   "test.yaml:7:35: unknown backend 'sq' in to of rule 'r' (known backends: sql)",
-                   "test.yaml:7:58: unknown user 'carol' in users of rule 'r' (no users are defined); certificate identities "
-                   "can be named when a listener has tls client_ca",
-                   "test.yaml:7:78: unknown listener 'dor' in listeners of rule 'r' (known listeners: door, edge)",
-                   "test.yaml:7:89: unknown upstream 'corp' in via of rule 'r' (no upstreams are defined)"}));
+  EXPECT_EQ(
+      diagnostics_of(
+          "listeners:\n"
+          "  - {name: door, bind: \"127.0.0.1:0\", forward: sqll}\n"
+          "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http], fallback: web}\n"
+          "backends:\n"
+          "  - {name: sql, host: db.internal, portbase: 5001}\n"
+          "rules:\n"
+          "  - {name: r, action: allow, to: [\"backend:sq\"], users: [carol], listeners: [dor], via: corp}\n"),
+      (lines{"test.yaml:2:48: unknown backend 'sqll' in forward of listener 'door' (known backends: sql)",
+             "test.yaml:3:68: unknown backend 'web' in fallback (404 or a backend) of listener 'edge' (known "
+             "backends: sql)",
+             "test.yaml:7:35: unknown backend 'sq' in to of rule 'r' (known backends: sql)",
+             "test.yaml:7:58: unknown user 'carol' in users of rule 'r' (no users are defined); certificate identities "
+             "can be named when a listener has tls client_ca",
+             "test.yaml:7:78: unknown listener 'dor' in listeners of rule 'r' (known listeners: door, edge)",
+             "test.yaml:7:89: unknown upstream 'corp' in via of rule 'r' (no upstreams are defined)"}));
 }
 
 TEST(ConfigErrors, RuleMayNameCertificateIdentitiesWhenAListenerHasClientCa) {
@@ -168,7 +168,8 @@ TEST(ConfigErrors, HashWithTooManyIterationsIsRefused) {
   slow.replace(slow.find("$1000$"), 6, "$10000000$");
   EXPECT_EQ(diagnostics_of(std::string(minimal) +
                            "users:\n"
-                           "  - {name: alice, password: \"" + slow + "\"}\n"),
+                           "  - {name: alice, password: \"" +
+                           slow + "\"}\n"),
             (lines{"test.yaml:6:29: password of user 'alice' is not a usable hash: the iteration count of the hash "
                    "must be 1000-1000000"}));
 }
@@ -191,20 +192,20 @@ TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
 }
 
 TEST(ConfigErrors, BadValuesOfEveryKind) {
-  EXPECT_EQ(diagnostics_of(std::string(minimal) +
-                           "log: {level: verbose, access: json}\n"
-                           "workers: many\n"
-                           "reload: {recheck_sessions: maybe}\n"
-                           "limits: {max_sessions: -1}\n"
-                           "upstreams: [{name: corp, url: \"ftp://proxy:21\"}]\n"
-                           "admin: {bind: localhost}\n"),
-            (lines{"test.yaml:5:14: bad value 'verbose' for log level (expected one of: debug, info, warn, error)",
-                   "test.yaml:6:10: bad value 'many' for workers (expected auto or a whole number 1-1024)",
-                   "test.yaml:7:28: bad value 'maybe' for recheck_sessions (expected true or false)",
-                   "test.yaml:8:24: bad value '-1' for max_sessions (expected a whole number 1-10000000)",
-                   "test.yaml:9:31: bad upstream url 'ftp://proxy:21' (expected http://host:port or socks5://host:port)",
-                   "test.yaml:10:15: bad admin bind 'localhost': missing ':port' (expected \"host:port\" or "
-                   "\"[v6]:port\" with a literal IP address)"}));
+  EXPECT_EQ(
+      diagnostics_of(std::string(minimal) + "log: {level: verbose, access: json}\n"
+                                            "workers: many\n"
+                                            "reload: {recheck_sessions: maybe}\n"
+                                            "limits: {max_sessions: -1}\n"
+                                            "upstreams: [{name: corp, url: \"ftp://proxy:21\"}]\n"
+                                            "admin: {bind: localhost}\n"),
+      (lines{"test.yaml:5:14: bad value 'verbose' for log level (expected one of: debug, info, warn, error)",
+             "test.yaml:6:10: bad value 'many' for workers (expected auto or a whole number 1-1024)",
+             "test.yaml:7:28: bad value 'maybe' for recheck_sessions (expected true or false)",
+             "test.yaml:8:24: bad value '-1' for max_sessions (expected a whole number 1-10000000)",
+             "test.yaml:9:31: bad upstream url 'ftp://proxy:21' (expected http://host:port or socks5://host:port)",
+             "test.yaml:10:15: bad admin bind 'localhost': missing ':port' (expected \"host:port\" or "
+             "\"[v6]:port\" with a literal IP address)"}));
 }
 
 TEST(ConfigErrors, WrongShapes) {
@@ -229,15 +230,15 @@ TEST(ConfigErrors, EmptyAndBrokenDocuments) {
   EXPECT_EQ(diagnostics_of("- a\n- b\n"),
             (lines{"test.yaml:1:1: expected a map for config (keys: listeners, backends, users, rules, limits, admin, "
                    "log, reload, upstreams, workers)"}));
-  EXPECT_EQ(diagnostics_of("listeners: [\n"), (lines{"test.yaml:2:1: YAML syntax error: end of sequence flow not found"}));
+  EXPECT_EQ(diagnostics_of("listeners: [\n"),
+            (lines{"test.yaml:2:1: YAML syntax error: end of sequence flow not found"}));
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "rules: []\n"),
             (lines{"test.yaml:5:1: duplicate key 'rules' in config (first at 3:1)"}));
 }
 
 TEST(ConfigErrors, SecondYamlDocumentIsAnError) {
-  EXPECT_EQ(diagnostics_of(std::string(minimal) +
-                           "---\n"
-                           "rules: [{name: more, action: allow}]\n"),
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "---\n"
+                                                  "rules: [{name: more, action: allow}]\n"),
             (lines{"test.yaml:5:1: a second YAML document starts here; a config file holds exactly one (remove the "
                    "'---' line and everything after it)"}));
   // Even an empty one: a file that ends in '---' was likely cut short or concatenated.
@@ -253,7 +254,9 @@ TEST(ConfigErrors, EmptyListsInRulesAreErrors) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: edge, bind: \"127.0.0.1:0\", protocols: [http]}\n"
                            "users:\n"
-                           "  - {name: alice, password: \"" + test_hash() + "\"}\n"
+                           "  - {name: alice, password: \"" +
+                           test_hash() +
+                           "\"}\n"
                            "rules:\n"
                            "  - {name: a, action: allow, from: []}\n"
                            "  - {name: b, action: allow, to: []}\n"
@@ -302,10 +305,11 @@ TEST(ConfigErrors, DurationsHaveAnUpperBound) {
 }
 
 TEST(ConfigErrors, ConflictingBindsAndTls) {
-  EXPECT_EQ(diagnostics_of("listeners:\n"
-                           "  - {name: a, bind: \"0.0.0.0:1080\", protocols: [socks5], tls: {cert: gw.pem}}\n"
-                           "  - {name: b, bind: \"0.0.0.0:1080\", protocols: [socks4], tls: {cert: c, key: k, min_version: 1.1}}\n"
-                           "rules: [{name: all, action: allow}]\n"),
+  EXPECT_EQ(diagnostics_of(
+                "listeners:\n"
+                "  - {name: a, bind: \"0.0.0.0:1080\", protocols: [socks5], tls: {cert: gw.pem}}\n"
+                "  - {name: b, bind: \"0.0.0.0:1080\", protocols: [socks4], tls: {cert: c, key: k, min_version: 1.1}}\n"
+                "rules: [{name: all, action: allow}]\n"),
             (lines{"test.yaml:2:63: listener tls has a cert but no key",
                    "test.yaml:3:5: listener 'b' bind 0.0.0.0:1080 is already used by listener 'a'",
                    "test.yaml:3:94: bad value '1.1' for tls min_version (expected one of: 1.2, 1.3)"}));
@@ -383,7 +387,9 @@ TEST(ConfigLoad, FullConfigLandsInTheModel) {
       "    health_check: {interval: 5s, timeout: 250ms}\n"
       "  - {name: web, host: 10.0.0.80, portbase: 79, tls: {ca: ca.pem, server_name: web.internal}}\n"
       "users:\n"
-      "  - {name: alice, password: \"" + test_hash() + "\"}\n"
+      "  - {name: alice, password: \"" +
+      test_hash() +
+      "\"}\n"
       "rules:\n"
       "  - name: office\n"
       "    action: allow\n"

@@ -45,7 +45,8 @@ TEST(PasswordHash, RejectsMalformedHashes) {
   const std::string good = hash_password("x", 1000);
   std::string why;
   EXPECT_FALSE(is_password_hash("hunter2", &why));
-  EXPECT_EQ(why, "expected a hash of the form pbkdf2-sha256$<iterations>$<salt>$<hash> as printed by `edgerelay passwd`");
+  EXPECT_EQ(why,
+            "expected a hash of the form pbkdf2-sha256$<iterations>$<salt>$<hash> as printed by `edgerelay passwd`");
   EXPECT_FALSE(is_password_hash("pbkdf2-sha256$10$AAAAAAAAAAAAAAAAAAAAAA==$" + good.substr(good.rfind('$') + 1), &why));
   EXPECT_EQ(why, "the iteration count of the hash must be 1000-1000000");
   EXPECT_FALSE(is_password_hash("pbkdf2-sha256$x$a$b", &why));

@@ -85,8 +85,8 @@ TEST(ClassifyHost, RejectsNulByte) {
 TEST(ClassifyHost, RejectsEveryByteOutsideTheAlphabet) {
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
-    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                         c == '_' || c == '.';
+    const bool allowed =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
     const std::string host = "a"s + c + "b.example";
     const auto r = classify_host(host);
     if (allowed) {
@@ -126,8 +126,8 @@ TEST(ClassifyHost, LabelLimits) {
 
 TEST(ClassifyHost, NameLengthLimit) {
   // 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253.
-  const std::string n253 = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
-                           std::string(61, 'd');
+  const std::string n253 =
+      std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(61, 'd');
   ASSERT_EQ(n253.size(), 253U);
   EXPECT_EQ(classify_host(n253).kind, host_kind::dns_name);
   EXPECT_EQ(classify_host(n253 + ".").kind, host_kind::dns_name);  // the root dot is not counted
@@ -170,9 +170,10 @@ TEST(ClassifyHost, NumericFormsAreIpv4) {
 }
 
 TEST(ClassifyHost, NumericLookingButNotAnAddressIsInvalid) {
-  for (const char* bad : {"256.1.1.1", "0x", "0X", "1.2.3.4.5", "08", "09.1", "a.1", "example.123", "127.0.0.1.",
-                          "1..2", ".1", "0x100000000", "4294967296", "1.16777216", "1.2.65536", "1.2.3.256",
-                          "0x.1", "99999999999999999999999", "1.0x", "example.0x1f", "0xg.1"}) {
+  for (const char* bad : {"256.1.1.1",  "0x",           "0X",         "1.2.3.4.5", "08",   "09.1",
+                          "a.1",        "example.123",  "127.0.0.1.", "1..2",      ".1",   "0x100000000",
+                          "4294967296", "1.16777216",   "1.2.65536",  "1.2.3.256", "0x.1", "99999999999999999999999",
+                          "1.0x",       "example.0x1f", "0xg.1"}) {
     const auto c = classify_host(bad);
     EXPECT_EQ(c.kind, host_kind::invalid) << bad << ": " << kind_name(c.kind);
     EXPECT_EQ(c.why, "numeric host is not an IPv4 address") << bad;
@@ -185,11 +186,21 @@ TEST(ClassifyHost, Ipv6Literals) {
     host_kind kind;
   };
   const row rows[] = {
-      {"::1", host_kind::ipv6},           {"[::1]", host_kind::ipv6},         {"::", host_kind::ipv6},
-      {"[::]", host_kind::ipv6},          {"::ffff:0.0.0.0", host_kind::ipv6}, {"2001:DB8::1", host_kind::ipv6},
-      {"[fe80::1%25eth0]", host_kind::invalid}, {"fe80::1%eth0", host_kind::invalid}, {"[1.2.3.4]", host_kind::invalid},
-      {"[::1", host_kind::invalid},       {"[", host_kind::invalid},           {"[]", host_kind::invalid},
-      {"a:b", host_kind::invalid},        {"example.com:80", host_kind::invalid}, {"::1]", host_kind::invalid},
+      {"::1", host_kind::ipv6},
+      {"[::1]", host_kind::ipv6},
+      {"::", host_kind::ipv6},
+      {"[::]", host_kind::ipv6},
+      {"::ffff:0.0.0.0", host_kind::ipv6},
+      {"2001:DB8::1", host_kind::ipv6},
+      {"[fe80::1%25eth0]", host_kind::invalid},
+      {"fe80::1%eth0", host_kind::invalid},
+      {"[1.2.3.4]", host_kind::invalid},
+      {"[::1", host_kind::invalid},
+      {"[", host_kind::invalid},
+      {"[]", host_kind::invalid},
+      {"a:b", host_kind::invalid},
+      {"example.com:80", host_kind::invalid},
+      {"::1]", host_kind::invalid},
   };
   for (const auto& r : rows) {
     EXPECT_EQ(classify_host(r.text).kind, r.kind) << r.text;
@@ -204,12 +215,52 @@ TEST(ClassifyHost, Ipv6Literals) {
 }
 
 TEST(ParseIpv4Numeric, AgreesWithInetAtonOnTable) {
-  for (const char* s : {"0", "1", "255", "256", "0xff", "0xFF", "0Xff", "0x", "0x1g", "0377", "0400", "08", "0.0",
-                        "1.2", "1.2.3", "1.2.3.4", "1.2.3.4.5", "1.256", "1.16777215", "1.16777216", "1.2.65535",
-                        "1.2.65536", "1.2.3.255", "1.2.3.256", "4294967295", "4294967296", "0xffffffff", "0x100000000",
-                        "037777777777", "040000000000", "18446744073709551615", "18446744073709551616",
-                        "99999999999999999999", "0x0000000000000000000000000000000000ff", ".", "1.", ".1", "1..1",
-                        "+1", "-1", "1e1", "0x.1", "1.0x1.2", "0x1.0x2.0x3.0x4", "01.02.03.04", "00000000000000001.1"}) {
+  for (const char* s : {"0",
+                        "1",
+                        "255",
+                        "256",
+                        "0xff",
+                        "0xFF",
+                        "0Xff",
+                        "0x",
+                        "0x1g",
+                        "0377",
+                        "0400",
+                        "08",
+                        "0.0",
+                        "1.2",
+                        "1.2.3",
+                        "1.2.3.4",
+                        "1.2.3.4.5",
+                        "1.256",
+                        "1.16777215",
+                        "1.16777216",
+                        "1.2.65535",
+                        "1.2.65536",
+                        "1.2.3.255",
+                        "1.2.3.256",
+                        "4294967295",
+                        "4294967296",
+                        "0xffffffff",
+                        "0x100000000",
+                        "037777777777",
+                        "040000000000",
+                        "18446744073709551615",
+                        "18446744073709551616",
+                        "99999999999999999999",
+                        "0x0000000000000000000000000000000000ff",
+                        ".",
+                        "1.",
+                        ".1",
+                        "1..1",
+                        "+1",
+                        "-1",
+                        "1e1",
+                        "0x.1",
+                        "1.0x1.2",
+                        "0x1.0x2.0x3.0x4",
+                        "01.02.03.04",
+                        "00000000000000001.1"}) {
     EXPECT_EQ(parse_ipv4_numeric(s), libc_inet_aton(s)) << s;
   }
 }
@@ -234,11 +285,40 @@ TEST(ParseIpv4Numeric, RefusesTheTrailingWhitespaceInetAtonIgnores) {
 }
 
 TEST(ParseIpv6Literal, AgreesWithInetPtonOnTable) {
-  for (const char* s : {"::", "::1", "1::", "1::2", ":1", "1:", ":::", "1:::2", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9",
-                        "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8::", "::1:2:3:4:5:6:7:8", "12345::",
-                        "ffff::", "FFFF::", "g::", "::ffff:1.2.3.4", "::1.2.3.4", "::1.2.3", "::1.2.3.4.5", "::01.2.3.4",
-                        "::256.1.1.1", "1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.4:1",
-                        "::0.0.0.0", "::ffff:0.0.0.0", "fe80::1%eth0", "", "1:2:3:4:5:6:7:8:", "0:0:0:0:0:0:0:0"}) {
+  for (const char* s : {"::",
+                        "::1",
+                        "1::",
+                        "1::2",
+                        ":1",
+                        "1:",
+                        ":::",
+                        "1:::2",
+                        "1:2:3:4:5:6:7:8",
+                        "1:2:3:4:5:6:7:8:9",
+                        "1:2:3:4:5:6:7::",
+                        "::2:3:4:5:6:7:8",
+                        "1:2:3:4:5:6:7:8::",
+                        "::1:2:3:4:5:6:7:8",
+                        "12345::",
+                        "ffff::",
+                        "FFFF::",
+                        "g::",
+                        "::ffff:1.2.3.4",
+                        "::1.2.3.4",
+                        "::1.2.3",
+                        "::1.2.3.4.5",
+                        "::01.2.3.4",
+                        "::256.1.1.1",
+                        "1.2.3.4",
+                        "1:2:3:4:5:6:1.2.3.4",
+                        "1:2:3:4:5:6:7:1.2.3.4",
+                        "::1.2.3.4:1",
+                        "::0.0.0.0",
+                        "::ffff:0.0.0.0",
+                        "fe80::1%eth0",
+                        "",
+                        "1:2:3:4:5:6:7:8:",
+                        "0:0:0:0:0:0:0:0"}) {
     EXPECT_EQ(parse_ipv6_literal(s), libc_inet_pton6(s)) << s;
   }
 }

@@ -13,7 +13,9 @@ config::config load(const std::string& yaml) {
   return r.value.value_or(config::config{});
 }
 
-TEST(UnsupportedFeatures, BuiltInDefaultRuns) { EXPECT_TRUE(unsupported_features(config::default_config()).empty()); }
+TEST(UnsupportedFeatures, BuiltInDefaultRuns) {
+  EXPECT_TRUE(unsupported_features(config::default_config()).empty());
+}
 
 TEST(UnsupportedFeatures, ProxyProtocolListenerIsRefusedWithItsPlace) {
   const auto cfg = load(R"(listeners:

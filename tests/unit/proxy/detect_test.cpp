@@ -14,7 +14,9 @@ detected first(std::uint8_t b) {
   return detect_protocol(in);
 }
 
-TEST(DetectProtocol, EmptyInputNeedsMore) { EXPECT_EQ(detect_protocol({}), detected::need_more); }
+TEST(DetectProtocol, EmptyInputNeedsMore) {
+  EXPECT_EQ(detect_protocol({}), detected::need_more);
+}
 
 TEST(DetectProtocol, SocksVersionsTlsAndHttpMethods) {
   EXPECT_EQ(first(0x05), detected::socks5);

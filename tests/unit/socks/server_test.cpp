@@ -13,8 +13,8 @@ namespace {
 
 using edgerelay::test::bytes;
 using edgerelay::test::concat;
-using edgerelay::test::driver_script;
 using edgerelay::test::drive_whole;
+using edgerelay::test::driver_script;
 using edgerelay::test::expect_same_at_every_split;
 using edgerelay::test::expect_truncations_wait;
 using edgerelay::test::transcript;
@@ -35,7 +35,8 @@ socks::server_options password_options() {
   return o;
 }
 
-driver_script bound_at(socks::ipv4_bytes addr, std::uint16_t port, socks::reply_code code = socks::reply_code::succeeded) {
+driver_script bound_at(socks::ipv4_bytes addr, std::uint16_t port,
+                       socks::reply_code code = socks::reply_code::succeeded) {
   driver_script s;
   s.connect_code = code;
   s.bound = socks::bound_address{addr, port};
@@ -51,15 +52,15 @@ transcript grind(const socks::server_options& options, const driver_script& scri
 TEST(Socks5Server, NoAuthConnect) {
   const auto t = grind({}, bound_at({10, 0, 0, 5}, 40000), concat({greet_noauth, connect_v4}));
   EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "connect cmd=1 target=192.0.2.1:80 user=",
-                                                 "send 05 00 00 01 0a 00 00 05 9c 40"}));
+                                                "send 05 00 00 01 0a 00 00 05 9c 40"}));
   EXPECT_EQ(t.end, "established");
   EXPECT_TRUE(t.tunnel.empty());
 }
 
 TEST(Socks5Server, PipelinedGreetingRequestPayload) {
   const auto t = grind({}, driver_script{}, concat({greet_noauth, connect_name, payload}));
-  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "connect cmd=1 target=host:443 user=",
-                                                 "send 05 00 00 01 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{
+                          "send 05 00", "connect cmd=1 target=host:443 user=", "send 05 00 00 01 00 00 00 00 00 00"}));
   EXPECT_EQ(t.end, "established");
   EXPECT_EQ(t.tunnel, payload);
 }
@@ -84,10 +85,9 @@ TEST(Socks5Server, LeftoverIsExactlyWhatFollowedTheRequest) {
 
 TEST(Socks5Server, PasswordPipelinedInOneFeed) {
   const auto t = grind(password_options(), driver_script{}, concat({greet_password, auth_bob, connect_v4, payload}));
-  EXPECT_EQ(t.events,
-            (std::vector<std::string>{"send 05 02", "authenticate user=bob password=pw", "send 01 00",
-                                      "connect cmd=1 target=192.0.2.1:80 user=bob",
-                                      "send 05 00 00 01 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 02", "authenticate user=bob password=pw", "send 01 00",
+                                                "connect cmd=1 target=192.0.2.1:80 user=bob",
+                                                "send 05 00 00 01 00 00 00 00 00 00"}));
   EXPECT_EQ(t.end, "established");
   EXPECT_EQ(t.tunnel, payload);
 }
@@ -96,7 +96,8 @@ TEST(Socks5Server, PasswordRejected) {
   driver_script script;
   script.auth_ok = false;
   const auto t = grind(password_options(), script, concat({greet_password, auth_bob, connect_v4}));
-  EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 02", "authenticate user=bob password=pw", "send+close 01 01"}));
+  EXPECT_EQ(t.events,
+            (std::vector<std::string>{"send 05 02", "authenticate user=bob password=pw", "send+close 01 01"}));
   EXPECT_EQ(t.end, "closed");
 }
 
@@ -139,7 +140,8 @@ TEST(Socks5Server, MalformedUserpassAnsweredAsFailure) {
 }
 
 TEST(Socks5Server, WrongUserpassVersionFails) {
-  const auto t = grind(password_options(), driver_script{}, concat({greet_password, bytes{0x05, 0x01, 'u', 0x01, 'p'}}));
+  const auto t =
+      grind(password_options(), driver_script{}, concat({greet_password, bytes{0x05, 0x01, 'u', 0x01, 'p'}}));
   EXPECT_EQ(t.events.at(0), "send 05 02");
   EXPECT_EQ(t.end, "failed");
 }
@@ -150,8 +152,8 @@ TEST(Socks5Server, EveryConnectOutcome) {
     const auto code = static_cast<socks::reply_code>(rep);
     const auto t = drive_whole({}, bound_at({1, 2, 3, 4}, 0x0506, code), concat({greet_noauth, connect_v4, payload}));
     ASSERT_EQ(t.events.size(), 3U);
-    const std::string reply = edgerelay::test::hex(
-        bytes{0x05, static_cast<std::uint8_t>(rep), 0x00, 0x01, 1, 2, 3, 4, 0x05, 0x06});
+    const std::string reply =
+        edgerelay::test::hex(bytes{0x05, static_cast<std::uint8_t>(rep), 0x00, 0x01, 1, 2, 3, 4, 0x05, 0x06});
     if (rep == 0) {
       EXPECT_EQ(t.events[2], "send " + reply);
       EXPECT_EQ(t.end, "established");
@@ -174,8 +176,10 @@ TEST(Socks5Server, ReplyWithIpv6Bound) {
 TEST(Socks5Server, BindAndUdpAssociateReachTheDriver) {
   const bytes bind{0x05, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0};
   const bytes udp{0x05, 0x03, 0x00, 0x01, 0, 0, 0, 0, 0, 0};
-  EXPECT_EQ(grind({}, driver_script{}, concat({greet_noauth, bind})).events.at(1), "connect cmd=2 target=0.0.0.0:0 user=");
-  EXPECT_EQ(grind({}, driver_script{}, concat({greet_noauth, udp})).events.at(1), "connect cmd=3 target=0.0.0.0:0 user=");
+  EXPECT_EQ(grind({}, driver_script{}, concat({greet_noauth, bind})).events.at(1),
+            "connect cmd=2 target=0.0.0.0:0 user=");
+  EXPECT_EQ(grind({}, driver_script{}, concat({greet_noauth, udp})).events.at(1),
+            "connect cmd=3 target=0.0.0.0:0 user=");
 }
 
 struct malformed_case {
@@ -205,29 +209,35 @@ INSTANTIATE_TEST_SUITE_P(
         malformed_case{"EmptyDomain", {0x05, 0x01, 0x00, 0x03, 0x00, 0x00, 0x50}, "05 01 00 01 00 00 00 00 00 00"},
         // Issue 13 A.2: a domain that is not a host name is host unreachable (wire.hpp), never dialled.
         malformed_case{"NulInDomain",
-                       {0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0x00, '.', 'c', 'o',
-                        'r', 'p', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x3E, 0x1C},
+                       {0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',  0x00,
+                        '.',  'c',  'o',  'r',  'p',  '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x3E, 0x1C},
                        "05 04 00 01 00 00 00 00 00 00"},
-        malformed_case{"PercentInDomain", {0x05, 0x01, 0x00, 0x03, 0x03, 'a', '%', 'b', 0x00, 0x50},
+        malformed_case{"PercentInDomain",
+                       {0x05, 0x01, 0x00, 0x03, 0x03, 'a', '%', 'b', 0x00, 0x50},
                        "05 04 00 01 00 00 00 00 00 00"},
-        malformed_case{"NotAnInetAtonNumber", {0x05, 0x01, 0x00, 0x03, 0x09, '2', '5', '6', '.', '1', '.', '1', '.',
-                                               '1', 0x00, 0x50},
+        malformed_case{"NotAnInetAtonNumber",
+                       {0x05, 0x01, 0x00, 0x03, 0x09, '2', '5', '6', '.', '1', '.', '1', '.', '1', 0x00, 0x50},
                        "05 04 00 01 00 00 00 00 00 00"},
-        malformed_case{"UdpAssociateNulInDomain", {0x05, 0x03, 0x00, 0x03, 0x03, 'a', 0x00, 'b', 0x00, 0x00},
+        malformed_case{"UdpAssociateNulInDomain",
+                       {0x05, 0x03, 0x00, 0x03, 0x03, 'a', 0x00, 'b', 0x00, 0x00},
                        "05 04 00 01 00 00 00 00 00 00"}),
     [](const auto& param_info) { return param_info.param.name; });
 
 TEST(Socks5Server, NumericDomainReachesTheDriverAsAnAddress) {
-  for (const auto& [domain, text] : std::vector<std::pair<std::string, std::string>>{
-           {"0", "0.0.0.0"}, {"0x0", "0.0.0.0"}, {"0.0.0.0", "0.0.0.0"}, {"2130706433", "127.0.0.1"},
-           {"0x7f.1", "127.0.0.1"}, {"127.1", "127.0.0.1"}, {"0177.0.0.1", "127.0.0.1"}}) {
+  for (const auto& [domain, text] : std::vector<std::pair<std::string, std::string>>{{"0", "0.0.0.0"},
+                                                                                     {"0x0", "0.0.0.0"},
+                                                                                     {"0.0.0.0", "0.0.0.0"},
+                                                                                     {"2130706433", "127.0.0.1"},
+                                                                                     {"0x7f.1", "127.0.0.1"},
+                                                                                     {"127.1", "127.0.0.1"},
+                                                                                     {"0177.0.0.1", "127.0.0.1"}}) {
     SCOPED_TRACE(domain);
     bytes request{0x05, 0x01, 0x00, 0x03, static_cast<std::uint8_t>(domain.size())};
     request.insert(request.end(), domain.begin(), domain.end());
     request.insert(request.end(), {0x3E, 0x1C});
     const auto t = grind({}, bound_at({10, 0, 0, 5}, 40000), concat({greet_noauth, request}));
     EXPECT_EQ(t.events, (std::vector<std::string>{"send 05 00", "connect cmd=1 target=" + text + ":15900 user=",
-                                                   "send 05 00 00 01 0a 00 00 05 9c 40"}));
+                                                  "send 05 00 00 01 0a 00 00 05 9c 40"}));
   }
 }
 
@@ -257,8 +267,8 @@ TEST(Socks4Server, The602SqlConnectGetsOneEightByteReply) {
 
 TEST(Socks4Server, The602SqlConnectAtEverySplit) {
   const auto t = grind({}, bound_at({192, 0, 2, 10}, 5002), sql602);
-  EXPECT_EQ(t.events, (std::vector<std::string>{"connect cmd=1 target=192.0.2.10:5002 user=",
-                                                 "send 00 5a 13 8a c0 00 02 0a"}));
+  EXPECT_EQ(t.events,
+            (std::vector<std::string>{"connect cmd=1 target=192.0.2.10:5002 user=", "send 00 5a 13 8a c0 00 02 0a"}));
   EXPECT_EQ(t.end, "established");
 }
 
@@ -313,7 +323,7 @@ TEST(Socks4Server, BindReachesTheDriver) {
   const bytes bind{0x04, 0x02, 0x00, 0x15, 10, 0, 0, 1, 'x', 0x00};
   const auto t = grind({}, bound_at({0, 0, 0, 0}, 0, socks::reply_code::command_not_supported), bind);
   EXPECT_EQ(t.events, (std::vector<std::string>{"connect cmd=2 target=10.0.0.1:21 user=x",
-                                                 "send+close 00 5b 00 00 00 00 00 00"}));
+                                                "send+close 00 5b 00 00 00 00 00 00"}));
 }
 
 TEST(Socks4Server, PasswordRequiredGives5D) {

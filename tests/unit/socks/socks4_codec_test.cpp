@@ -13,7 +13,9 @@ using edgerelay::test::bytes;
 using edgerelay::test::expect_prefix_consistent;
 namespace socks = edgerelay::socks;
 
-auto request(std::span<const std::uint8_t> in) { return socks::parse_socks4_request(in); }
+auto request(std::span<const std::uint8_t> in) {
+  return socks::parse_socks4_request(in);
+}
 
 // By value: the callers pass temporaries.
 socks::parsed<socks::socks4_request> value_of(const socks::parse_result<socks::socks4_request>& r) {
@@ -100,14 +102,14 @@ TEST(Socks4Request, AcceptsLongestFields) {
 
 TEST(Socks4Request, RefusesInvalidSocks4aNames) {
   const std::string n253 = longest_name().substr(0, 253);
-  for (const std::string& bad : {std::string(64, 'l') + ".example", n253 + "x", std::string(254, 'n'),
-                                 std::string(255, 'n'), std::string("bad%name"), std::string("a b"),
-                                 std::string("a\x01b"), std::string("a..b"), std::string("256.1.1.1"),
-                                 std::string("0x"), std::string("1.2.3.4.5"), std::string("08")}) {
+  for (const std::string& bad :
+       {std::string(64, 'l') + ".example", n253 + "x", std::string(254, 'n'), std::string(255, 'n'),
+        std::string("bad%name"), std::string("a b"), std::string("a\x01b"), std::string("a..b"),
+        std::string("256.1.1.1"), std::string("0x"), std::string("1.2.3.4.5"), std::string("08")}) {
     SCOPED_TRACE(bad);
     const bytes in = socks4a("u", bad);
-    EXPECT_EQ(error_of(request(in)), (socks::protocol_error{socks::reply_code::host_unreachable,
-                                                            "socks4a request: invalid host name"}));
+    EXPECT_EQ(error_of(request(in)),
+              (socks::protocol_error{socks::reply_code::host_unreachable, "socks4a request: invalid host name"}));
     expect_prefix_consistent<socks::socks4_request>(request, in);
   }
 }
@@ -125,9 +127,14 @@ TEST(Socks4Request, NumericSocks4aDomainsBecomeIpv4Targets) {
     const char* domain;
     socks::ipv4_bytes v4;
   };
-  const row rows[] = {{"0", {0, 0, 0, 0}},         {"0x0", {0, 0, 0, 0}},        {"0.0.0.0", {0, 0, 0, 0}},
-                      {"2130706433", {127, 0, 0, 1}}, {"0x7f.1", {127, 0, 0, 1}}, {"127.1", {127, 0, 0, 1}},
-                      {"0177.0.0.1", {127, 0, 0, 1}}, {"192.0.2.10", {192, 0, 2, 10}}};
+  const row rows[] = {{"0", {0, 0, 0, 0}},
+                      {"0x0", {0, 0, 0, 0}},
+                      {"0.0.0.0", {0, 0, 0, 0}},
+                      {"2130706433", {127, 0, 0, 1}},
+                      {"0x7f.1", {127, 0, 0, 1}},
+                      {"127.1", {127, 0, 0, 1}},
+                      {"0177.0.0.1", {127, 0, 0, 1}},
+                      {"192.0.2.10", {192, 0, 2, 10}}};
   for (const auto& r : rows) {
     SCOPED_TRACE(r.domain);
     const bytes in = socks4a("id", r.domain, 5002);
@@ -218,8 +225,7 @@ TEST(Socks4Encode, RefusesWhatCannotBeSent) {
   EXPECT_TRUE(socks::encode_socks4_request(socks::command::connect, v4, std::string(256, 'u')).empty());
   EXPECT_TRUE(socks::encode_socks4_request(socks::command::connect, v4, std::string("a\0b", 3)).empty());
   EXPECT_TRUE(socks::encode_socks4_request(socks::command::connect, {std::string(), 1}, "").empty());
-  EXPECT_TRUE(
-      socks::encode_socks4_request(socks::command::connect, {socks::ipv4_bytes{0, 0, 0, 7}, 1}, "").empty());
+  EXPECT_TRUE(socks::encode_socks4_request(socks::command::connect, {socks::ipv4_bytes{0, 0, 0, 7}, 1}, "").empty());
 }
 
 }  // namespace

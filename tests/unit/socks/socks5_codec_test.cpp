@@ -15,9 +15,15 @@ using edgerelay::test::bytes;
 using edgerelay::test::expect_prefix_consistent;
 namespace socks = edgerelay::socks;
 
-auto greeting(std::span<const std::uint8_t> in) { return socks::parse_socks5_greeting(in); }
-auto userpass(std::span<const std::uint8_t> in) { return socks::parse_userpass_request(in); }
-auto request(std::span<const std::uint8_t> in) { return socks::parse_socks5_request(in); }
+auto greeting(std::span<const std::uint8_t> in) {
+  return socks::parse_socks5_greeting(in);
+}
+auto userpass(std::span<const std::uint8_t> in) {
+  return socks::parse_userpass_request(in);
+}
+auto request(std::span<const std::uint8_t> in) {
+  return socks::parse_socks5_request(in);
+}
 
 // By value: the callers pass temporaries.
 template <class T>
@@ -175,14 +181,13 @@ INSTANTIATE_TEST_SUITE_P(
                      {0x05, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
                      socks::command::udp_associate,
                      {socks::ipv4_bytes{0, 0, 0, 0}, 0}},
-        request_case{"ConnectIpv6",
-                     {0x05, 0x01, 0x00, 0x04, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01,
-                      0xBB},
-                     socks::command::connect,
-                     {socks::ipv6_bytes{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01}, 443}},
+        request_case{
+            "ConnectIpv6",
+            {0x05, 0x01, 0x00, 0x04, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01, 0xBB},
+            socks::command::connect,
+            {socks::ipv6_bytes{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01}, 443}},
         request_case{"ConnectDomain",
-                     {0x05, 0x01, 0x00, 0x03, 0x0B, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm', 0x1F,
-                      0x90},
+                     {0x05, 0x01, 0x00, 0x03, 0x0B, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm', 0x1F, 0x90},
                      socks::command::connect,
                      {std::string("example.com"), 8080}},
         request_case{"ConnectOneByteDomain",
@@ -259,21 +264,22 @@ TEST(Socks5Request, RefusesNulInDomain) {
   // The policy bypass of issue 13 A.2: it matched "*.corp.example", getaddrinfo saw "localhost".
   using namespace std::string_view_literals;
   const bytes in = domain_request("localhost\0.corp.example"sv, 15900);
-  ASSERT_EQ(in, (bytes{0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0x00, '.', 'c',
-                       'o', 'r', 'p', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x3E, 0x1C}));
-  EXPECT_EQ(error_of(request(in)), (socks::protocol_error{socks::reply_code::host_unreachable,
-                                                          "socks5 address: invalid host name"}));
+  ASSERT_EQ(in, (bytes{0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',  0x00,
+                       '.',  'c',  'o',  'r',  'p',  '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0x3E, 0x1C}));
+  EXPECT_EQ(error_of(request(in)),
+            (socks::protocol_error{socks::reply_code::host_unreachable, "socks5 address: invalid host name"}));
   expect_prefix_consistent<socks::socks5_request>(request, in);
 }
 
 TEST(Socks5Request, RefusesInvalidNames) {
   const std::string n253 = longest_name().substr(0, 253);
-  for (const std::string& bad : {std::string(64, 'l') + ".example", "example." + std::string(64, 'l'),
-                                 n253 + "x", std::string(254, 'n'), std::string("bad%name"), std::string("a b"),
-                                 std::string("a/b"), std::string("u@h"), std::string("a\x01b"),
-                                 std::string("b\xC3\xBC" "cher"), std::string("a..b"), std::string("."),
-                                 std::string("256.1.1.1"), std::string("0x"), std::string("1.2.3.4.5"),
-                                 std::string("08"), std::string("[::1"), std::string("fe80::1%eth0")}) {
+  for (const std::string& bad :
+       {std::string(64, 'l') + ".example", "example." + std::string(64, 'l'), n253 + "x", std::string(254, 'n'),
+        std::string("bad%name"), std::string("a b"), std::string("a/b"), std::string("u@h"), std::string("a\x01b"),
+        std::string("b\xC3\xBC"
+                    "cher"),
+        std::string("a..b"), std::string("."), std::string("256.1.1.1"), std::string("0x"), std::string("1.2.3.4.5"),
+        std::string("08"), std::string("[::1"), std::string("fe80::1%eth0")}) {
     SCOPED_TRACE(bad);
     const bytes in = domain_request(bad);
     EXPECT_EQ(error_of(request(in)).reply, socks::reply_code::host_unreachable);
@@ -291,9 +297,14 @@ TEST(Socks5Request, NumericDomainsBecomeIpv4Targets) {
     const char* domain;
     socks::ipv4_bytes v4;
   };
-  const row rows[] = {{"0", {0, 0, 0, 0}},         {"0x0", {0, 0, 0, 0}},        {"0.0.0.0", {0, 0, 0, 0}},
-                      {"2130706433", {127, 0, 0, 1}}, {"0x7f.1", {127, 0, 0, 1}}, {"127.1", {127, 0, 0, 1}},
-                      {"0177.0.0.1", {127, 0, 0, 1}}, {"10.0.0.1", {10, 0, 0, 1}}};
+  const row rows[] = {{"0", {0, 0, 0, 0}},
+                      {"0x0", {0, 0, 0, 0}},
+                      {"0.0.0.0", {0, 0, 0, 0}},
+                      {"2130706433", {127, 0, 0, 1}},
+                      {"0x7f.1", {127, 0, 0, 1}},
+                      {"127.1", {127, 0, 0, 1}},
+                      {"0177.0.0.1", {127, 0, 0, 1}},
+                      {"10.0.0.1", {10, 0, 0, 1}}};
   for (const auto& r : rows) {
     SCOPED_TRACE(r.domain);
     for (const std::uint8_t cmd : {0x01, 0x03}) {
@@ -318,8 +329,7 @@ TEST(Socks5Request, Ipv6TextDomainsBecomeIpv6Targets) {
   EXPECT_EQ(value_of(request(domain_request("::1"))).value.target, (socks::target_address{loopback, 80}));
   EXPECT_EQ(value_of(request(domain_request("[::1]"))).value.target, (socks::target_address{loopback, 80}));
   EXPECT_EQ(value_of(request(domain_request("::"))).value.target, (socks::target_address{socks::ipv6_bytes{}, 80}));
-  EXPECT_EQ(value_of(request(domain_request("::ffff:0.0.0.0"))).value.target,
-            (socks::target_address{mapped_zero, 80}));
+  EXPECT_EQ(value_of(request(domain_request("::ffff:0.0.0.0"))).value.target, (socks::target_address{mapped_zero, 80}));
 }
 
 TEST(Socks5Request, RejectsWrongVersion) {
@@ -356,8 +366,8 @@ TEST(Socks5Encode, AuthStatus) {
 
 TEST(Socks5Encode, ReplyIpv4EveryCode) {
   for (int rep = 0; rep <= 8; ++rep) {
-    const auto out = socks::encode_socks5_reply(static_cast<socks::reply_code>(rep),
-                                                socks::ipv4_bytes{198, 51, 100, 7}, 0x1234);
+    const auto out =
+        socks::encode_socks5_reply(static_cast<socks::reply_code>(rep), socks::ipv4_bytes{198, 51, 100, 7}, 0x1234);
     EXPECT_EQ(out, (bytes{0x05, static_cast<std::uint8_t>(rep), 0x00, 0x01, 198, 51, 100, 7, 0x12, 0x34}));
   }
 }

@@ -50,9 +50,20 @@ TEST(SocksTargetText, Ipv6MatchesInetNtopOnPatterns) {
 }
 
 TEST(SocksTargetText, Ipv6MatchesInetNtopOnSpecialForms) {
-  const char* const samples[] = {"::",        "::1",           "::2",           "::1.2.3.4",  "::ffff:1.2.3.4",
-                                 "::ffff:0:0", "1:0:0:2:0:0:0:3", "1:0:2:0:3:0:4:0", "fe80::1:2",  "::0.1.0.0",
-                                 "0:0:1::",   "1::",           "::ffff:0:1.2.3.4", "64:ff9b::1.2.3.4"};
+  const char* const samples[] = {"::",
+                                 "::1",
+                                 "::2",
+                                 "::1.2.3.4",
+                                 "::ffff:1.2.3.4",
+                                 "::ffff:0:0",
+                                 "1:0:0:2:0:0:0:3",
+                                 "1:0:2:0:3:0:4:0",
+                                 "fe80::1:2",
+                                 "::0.1.0.0",
+                                 "0:0:1::",
+                                 "1::",
+                                 "::ffff:0:1.2.3.4",
+                                 "64:ff9b::1.2.3.4"};
   for (const char* s : samples) {
     socks::ipv6_bytes b{};
     ASSERT_EQ(inet_pton(AF_INET6, s, b.data()), 1) << s;

@@ -53,10 +53,8 @@ TEST(SocksUdpHeader, RoundTripsEveryAddressKind) {
   v6[0] = 0xFE;
   v6[1] = 0x80;
   v6[15] = 0x42;
-  const socks::target_address targets[] = {{socks::ipv4_bytes{192, 0, 2, 1}, 9},
-                                           {v6, 65535},
-                                           {std::string("x"), 0},
-                                           {longest_name(), 5353}};
+  const socks::target_address targets[] = {
+      {socks::ipv4_bytes{192, 0, 2, 1}, 9}, {v6, 65535}, {std::string("x"), 0}, {longest_name(), 5353}};
   const bytes payload{1, 2, 3};
   for (const auto& target : targets) {
     for (const std::uint8_t frag : {0x00, 0x01, 0x7F, 0x80, 0xFF}) {
@@ -111,7 +109,8 @@ TEST(SocksUdpHeader, RefusesInvalidDomains) {
 }
 
 TEST(SocksUdpHeader, RefusesNulInDomainExactly) {
-  const bytes dgram{0x00, 0x00, 0x00, 0x03, 0x0B, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't', 0x00, 'x', 0x00, 0x35, 'q'};
+  const bytes dgram{0x00, 0x00, 0x00, 0x03, 0x0B, 'l', 'o',  'c',  'a', 'l',
+                    'h',  'o',  's',  't',  0x00, 'x', 0x00, 0x35, 'q'};
   EXPECT_TRUE(std::holds_alternative<socks::protocol_error>(socks::parse_udp_header(dgram)));
 }
 
@@ -120,8 +119,9 @@ TEST(SocksUdpHeader, NumericDomainsBecomeIpv4Targets) {
     const char* domain;
     socks::ipv4_bytes v4;
   };
-  const row rows[] = {{"0", {0, 0, 0, 0}},         {"0x0", {0, 0, 0, 0}},        {"0.0.0.0", {0, 0, 0, 0}},
-                      {"2130706433", {127, 0, 0, 1}}, {"0x7f.1", {127, 0, 0, 1}}, {"127.1", {127, 0, 0, 1}},
+  const row rows[] = {{"0", {0, 0, 0, 0}},           {"0x0", {0, 0, 0, 0}},
+                      {"0.0.0.0", {0, 0, 0, 0}},     {"2130706433", {127, 0, 0, 1}},
+                      {"0x7f.1", {127, 0, 0, 1}},    {"127.1", {127, 0, 0, 1}},
                       {"0177.0.0.1", {127, 0, 0, 1}}};
   for (const auto& r : rows) {
     SCOPED_TRACE(r.domain);

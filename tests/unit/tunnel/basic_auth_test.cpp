@@ -21,7 +21,7 @@ TEST(BasicAuth, ParsesValidCredentials) {
   EXPECT_EQ(outcome("basic YWxpY2U6c2VjcmV0"), "ok alice|secret");
   EXPECT_EQ(outcome("BASIC   YWxpY2U6c2VjcmV0  "), "ok alice|secret");
   EXPECT_EQ(outcome("Basic YTpiOmM="), "ok a|b:c");  // password keeps later colons
-  EXPECT_EQ(outcome("Basic YTo="), "ok a|");          // empty password
+  EXPECT_EQ(outcome("Basic YTo="), "ok a|");         // empty password
   EXPECT_EQ(outcome("Basic w6k6w6k="), "ok \xC3\xA9|\xC3\xA9");
 }
 
@@ -42,8 +42,8 @@ TEST(BasicAuth, RejectsNonCanonicalBase64) {
 }
 
 TEST(BasicAuth, RejectsBadContent) {
-  EXPECT_EQ(outcome("Basic YWxpY2U="), "no ':' in Basic credentials");   // "alice"
-  EXPECT_EQ(outcome("Basic OnNlY3JldA=="), "empty user in Basic credentials");  // ":secret"
+  EXPECT_EQ(outcome("Basic YWxpY2U="), "no ':' in Basic credentials");             // "alice"
+  EXPECT_EQ(outcome("Basic OnNlY3JldA=="), "empty user in Basic credentials");     // ":secret"
   EXPECT_EQ(outcome("Basic YQE6Yg=="), "control character in Basic credentials");  // "a\x01:b"
   EXPECT_EQ(outcome("Basic YTpiAA=="), "control character in Basic credentials");  // "a:b\0"
 }

@@ -55,7 +55,9 @@ unsigned status_of(const std::string& raw) {
 
 TEST(ForwardRequest, RefusesInvalidUrlHost) {
   // Exact bytes a client would send and get back; the whole head at every split.
-  const bytes in = b("GET http://a\x01" "b/ HTTP/1.1\r\nHost: a\r\n\r\n");
+  const bytes in =
+      b("GET http://a\x01"
+        "b/ HTTP/1.1\r\nHost: a\r\n\r\n");
   const std::string expected_reply =
       "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\n"
       "400 Bad Request\n";
@@ -78,7 +80,7 @@ TEST(ForwardRequest, RefusesInvalidUrlHost) {
   }
   // Hosts Beast lets through in a request-target but that are no host name or address.
   for (const std::string& host : std::vector<std::string>{"bad%name", "bad%00name", "a~b", "0x", "256.1.1.1",
-                                                           "1.2.3.4.5", "a..b", std::string(64, 'l') + ".example"}) {
+                                                          "1.2.3.4.5", "a..b", std::string(64, 'l') + ".example"}) {
     SCOPED_TRACE(host);
     EXPECT_EQ(status_of("GET http://" + host + "/ HTTP/1.1\r\n\r\n"), 400u);
     EXPECT_EQ(status_of("GET http://" + host + ":8080/x HTTP/1.1\r\n\r\n"), 400u);
@@ -101,8 +103,9 @@ TEST(ForwardRequest, ConnectionNamingAFramingFieldGives400) {
   for (const std::string& raw :
        {std::string("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nConnection: Content-Length\r\n"
                     "Content-Length: 5\r\n\r\nhello"),
-        std::string("POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nProxy-Connection: keep-alive, Transfer-Encoding\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        std::string(
+            "POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\nProxy-Connection: keep-alive, Transfer-Encoding\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         std::string("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nConnection: host\r\n\r\n"),
         std::string("CONNECT a.example:443 HTTP/1.1\r\nConnection: Host\r\n\r\n")}) {
     const bytes in = b(raw);  // all_chunkings returns views into it
@@ -159,8 +162,9 @@ std::string drive_response(const chunk_list& chunks, std::string_view method) {
     }
     if (auto* p = std::get_if<parsed<response_head>>(&r)) {
       const response_head& h = p->value;
-      std::string out = "status=" + std::to_string(h.status) + " reason=" + h.reason + " consumed=" +
-                        std::to_string(p->consumed) + " kind=" + std::to_string(static_cast<int>(h.framing.kind)) +
+      std::string out = "status=" + std::to_string(h.status) + " reason=" + h.reason +
+                        " consumed=" + std::to_string(p->consumed) +
+                        " kind=" + std::to_string(static_cast<int>(h.framing.kind)) +
                         " len=" + std::to_string(h.framing.length) + " keep=" + (h.keep_alive ? "1" : "0");
       // leftover() plus the chunks after the head: the body bytes the driver passes on.
       bytes rest(reader.leftover().begin(), reader.leftover().end());
@@ -234,14 +238,16 @@ TEST(ForwardResponse, TransferEncodingDropsContentLength) {
   auto r = reader.feed(b("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n"));
   ASSERT_TRUE(std::holds_alternative<parsed<response_head>>(r));
   const response_head& h = std::get<parsed<response_head>>(r).value;
-  EXPECT_EQ(text(build_forward_response(h, "close")), "HTTP/1.1 200 OK\r\nVia: 1.1 edgerelay\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(text(build_forward_response(h, "close")),
+            "HTTP/1.1 200 OK\r\nVia: 1.1 edgerelay\r\nConnection: close\r\n\r\n");
 }
 
 TEST(ForwardResponse, BuildsClientHead) {
   response_head_reader reader("GET");
-  auto r = reader.feed(b("HTTP/1.1 200 OK\r\nServer: s\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
-                         "Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTransfer-Encoding: chunked\r\n"
-                         "Upgrade: h2c\r\nContent-Type: text/plain\r\n\r\n"));
+  auto r =
+      reader.feed(b("HTTP/1.1 200 OK\r\nServer: s\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
+                    "Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTransfer-Encoding: chunked\r\n"
+                    "Upgrade: h2c\r\nContent-Type: text/plain\r\n\r\n"));
   ASSERT_TRUE(std::holds_alternative<parsed<response_head>>(r));
   const response_head& h = std::get<parsed<response_head>>(r).value;
   EXPECT_FALSE(h.keep_alive);
@@ -291,12 +297,14 @@ std::string track_all(const std::string& raw, body_framing framing) {
 const body_framing chunked{body_kind::chunked, 0};
 
 TEST(ForwardBodyTracker, ChunkedAtEverySplit) {
-  EXPECT_EQ(track_all("5\r\nhello\r\n1A;ext=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\nGET / HTTP/1.1\r\n", chunked),
-            "done through=55 body=[5\r\nhello\r\n1A;ext=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n] "
-            "next=[GET / HTTP/1.1\r\n]");
+  EXPECT_EQ(
+      track_all("5\r\nhello\r\n1A;ext=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\nGET / HTTP/1.1\r\n", chunked),
+      "done through=55 body=[5\r\nhello\r\n1A;ext=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n] "
+      "next=[GET / HTTP/1.1\r\n]");
   EXPECT_EQ(track_all("0\r\nX-Trailer: 1\r\nY: 2\r\n\r\nNEXT", chunked),
             "done through=25 body=[0\r\nX-Trailer: 1\r\nY: 2\r\n\r\n] next=[NEXT]");
-  EXPECT_EQ(track_all("3 ;a\r\nabc\r\n000\r\n\r\n", chunked), "done through=18 body=[3 ;a\r\nabc\r\n000\r\n\r\n] next=[]");
+  EXPECT_EQ(track_all("3 ;a\r\nabc\r\n000\r\n\r\n", chunked),
+            "done through=18 body=[3 ;a\r\nabc\r\n000\r\n\r\n] next=[]");
   EXPECT_EQ(track_all("5\r\nhel", chunked), "more through=6 body=[5\r\nhel] next=[]");
 }
 

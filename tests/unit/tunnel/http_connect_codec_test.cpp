@@ -90,17 +90,19 @@ unsigned parse_status(const bytes& input) {
 }
 
 TEST(HttpConnectReader, ConnectAtEverySplitKeepsOptimisticData) {
-  const bytes input = b("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
-                        "Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n\x16\x03\x01 hello");
+  const bytes input =
+      b("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
+        "Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n\x16\x03\x01 hello");
   EXPECT_EQ(drive_all_splits(input),
             "done consumed=104 method=CONNECT target=example.com:443 version=11 form=authority "
             "authority=example.com:443 path= fields=2 tunnel=\x16\x03\x01 hello");
 }
 
 TEST(HttpConnectReader, ConnectFieldsExtracted) {
-  const auto p = parse_ok(b("CONNECT [2001:db8::1]:8443 HTTP/1.1\r\nHost: [2001:db8::1]:8443\r\n"
-                            "Proxy-Authorization: Basic YTpi\r\nProxy-Connection: keep-alive\r\n"
-                            "Connection: x-a\r\nconnection: x-b\r\nUpgrade: foo\r\n\r\n"));
+  const auto p =
+      parse_ok(b("CONNECT [2001:db8::1]:8443 HTTP/1.1\r\nHost: [2001:db8::1]:8443\r\n"
+                 "Proxy-Authorization: Basic YTpi\r\nProxy-Connection: keep-alive\r\n"
+                 "Connection: x-a\r\nconnection: x-b\r\nUpgrade: foo\r\n\r\n"));
   const request_head& h = p.value;
   EXPECT_TRUE(h.is_connect());
   EXPECT_EQ(h.form, target_form::authority);
@@ -123,12 +125,28 @@ TEST(HttpConnectReader, ConnectTargets) {
     unsigned status;  // 0 = accepted
   };
   const row rows[] = {
-      {"a.example:1", 0},       {"a.example:65535", 0}, {"10.0.0.1:80", 0},   {"[::1]:22", 0},
-      {"a_b.example:080", 0},   {"a.example", 400},     {"a.example:", 400},  {"a.example:0", 400},
-      {"a.example:65536", 400}, {"a.example:99999", 400}, {"a.example:123456", 400}, {"a.example:8x", 400},
-      {"::1:22", 400},          {"[::1]", 400},         {"[::1]22", 400},     {"[zz::1]:22", 400},
-      {"[fe80::1%25eth0]:22", 400}, {":443", 400},      {"a@b:443", 400},     {"/path", 400},
-      {"http://a.example:80/", 400}, {"a.example:+80", 400},
+      {"a.example:1", 0},
+      {"a.example:65535", 0},
+      {"10.0.0.1:80", 0},
+      {"[::1]:22", 0},
+      {"a_b.example:080", 0},
+      {"a.example", 400},
+      {"a.example:", 400},
+      {"a.example:0", 400},
+      {"a.example:65536", 400},
+      {"a.example:99999", 400},
+      {"a.example:123456", 400},
+      {"a.example:8x", 400},
+      {"::1:22", 400},
+      {"[::1]", 400},
+      {"[::1]22", 400},
+      {"[zz::1]:22", 400},
+      {"[fe80::1%25eth0]:22", 400},
+      {":443", 400},
+      {"a@b:443", 400},
+      {"/path", 400},
+      {"http://a.example:80/", 400},
+      {"a.example:+80", 400},
   };
   for (const auto& r : rows) {
     SCOPED_TRACE(r.target);
@@ -143,12 +161,11 @@ TEST(HttpConnectReader, ConnectRefusesInvalidHostNameAtEverySplit) {
 }
 
 TEST(HttpConnectReader, ConnectRefusesInvalidHostNames) {
-  const std::string n253 = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." +
-                           std::string(61, 'd');
+  const std::string n253 =
+      std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') + "." + std::string(61, 'd');
   for (const std::string& host : {std::string("bad%name"), std::string("a~b"), std::string(64, 'l') + ".example",
                                   n253 + "x", std::string(254, 'n'), std::string("a..b"), std::string("256.1.1.1"),
-                                  std::string("0x"), std::string("1.2.3.4.5"), std::string("08"),
-                                  std::string("a.1")}) {
+                                  std::string("0x"), std::string("1.2.3.4.5"), std::string("08"), std::string("a.1")}) {
     SCOPED_TRACE(host);
     EXPECT_EQ(parse_status(b("CONNECT " + host + ":80 HTTP/1.1\r\n\r\n")), 400u);
   }
@@ -158,8 +175,9 @@ TEST(HttpConnectReader, ConnectRefusesInvalidHostNames) {
 
 TEST(HttpConnectReader, ConnectNumericHostBecomesDottedQuad) {
   const std::pair<const char*, const char*> rows[] = {
-      {"2130706433", "127.0.0.1"}, {"0x7f.1", "127.0.0.1"}, {"127.1", "127.0.0.1"}, {"0177.0.0.1", "127.0.0.1"},
-      {"0", "0.0.0.0"},            {"0x0", "0.0.0.0"},      {"0.0.0.0", "0.0.0.0"},   {"10.0.0.1", "10.0.0.1"}};
+      {"2130706433", "127.0.0.1"}, {"0x7f.1", "127.0.0.1"}, {"127.1", "127.0.0.1"},
+      {"0177.0.0.1", "127.0.0.1"}, {"0", "0.0.0.0"},        {"0x0", "0.0.0.0"},
+      {"0.0.0.0", "0.0.0.0"},      {"10.0.0.1", "10.0.0.1"}};
   for (const auto& [sent, canonical] : rows) {
     SCOPED_TRACE(sent);
     const std::string target = std::string(sent) + ":15930";
@@ -171,8 +189,8 @@ TEST(HttpConnectReader, ConnectNumericHostBecomesDottedQuad) {
 
 TEST(ParseAuthority, RefusesBytesOutsideHostNames) {
   using namespace std::string_view_literals;
-  for (const std::string_view bad : {"a\x01b:80"sv, "a\0b:80"sv, "a b:80"sv, "a/b:80"sv, "b\xC3\xBC:80"sv,
-                                     "a\x7f:80"sv, "::1:80"sv}) {
+  for (const std::string_view bad :
+       {"a\x01b:80"sv, "a\0b:80"sv, "a b:80"sv, "a/b:80"sv, "b\xC3\xBC:80"sv, "a\x7f:80"sv, "::1:80"sv}) {
     EXPECT_FALSE(parse_authority(bad).has_value()) << tunnel_test::hex(tunnel_test::b(bad));
   }
   EXPECT_EQ(parse_authority("2130706433", false), (authority_target{"127.0.0.1", 80, false}));
@@ -268,7 +286,8 @@ TEST(HttpConnectReader, HeaderSectionOver64KiBGives431) {
   request_head_reader chunked_reader;
   head_result last = need_more{};
   for (std::size_t i = 0; i < input.size() && std::holds_alternative<need_more>(last); i += 1000) {
-    last = chunked_reader.feed(std::span<const std::uint8_t>(input).subspan(i, std::min<std::size_t>(1000, input.size() - i)));
+    last = chunked_reader.feed(
+        std::span<const std::uint8_t>(input).subspan(i, std::min<std::size_t>(1000, input.size() - i)));
   }
   ASSERT_TRUE(std::holds_alternative<http_error>(last));
   EXPECT_EQ(std::get<http_error>(last).status, 431u);

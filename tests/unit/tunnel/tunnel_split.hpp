@@ -14,7 +14,9 @@ namespace edgerelay::tunnel_test {
 using bytes = std::vector<std::uint8_t>;
 using chunk_list = std::vector<std::span<const std::uint8_t>>;
 
-inline bytes b(std::string_view s) { return {s.begin(), s.end()}; }
+inline bytes b(std::string_view s) {
+  return {s.begin(), s.end()};
+}
 
 inline bytes cat(std::initializer_list<bytes> parts) {
   bytes out;
@@ -37,7 +39,9 @@ inline std::string hex(std::span<const std::uint8_t> in) {
   return out;
 }
 
-inline std::string text(std::span<const std::uint8_t> in) { return {in.begin(), in.end()}; }
+inline std::string text(std::span<const std::uint8_t> in) {
+  return {in.begin(), in.end()};
+}
 
 /// The input whole, cut in two at every offset (0..size), and byte by byte.
 inline std::vector<chunk_list> all_chunkings(std::span<const std::uint8_t> input) {
