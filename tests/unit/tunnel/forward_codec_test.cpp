@@ -53,6 +53,23 @@ unsigned status_of(const std::string& raw) {
   return e != nullptr ? e->status : 0;
 }
 
+/// What a request reader fed `chunks` in order ends with: the error reply's bytes, "parsed", or
+/// "need_more".
+template <class Chunks>
+std::string request_outcome(const Chunks& chunks) {
+  request_head_reader reader;
+  for (const auto& c : chunks) {
+    auto r = reader.feed(c);
+    if (auto* e = std::get_if<http_error>(&r)) {
+      return text(e->reply);
+    }
+    if (std::holds_alternative<parsed<request_head>>(r)) {
+      return "parsed";
+    }
+  }
+  return "need_more";
+}
+
 TEST(ForwardRequest, RefusesInvalidUrlHost) {
   // Exact bytes a client would send and get back; the whole head at every split.
   const bytes in =
@@ -63,20 +80,7 @@ TEST(ForwardRequest, RefusesInvalidUrlHost) {
       "400 Bad Request\n";
   for (const auto& chunks : all_chunkings(in)) {
     SCOPED_TRACE(describe(chunks));
-    request_head_reader reader;
-    std::string got = "need_more";
-    for (const auto& c : chunks) {
-      auto r = reader.feed(c);
-      if (auto* e = std::get_if<http_error>(&r)) {
-        got = text(e->reply);
-        break;
-      }
-      if (std::holds_alternative<parsed<request_head>>(r)) {
-        got = "parsed";
-        break;
-      }
-    }
-    EXPECT_EQ(got, expected_reply);
+    EXPECT_EQ(request_outcome(chunks), expected_reply);
   }
   // Hosts Beast lets through in a request-target but that are no host name or address.
   for (const std::string& host : std::vector<std::string>{"bad%name", "bad%00name", "a~b", "0x", "256.1.1.1",
@@ -111,20 +115,7 @@ TEST(ForwardRequest, ConnectionNamingAFramingFieldGives400) {
     const bytes in = b(raw);  // all_chunkings returns views into it
     for (const auto& chunks : all_chunkings(in)) {
       SCOPED_TRACE(describe(chunks) + " in " + raw);
-      request_head_reader reader;
-      std::string got = "need_more";
-      for (const auto& c : chunks) {
-        auto r = reader.feed(c);
-        if (auto* e = std::get_if<http_error>(&r)) {
-          got = text(e->reply);
-          break;
-        }
-        if (std::holds_alternative<parsed<request_head>>(r)) {
-          got = "parsed";
-          break;
-        }
-      }
-      EXPECT_EQ(got, reply400);
+      EXPECT_EQ(request_outcome(chunks), reply400);
     }
   }
 }
