@@ -1,6 +1,6 @@
 // socks_server: the per-session SOCKS4/4a/5 state machine, sans-I/O (no sockets, no clock).
 //
-// The driver (proxy/handshake.cpp) loops: read bytes -> feed() -> act on the step:
+// The driver (proxy/inbound/socks_door.cpp) loops: read bytes -> feed() -> act on the step:
 //   need_more     -> read more bytes and feed() them
 //   send          -> write `bytes` in ONE write; if close_after, close; else if established(), the
 //                    handshake is over (take leftover()); else call feed({}) to go on

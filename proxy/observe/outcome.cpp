@@ -65,6 +65,15 @@ unsigned to_http_status(outcome o) noexcept {
   }
 }
 
+outcome outcome_of_http_refusal(unsigned status) noexcept {
+  switch (status) {
+    case 405: return outcome::command_not_supported;
+    case 407: return outcome::bad_credentials;
+    case 403: return outcome::denied;
+    default: return outcome::malformed;
+  }
+}
+
 outcome outcome_of_connect_error(const boost::system::error_code& ec) noexcept {
   namespace error = boost::asio::error;
   if (ec == error::connection_refused) {

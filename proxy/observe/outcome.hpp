@@ -35,6 +35,8 @@ socks::reply_code to_socks5_reply(outcome o) noexcept;
 socks::socks4_reply to_socks4_reply(outcome o) noexcept;
 /// HTTP status for a CONNECT that ended this way (200, 403, 502, 504, 405, 400, 407).
 unsigned to_http_status(outcome o) noexcept;
+/// The outcome an HTTP refusal of a client's request stands for (405, 407, 403; else malformed).
+outcome outcome_of_http_refusal(unsigned status) noexcept;
 
 /// A failed resolve or connect, as an outcome.
 outcome outcome_of_connect_error(const boost::system::error_code& ec) noexcept;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""TLS termination with real clients against the real edgerelay binary (notes/tls-spec.md):
+"""TLS termination with real clients against the real edgerelay binary (docs/config.md, tls):
 - curl --proxy https://... (an HTTPS proxy): CONNECT with -p to an http:// URL, CONNECT to an
   https:// origin, and a plain forward GET, each downloading a 1 MiB file intact;
 - SOCKS5 over TLS: a Python ssl socket speaking SOCKS5 by hand to an echo server, and

@@ -1,4 +1,4 @@
-// TLS termination in sessions (notes/tls-spec.md): mTLS and the certificate identity in rules, SNI,
+// TLS termination in sessions (docs/config.md, tls): mTLS and the certificate identity in rules, SNI,
 // 64 MiB each way through SOCKS5 and HTTP CONNECT over TLS, plaintext on required and optional
 // listeners, versions and ALPN, certificate reload, backends dialled over TLS, the handshake
 // deadline and forward doors with TLS. Real sockets on loopback; every wait is bounded.

@@ -1,0 +1,45 @@
+// The HTTP door: CONNECT becomes a request; any other request is handed to serve_http().
+#include <array>
+
+#include <boost/asio/write.hpp>
+
+#include "proxy/inbound/credentials.hpp"
+#include "proxy/inbound/door.hpp"
+
+namespace edgerelay::proxy {
+
+net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream& client,
+                                                          std::span<const std::uint8_t> first, access_record& rec,
+                                                          phase_deadline& dl) {
+  std::array<std::uint8_t, 4096> buf;
+  auto& reader = http_.emplace();
+  tunnel::head_result result = reader.feed(first);
+  while (std::holds_alternative<tunnel::need_more>(result)) {
+    auto [ec, got] = co_await client.async_read_some(net::buffer(buf), dl.token());
+    if (ec || got == 0) co_return door_closed{};
+    result = reader.feed(std::span<const std::uint8_t>(buf.data(), got));
+  }
+  door_closed refused;
+  std::vector<std::uint8_t> refusal;
+  if (auto* err = std::get_if<tunnel::http_error>(&result)) {
+    refused.why = outcome_of_http_refusal(err->status);
+    refusal = std::move(err->reply);
+  } else {
+    tunnel::request_head& head = std::get<tunnel::parsed<tunnel::request_head>>(result).value;
+    rec.target = head.target;
+    if (!head.is_connect()) {
+      // Forward proxying, the 602SQL tunnel or the fallback: serve_http() takes the connection over.
+      co_return http_handoff{std::move(head)};
+    }
+    if (http_proxy_authorized(ctx_, head, rec)) {
+      rec.target = tunnel::to_string(head.authority);
+      co_return request{.cmd = socks::command::connect, .where = from_authority(head.authority)};
+    }
+    refused.why = outcome::bad_credentials;
+    refusal = tunnel::error_reply(407);
+  }
+  co_await net::async_write(client, net::buffer(refusal), dl.token());
+  co_return refused;
+}
+
+}  // namespace edgerelay::proxy
