@@ -77,8 +77,8 @@ net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_id
   co_return std::optional<tunnel::client_stream>(std::move(upstream));
 }
 
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
-                                     phase_deadline& dl, std::chrono::milliseconds limit) {
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
+                                     std::chrono::milliseconds limit) {
   if (!co_await write_all(client, reply, dl, limit) || co_await client.shutdown_send(limit)) {
     co_return;
   }
@@ -134,7 +134,7 @@ struct exchange {
   /// fin = idle: once the request body is through, the response still has the whole idle timeout.
   exchange(const net::any_io_executor& ex, std::chrono::milliseconds idle) : flow(ex, idle, idle) {}
 
-  duplex flow;  ///< stopped when one half failed, or the response ended the exchange early
+  duplex flow;                    ///< stopped when one half failed, or the response ended the exchange early
   bool request_done = false;      ///< the whole request body went upstream
   bool response_started = false;  ///< response bytes reached the client
   bool response_done = false;
@@ -440,9 +440,9 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   {
     x.flow.add_leg(client.socket());
     x.flow.add_leg(up.socket->socket());
-    const duplex_result ended = co_await x.flow.run(
-        send_request_body(client, *up.socket, tunnel::request_body_framing(head), x),
-        relay_response(client, *up.socket, head, x));
+    const duplex_result ended =
+        co_await x.flow.run(send_request_body(client, *up.socket, tunnel::request_body_framing(head), x),
+                            relay_response(client, *up.socket, head, x));
     if (ended.end == relay_end::idle_timeout) {
       x.detail = "idle_timeout";
       x.client_keep = false;
@@ -580,8 +580,8 @@ outcome outcome_of_status(unsigned status) {
 
 /// serve_requests() under `dl`, which bounds every short phase of the connection.
 net::awaitable<void> serve_each_request(tunnel::client_stream& client, tunnel::request_head first,
-                                        std::vector<std::uint8_t> carry, const session_context& ctx,
-                                        access_record& rec, phase_deadline& dl) {
+                                        std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec,
+                                        phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   upstream_leg up;
   tunnel::request_head head = std::move(first);

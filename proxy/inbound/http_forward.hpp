@@ -36,14 +36,13 @@ namespace http_detail {
 /// Empty when any step failed or the limit passed: rec.result says why. Never throws.
 net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
                                                                    const session_context& ctx, access_record& rec,
-                                                                   phase_deadline& dl,
-                                                                   std::chrono::milliseconds limit);
+                                                                   phase_deadline& dl, std::chrono::milliseconds limit);
 
 /// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
 /// still sends (bounded in bytes and time) so the close does not reset the connection before the
 /// client read the reply. Each step is a phase of `dl` within `limit`. Never throws.
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
-                                     phase_deadline& dl, std::chrono::milliseconds limit);
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
+                                     std::chrono::milliseconds limit);
 
 }  // namespace http_detail
 }  // namespace edgerelay::proxy

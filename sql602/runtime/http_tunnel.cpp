@@ -50,8 +50,7 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
   std::vector<std::uint8_t> buf(chunk_size);
   std::span<const std::uint8_t> chunk(first);
   for (;;) {  // each turn translates what arrived, then reads the client once
-    for (sql602::c2s_event ev = in.feed(chunk); !std::holds_alternative<sql602::c2s::need_more>(ev);
-         ev = in.feed({})) {
+    for (sql602::c2s_event ev = in.feed(chunk); !std::holds_alternative<sql602::c2s::need_more>(ev); ev = in.feed({})) {
       if (auto* frame = std::get_if<sql602::c2s::frame>(&ev)) {
         auto [ec, n] = co_await net::async_write(server, net::buffer(frame->bytes), use_ec);
         if (f.flow.stopped()) {
