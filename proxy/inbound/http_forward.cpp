@@ -79,7 +79,13 @@ net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_id
 
 net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
                                      std::chrono::milliseconds limit) {
-  if (!co_await write_all(client, reply, dl, limit) || co_await client.shutdown_send(limit)) {
+  // Each co_await is its own statement: GCC 12 miscompiles one inside a short-circuit condition.
+  const bool written = co_await write_all(client, reply, dl, limit);
+  if (!written) {
+    co_return;
+  }
+  const error_code shut = co_await client.shutdown_send(limit);
+  if (shut) {
     co_return;
   }
   dl.start(std::min(limit, max_linger));
@@ -426,7 +432,8 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   rec.result = outcome::success;
 
   const std::vector<std::uint8_t> request = tunnel::build_forward_request(head, head.keep_alive);
-  if (!co_await write_all(*up.socket, request, dl, limits.idle_timeout)) {
+  const bool written = co_await write_all(*up.socket, request, dl, limits.idle_timeout);
+  if (!written) {
     up.close();
     rec.result = outcome::general_failure;
     rec.detail = "upstream_gone";
@@ -496,7 +503,8 @@ net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel:
   tunnel::client_stream& upstream = *opened;
   std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
   first.insert(first.end(), carry.begin(), carry.end());
-  if (!co_await write_all(upstream, first, dl, limits.idle_timeout)) {
+  const bool written = co_await write_all(upstream, first, dl, limits.idle_timeout);
+  if (!written) {
     rec.detail = "upstream_gone";
     co_await reply_and_close(client, tunnel::error_reply(502), dl, limits.handshake_timeout);
     co_return;

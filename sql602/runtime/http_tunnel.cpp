@@ -219,7 +219,9 @@ net::awaitable<void> run_tunnel(tunnel::client_stream& client, tunnel::client_st
   rec.detail = f.detail;
 
   if (!f.close_con_sent && !f.server_closed && !in.close_frame_seen()) {
-    if (co_await write_all(server, sql602::close_con_frame(), dl, close_frame_limit)) {
+    const std::vector<std::uint8_t> bye = sql602::close_con_frame();
+    const bool sent = co_await write_all(server, bye, dl, close_frame_limit);
+    if (sent) {
       rec.bytes_up += sql602::frame_header_size;
     }
   }
