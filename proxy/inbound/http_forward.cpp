@@ -239,19 +239,16 @@ net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::cl
       }
       pending.clear();
     }
-    if (x.flow.stopped()) {
+    const auto read = co_await x.flow.read_some(client, net::buffer(buf));
+    if (!read) {
       co_return;
     }
-    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-    if (x.flow.stopped()) {
-      co_return;
-    }
-    if (ec || n == 0) {
+    if (read->ec || read->n == 0) {
       x.detail = "client_gone";
       break;
     }
     x.flow.touch();
-    pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(read->n));
   }
   if (!x.response_done) {
     abort_exchange(x, relay_end::reset);
@@ -271,14 +268,11 @@ net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::clien
     tunnel::response_result r = reader.feed(pending);
     pending.clear();
     while (std::holds_alternative<tunnel::need_more>(r)) {
-      if (x.flow.stopped()) {
-        co_return;  // the request side failed before the response began
+      const auto read = co_await x.flow.read_some(upstream, net::buffer(buf));
+      if (!read) {
+        co_return;  // the request side failed (before the response began), or the deadline passed
       }
-      auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
-      if (x.flow.stopped()) {
-        co_return;
-      }
-      if (ec || n == 0) {
+      if (read->ec || read->n == 0) {
         x.detail = "upstream_closed";
         if (!x.response_started) {
           x.error = tunnel::error_reply(502);
@@ -286,7 +280,7 @@ net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::clien
         break;
       }
       x.flow.touch();
-      r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+      r = reader.feed(std::span<const std::uint8_t>(buf.data(), read->n));
     }
     if (std::holds_alternative<tunnel::need_more>(r)) {
       break;
@@ -355,15 +349,12 @@ net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::clien
         ok = true;
         break;
       }
-      if (x.flow.stopped()) {
+      const auto read = co_await x.flow.read_some(upstream, net::buffer(buf));
+      if (!read) {
         co_return;
       }
-      auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
-      if (x.flow.stopped()) {
-        co_return;
-      }
-      if (ec || n == 0) {
-        if ((ec == net::error::eof || n == 0) && body.eof_is_end()) {
+      if (read->ec || read->n == 0) {
+        if ((read->ec == net::error::eof || read->n == 0) && body.eof_is_end()) {
           ok = true;
         } else {
           x.detail = "upstream_closed";
@@ -371,7 +362,7 @@ net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::clien
         break;
       }
       x.flow.touch();
-      pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(read->n));
     }
     break;
   }
@@ -634,17 +625,9 @@ net::awaitable<void> serve_each_request(tunnel::client_stream& client, tunnel::r
 
 net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first,
                                     std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
-  phase_deadline dl(client.get_executor());
-  std::exception_ptr failure;
-  try {
-    co_await serve_each_request(client, std::move(first), std::move(carry), ctx, rec, dl);
-  } catch (...) {
-    failure = std::current_exception();  // an allocation failure: the deadline must settle first
-  }
-  co_await dl.settle();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
+  co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
+    return serve_each_request(client, std::move(first), std::move(carry), ctx, rec, dl);
+  });
 }
 
 }  // namespace edgerelay::proxy

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,23 @@ net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::reque
                                     std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec);
 
 namespace http_detail {
+
+/// Awaits `body(dl)` with a phase_deadline `dl` of its own, settled before it goes away even when
+/// the body throws (only an allocation can), so no timer handler outlives it.
+template <class Body>
+net::awaitable<void> with_phase_deadline(const net::any_io_executor& ex, Body body) {
+  phase_deadline dl(ex);
+  std::exception_ptr failure;
+  try {
+    co_await body(dl);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await dl.settle();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+}
 
 /// Dials `where` for `who` under the rules and secures a TLS backend, both within `limit` (one
 /// phase of `dl`), and records the dial in `rec` (and the session's identity for reload rechecks).

@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstddef>
 #include <exception>
+#include <optional>
 
 #include "proxy/core/asio.hpp"
 #include "proxy/relay/relay.hpp"
@@ -59,6 +60,24 @@ class duplex {
   /// Ends the transfer for `why`; only the first call counts.
   void stop(relay_end why, const error_code& ec);
   bool stopped() const noexcept { return stopped_; }
+
+  struct read_result {
+    error_code ec;
+    std::size_t n = 0;
+  };
+  /// One read of a direction from `from`: nullopt when the transfer stopped before or during it
+  /// (the bytes of a read that completed as it stopped are dropped), else the read's result.
+  template <class Stream>
+  net::awaitable<std::optional<read_result>> read_some(Stream& from, net::mutable_buffer into) {
+    if (stopped_) {
+      co_return std::nullopt;
+    }
+    auto [ec, n] = co_await from.async_read_some(into, use_ec);
+    if (stopped_) {
+      co_return std::nullopt;
+    }
+    co_return read_result{ec, n};
+  }
 
   /// Starts every direction, waits until all of them returned, and gives the first stop()'s
   /// reason (closed when none was called). A cancelled caller stops the transfer as aborted.

@@ -79,14 +79,11 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
       }
     }
     chunk = {};
-    if (f.flow.stopped()) {
+    const auto read = co_await f.flow.read_some(client, net::buffer(buf));
+    if (!read) {
       co_return;
     }
-    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-    if (f.flow.stopped()) {
-      co_return;
-    }
-    if (ec || n == 0) {
+    if (read->ec || read->n == 0) {
       // The client went away (at a message boundary or not): the server hears DT_CLOSE_CON.
       if (f.detail.empty()) {
         f.detail = in.at_boundary() ? "client_closed" : "client_closed_mid_message";
@@ -101,7 +98,7 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
       co_return;
     }
     f.flow.touch();
-    chunk = std::span<const std::uint8_t>(buf.data(), n);
+    chunk = std::span<const std::uint8_t>(buf.data(), read->n);
   }
 }
 
@@ -145,23 +142,20 @@ net::awaitable<void> server_to_client(tunnel::client_stream& client, tunnel::cli
       // s2c::connected cannot come twice; nothing to do for it.
     }
     chunk = {};
-    if (f.flow.stopped()) {
-      co_return;
-    }
-    auto [ec, n] = co_await server.async_read_some(net::buffer(buf), use_ec);
-    if (f.flow.stopped() || ec == net::error::operation_aborted) {
+    const auto read = co_await f.flow.read_some(server, net::buffer(buf));
+    if (!read || read->ec == net::error::operation_aborted) {
       co_return;  // ended from this side (a terminal event or the idle deadline), not by the server
     }
-    if (ec || n == 0) {
+    if (read->ec || read->n == 0) {
       f.server_closed = true;
       if (f.detail.empty()) {
         f.detail = "server_closed";
       }
-      f.flow.stop(relay_end::closed, ec);
+      f.flow.stop(relay_end::closed, read->ec);
       co_return;
     }
     f.flow.touch();
-    chunk = std::span<const std::uint8_t>(buf.data(), n);
+    chunk = std::span<const std::uint8_t>(buf.data(), read->n);
   }
 }
 
@@ -274,17 +268,9 @@ net::awaitable<void> serve_tunnel(tunnel::client_stream& client, const config::b
 net::awaitable<void> serve_sql602_tunnel(tunnel::client_stream& client, const config::backend_config& backend,
                                          std::vector<std::uint8_t> input, const session_context& ctx,
                                          access_record& rec) {
-  phase_deadline dl(client.get_executor());
-  std::exception_ptr failure;
-  try {
-    co_await serve_tunnel(client, backend, std::move(input), ctx, rec, dl);
-  } catch (...) {
-    failure = std::current_exception();  // an allocation failure: the deadline must settle first
-  }
-  co_await dl.settle();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
+  co_await http_detail::with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
+    return serve_tunnel(client, backend, std::move(input), ctx, rec, dl);
+  });
 }
 
 }  // namespace edgerelay::proxy
