@@ -1,25 +1,26 @@
-// write_all(): a whole buffer to a stream, as a result instead of an exception (for with_deadline).
+// write_all(): a whole buffer to a stream as one phase of a phase_deadline, as a result.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
-#include <vector>
+#include <span>
 
 #include <boost/asio/write.hpp>
 
 #include "proxy/core/asio.hpp"
+#include "proxy/core/phase_deadline.hpp"
 
 namespace edgerelay::proxy {
 
-/// True when every byte was written to `s` (a socket or a client_stream). Owns `bytes` for the
-/// duration of the write. Never throws.
+/// True when every byte of `bytes` was written to `s` (a socket or a client_stream) within `limit`,
+/// a phase of `dl` that ends with the write. Never throws.
 template <class Stream>
-net::awaitable<bool> write_all(Stream& s, std::vector<std::uint8_t> bytes) {
-  try {
-    auto [ec, n] = co_await net::async_write(s, net::buffer(bytes), use_ec);
-    co_return !ec;
-  } catch (const std::exception&) {
-    co_return false;  // cancelled by a deadline
-  }
+net::awaitable<bool> write_all(Stream& s, std::span<const std::uint8_t> bytes, phase_deadline& dl,
+                               std::chrono::milliseconds limit) {
+  dl.start(limit);
+  auto [ec, n] = co_await net::async_write(s, net::buffer(bytes.data(), bytes.size()), dl.token());
+  dl.stop();
+  co_return !ec;
 }
 
 }  // namespace edgerelay::proxy

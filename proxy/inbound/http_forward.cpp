@@ -2,8 +2,9 @@
 //
 // One client connection, keep-alive:
 //   head -> [proxy auth] -> rules + dial (or reuse the open upstream for the same authority)
-//        -> request head upstream -> (request body up && response down) || idle watchdog
+//        -> request head upstream -> request body up, response down: one duplex (idle_timeout)
 //        -> next head (handshake_timeout) ...
+// The short phases (dial, head writes, next head, the lingering close) share one phase_deadline.
 // Bodies pass in 16 KiB pieces as body_tracker delimits them; nothing buffers a whole body.
 #include "proxy/inbound/http_forward.hpp"
 
@@ -15,74 +16,59 @@
 #include <utility>
 #include <variant>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 
 #include "config/address.hpp"
-#include "proxy/outbound/connector.hpp"
 #include "proxy/inbound/credentials.hpp"
-#include "proxy/core/deadline.hpp"
-#include "proxy/relay/stream_relay.hpp"
+#include "proxy/outbound/connector.hpp"
+#include "proxy/relay/duplex.hpp"
 #include "proxy/core/write_all.hpp"
+#include "proxy/relay/stream_relay.hpp"
 #include "tunnel/forward_codec.hpp"
 
 namespace edgerelay::proxy {
 
 namespace http_detail {
 
-net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle) {
-  try {
-    net::steady_timer timer(co_await net::this_coro::executor);
-    for (;;) {  // ends when `idle` passes without activity, or on cancellation
-      const auto deadline = a.last + idle;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        co_return;
-      }
-      timer.expires_at(deadline);
-      auto [ec] = co_await timer.async_wait(use_ec);
-      if (ec) {
-        co_return;
-      }
-    }
-  } catch (const std::exception&) {
-    // cancelled between two waits
-  }
-}
-
 namespace {
 
 constexpr std::size_t max_drained_bytes = 1024 * 1024;
 constexpr std::chrono::milliseconds max_linger{2000};
 
-net::awaitable<bool> drain(tunnel::client_stream& client) {
-  try {
-    std::array<std::uint8_t, 4096> buf;
-    std::size_t total = 0;
-    while (total < max_drained_bytes) {
-      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-      if (ec || n == 0) {
-        break;
-      }
-      total += n;
+/// Reads and drops what the client sends until EOF, an error, the phase's end or the byte bound.
+net::awaitable<void> drain(tunnel::client_stream& client, phase_deadline& dl) {
+  std::array<std::uint8_t, 4096> buf;
+  std::size_t total = 0;
+  while (total < max_drained_bytes) {
+    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
+    if (ec || n == 0) {
+      co_return;
     }
-  } catch (const std::exception&) {
-    // cancelled by the linger deadline
+    total += n;
   }
-  co_return true;
 }
 
 }  // namespace
 
-namespace {
-
-net::awaitable<std::optional<tunnel::client_stream>> dial_and_secure(const dial_identity& who, const target& where,
-                                                                     const session_context& ctx, access_record& rec) {
-  dial_result dialled = co_await dial(ctx.snapshot->pol, who, where);
-  if (record_dial(rec, &dialled) != outcome::success) {
+net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
+                                                                   const session_context& ctx, access_record& rec,
+                                                                   phase_deadline& dl,
+                                                                   std::chrono::milliseconds limit) {
+  dl.start(limit);
+  dial_result dialled = co_await dial(ctx.snapshot->pol, who, where, dl);
+  if (record_dial(rec, dl.expired() ? nullptr : &dialled) != outcome::success) {
+    dl.stop();
     co_return std::nullopt;
   }
   tunnel::client_stream upstream(std::move(*dialled.socket));
-  if (co_await secure_backend(upstream, where.backend, *ctx.snapshot, rec) != outcome::success) {
+  const outcome secured = co_await secure_backend(upstream, where.backend, *ctx.snapshot, rec, dl.slot());
+  const bool expired = dl.expired();
+  dl.stop();
+  if (expired) {
+    record_dial(rec, nullptr);  // the limit passed during the backend's TLS handshake
+    co_return std::nullopt;
+  }
+  if (secured != outcome::success) {
     co_return std::nullopt;
   }
   if (ctx.identity != nullptr) {
@@ -91,29 +77,20 @@ net::awaitable<std::optional<tunnel::client_stream>> dial_and_secure(const dial_
   co_return std::optional<tunnel::client_stream>(std::move(upstream));
 }
 
-}  // namespace
-
-net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
-                                                                   const session_context& ctx, access_record& rec,
-                                                                   std::chrono::milliseconds limit) {
-  auto opened = co_await with_deadline(dial_and_secure(who, where, ctx, rec), limit);
-  if (!opened) {
-    record_dial(rec, nullptr);  // the limit passed
-    co_return std::nullopt;
-  }
-  co_return std::move(*opened);
-}
-
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
                                      std::chrono::milliseconds limit) {
-  const auto written = co_await with_deadline(write_all(client, std::move(reply)), limit);
-  if (!written || !*written) {
+  // Each co_await is its own statement: GCC 12 miscompiles one inside a short-circuit condition.
+  const bool written = co_await write_all(client, reply, dl, limit);
+  if (!written) {
     co_return;
   }
-  const error_code ec = co_await client.shutdown_send(limit);
-  if (!ec) {
-    co_await with_deadline(drain(client), std::min(limit, max_linger));
+  const error_code shut = co_await client.shutdown_send(limit);
+  if (shut) {
+    co_return;
   }
+  dl.start(std::min(limit, max_linger));
+  co_await drain(client, dl);
+  dl.stop();
 }
 
 }  // namespace http_detail
@@ -160,8 +137,10 @@ struct upstream_leg {
 
 /// The state the two halves of one request/response exchange share (one thread, one frame).
 struct exchange {
-  activity act;
-  bool stop = false;              ///< one half failed: the other stops at its next step
+  /// fin = idle: once the request body is through, the response still has the whole idle timeout.
+  exchange(const net::any_io_executor& ex, std::chrono::milliseconds idle) : flow(ex, idle, idle) {}
+
+  duplex flow;                    ///< stopped when one half failed, or the response ended the exchange early
   bool request_done = false;      ///< the whole request body went upstream
   bool response_started = false;  ///< response bytes reached the client
   bool response_done = false;
@@ -175,20 +154,17 @@ struct exchange {
   std::vector<std::uint8_t> error;  ///< reply for the client when the response failed before it started
 };
 
-void abort_exchange(exchange& x, tunnel::client_stream& client, tunnel::client_stream& upstream) {
-  x.stop = true;
+/// Ends both halves; neither connection carries another request.
+void abort_exchange(exchange& x, relay_end why) {
   x.client_keep = false;
   x.upstream_keep = false;
-  error_code ignored;
-  client.socket().cancel(ignored);
-  upstream.socket().cancel(ignored);
+  x.flow.stop(why, {});
 }
 
 enum class pass_result : std::uint8_t { passed, body_done, bad_body, write_failed, stopped };
 
 /// Writes the bytes of `pending` that belong to the body (as `body` delimits them) to `to` and
-/// counts them in `counter`; `passed_bytes` says how many of `pending` were used. Never throws
-/// except on cancellation (callers catch).
+/// counts them in `counter`; `passed_bytes` says how many of `pending` were used. Never throws.
 net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const std::vector<std::uint8_t>& pending,
                                             tunnel::client_stream& to, std::uint64_t& counter, exchange& x,
                                             std::size_t& passed_bytes) {
@@ -199,14 +175,14 @@ net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const st
   }
   if (step.consumed > 0) {
     auto [ec, n] = co_await net::async_write(to, net::buffer(pending.data(), step.consumed), use_ec);
-    if (x.stop) {
+    if (x.flow.stopped()) {
       co_return pass_result::stopped;
     }
     if (ec) {
       co_return pass_result::write_failed;
     }
     counter += n;
-    x.act.touch();
+    x.flow.touch();
   }
   passed_bytes = step.consumed;
   co_return step.state == tunnel::body_state::done ? pass_result::body_done : pass_result::passed;
@@ -216,7 +192,7 @@ net::awaitable<pass_result> pass_body_bytes(tunnel::body_tracker& body, const st
 net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, std::vector<std::uint8_t> head,
                                                exchange& x) {
   auto [ec, n] = co_await net::async_write(client, net::buffer(head), use_ec);
-  if (x.stop) {
+  if (x.flow.stopped()) {
     co_return pass_result::stopped;
   }
   if (ec) {
@@ -230,59 +206,52 @@ net::awaitable<pass_result> send_response_head(tunnel::client_stream& client, st
 /// Client -> upstream: the request body, as its framing delimits it. Never throws.
 net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::client_stream& upstream,
                                        tunnel::body_framing framing, exchange& x) {
-  try {
-    if (framing.kind == tunnel::body_kind::none) {
-      x.request_done = true;
-      co_return;
-    }
-    tunnel::body_tracker body(framing);
-    std::vector<std::uint8_t> pending = std::move(x.carry);
-    x.carry.clear();
-    std::vector<std::uint8_t> buf(chunk_size);
-    for (;;) {  // each turn consumes client bytes or ends
-      if (!pending.empty()) {
-        std::size_t used = 0;
-        const pass_result r = co_await pass_body_bytes(body, pending, upstream, x.bytes_up, x, used);
-        if (r == pass_result::stopped) {
-          co_return;
-        }
-        if (r == pass_result::bad_body) {
-          x.detail = "bad_request_body";
-          if (!x.response_started) {
-            x.error = tunnel::error_reply(400);
-          }
-          break;
-        }
-        if (r == pass_result::write_failed) {
-          x.detail = "upstream_gone";
-          break;
-        }
-        if (r == pass_result::body_done) {
-          x.carry.assign(pending.begin() + static_cast<std::ptrdiff_t>(used), pending.end());
-          x.request_done = true;
-          co_return;
-        }
-        pending.clear();
-      }
-      if (x.stop) {
+  if (framing.kind == tunnel::body_kind::none) {
+    x.request_done = true;
+    co_return;
+  }
+  tunnel::body_tracker body(framing);
+  std::vector<std::uint8_t> pending = std::move(x.carry);
+  x.carry.clear();
+  std::vector<std::uint8_t> buf(chunk_size);
+  for (;;) {  // each turn consumes client bytes or ends
+    if (!pending.empty()) {
+      std::size_t used = 0;
+      const pass_result r = co_await pass_body_bytes(body, pending, upstream, x.bytes_up, x, used);
+      if (r == pass_result::stopped) {
         co_return;
       }
-      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-      if (x.stop) {
-        co_return;
-      }
-      if (ec || n == 0) {
-        x.detail = "client_gone";
+      if (r == pass_result::bad_body) {
+        x.detail = "bad_request_body";
+        if (!x.response_started) {
+          x.error = tunnel::error_reply(400);
+        }
         break;
       }
-      x.act.touch();
-      pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      if (r == pass_result::write_failed) {
+        x.detail = "upstream_gone";
+        break;
+      }
+      if (r == pass_result::body_done) {
+        x.carry.assign(pending.begin() + static_cast<std::ptrdiff_t>(used), pending.end());
+        x.request_done = true;
+        co_return;
+      }
+      pending.clear();
     }
-  } catch (const std::exception&) {
-    x.detail = "cancelled";
+    const auto read = co_await x.flow.read_some(client, net::buffer(buf));
+    if (!read) {
+      co_return;
+    }
+    if (read->ec || read->n == 0) {
+      x.detail = "client_gone";
+      break;
+    }
+    x.flow.touch();
+    pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(read->n));
   }
   if (!x.response_done) {
-    abort_exchange(x, client, upstream);
+    abort_exchange(x, relay_end::reset);
   } else {
     x.client_keep = false;
   }
@@ -292,128 +261,118 @@ net::awaitable<void> send_request_body(tunnel::client_stream& client, tunnel::cl
 net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::client_stream& upstream,
                                     const tunnel::request_head& request, exchange& x) {
   bool ok = false;
-  try {
-    std::vector<std::uint8_t> buf(chunk_size);
-    std::vector<std::uint8_t> pending;  // upstream bytes read but not yet passed on
-    for (int interim = 0; interim <= max_interim_responses && !ok; ++interim) {
-      tunnel::response_head_reader reader(request.method);
-      tunnel::response_result r = reader.feed(pending);
-      pending.clear();
-      while (std::holds_alternative<tunnel::need_more>(r)) {
-        if (x.stop) {
-          co_return;  // the request side failed before the response began
-        }
-        auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
-        if (x.stop) {
-          co_return;
-        }
-        if (ec || n == 0) {
-          x.detail = "upstream_closed";
-          if (!x.response_started) {
-            x.error = tunnel::error_reply(502);
-          }
-          break;
-        }
-        x.act.touch();
-        r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+  std::vector<std::uint8_t> buf(chunk_size);
+  std::vector<std::uint8_t> pending;  // upstream bytes read but not yet passed on
+  for (int interim = 0; interim <= max_interim_responses && !ok; ++interim) {
+    tunnel::response_head_reader reader(request.method);
+    tunnel::response_result r = reader.feed(pending);
+    pending.clear();
+    while (std::holds_alternative<tunnel::need_more>(r)) {
+      const auto read = co_await x.flow.read_some(upstream, net::buffer(buf));
+      if (!read) {
+        co_return;  // the request side failed (before the response began), or the deadline passed
       }
-      if (std::holds_alternative<tunnel::need_more>(r)) {
-        break;
-      }
-      if (auto* err = std::get_if<tunnel::http_error>(&r)) {
-        x.detail = "bad_response";
+      if (read->ec || read->n == 0) {
+        x.detail = "upstream_closed";
         if (!x.response_started) {
-          x.error = std::move(err->reply);
+          x.error = tunnel::error_reply(502);
         }
         break;
       }
-      const tunnel::response_head& response = std::get<tunnel::parsed<tunnel::response_head>>(r).value;
-      const auto rest = reader.leftover();
-      pending.assign(rest.begin(), rest.end());
-      if (response.interim()) {
-        const pass_result sent = co_await send_response_head(client, tunnel::build_forward_response(response, ""), x);
-        if (sent == pass_result::stopped) {
-          co_return;
-        }
-        if (sent == pass_result::write_failed) {
-          x.detail = "client_gone";
-          break;
-        }
-        continue;
-      }
-
-      x.status = response.status;
-      // The client may send another request when it asked to, the response has its own length and
-      // the request body already went through (else the rest of it could not be told apart).
-      x.client_keep = request.keep_alive && response.status != 101 &&
-                      response.framing.kind != tunnel::body_kind::until_close && x.request_done;
-      const std::string_view connection = x.client_keep ? (request.version == 10 ? "keep-alive" : "") : "close";
-      {
-        const pass_result sent =
-            co_await send_response_head(client, tunnel::build_forward_response(response, connection), x);
-        if (sent == pass_result::stopped) {
-          co_return;
-        }
-        if (sent == pass_result::write_failed) {
-          x.detail = "client_gone";
-          break;
-        }
-      }
-
-      tunnel::body_tracker body(response.framing);
-      for (;;) {  // each turn passes upstream bytes on or ends
-        if (!pending.empty() && !body.done()) {
-          std::size_t used = 0;
-          const pass_result passed = co_await pass_body_bytes(body, pending, client, x.bytes_down, x, used);
-          if (passed == pass_result::stopped) {
-            co_return;
-          }
-          if (passed == pass_result::bad_body) {
-            x.detail = "bad_response_body";
-            break;
-          }
-          if (passed == pass_result::write_failed) {
-            x.detail = "client_gone";
-            break;
-          }
-          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));
-        }
-        if (body.done()) {
-          // Bytes behind a complete response were never asked for: do not reuse that connection.
-          x.upstream_keep = response.keep_alive && pending.empty();
-          ok = true;
-          break;
-        }
-        if (x.stop) {
-          co_return;
-        }
-        auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), use_ec);
-        if (x.stop) {
-          co_return;
-        }
-        if (ec || n == 0) {
-          if ((ec == net::error::eof || n == 0) && body.eof_is_end()) {
-            ok = true;
-          } else {
-            x.detail = "upstream_closed";
-          }
-          break;
-        }
-        x.act.touch();
-        pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      x.flow.touch();
+      r = reader.feed(std::span<const std::uint8_t>(buf.data(), read->n));
+    }
+    if (std::holds_alternative<tunnel::need_more>(r)) {
+      break;
+    }
+    if (auto* err = std::get_if<tunnel::http_error>(&r)) {
+      x.detail = "bad_response";
+      if (!x.response_started) {
+        x.error = std::move(err->reply);
       }
       break;
     }
-  } catch (const std::exception&) {
-    x.detail = "cancelled";
+    const tunnel::response_head& response = std::get<tunnel::parsed<tunnel::response_head>>(r).value;
+    const auto rest = reader.leftover();
+    pending.assign(rest.begin(), rest.end());
+    if (response.interim()) {
+      const pass_result sent = co_await send_response_head(client, tunnel::build_forward_response(response, ""), x);
+      if (sent == pass_result::stopped) {
+        co_return;
+      }
+      if (sent == pass_result::write_failed) {
+        x.detail = "client_gone";
+        break;
+      }
+      continue;
+    }
+
+    x.status = response.status;
+    // The client may send another request when it asked to, the response has its own length and
+    // the request body already went through (else the rest of it could not be told apart).
+    x.client_keep = request.keep_alive && response.status != 101 &&
+                    response.framing.kind != tunnel::body_kind::until_close && x.request_done;
+    const std::string_view connection = x.client_keep ? (request.version == 10 ? "keep-alive" : "") : "close";
+    {
+      const pass_result sent =
+          co_await send_response_head(client, tunnel::build_forward_response(response, connection), x);
+      if (sent == pass_result::stopped) {
+        co_return;
+      }
+      if (sent == pass_result::write_failed) {
+        x.detail = "client_gone";
+        break;
+      }
+    }
+
+    tunnel::body_tracker body(response.framing);
+    for (;;) {  // each turn passes upstream bytes on or ends
+      if (!pending.empty() && !body.done()) {
+        std::size_t used = 0;
+        const pass_result passed = co_await pass_body_bytes(body, pending, client, x.bytes_down, x, used);
+        if (passed == pass_result::stopped) {
+          co_return;
+        }
+        if (passed == pass_result::bad_body) {
+          x.detail = "bad_response_body";
+          break;
+        }
+        if (passed == pass_result::write_failed) {
+          x.detail = "client_gone";
+          break;
+        }
+        pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));
+      }
+      if (body.done()) {
+        // Bytes behind a complete response were never asked for: do not reuse that connection.
+        x.upstream_keep = response.keep_alive && pending.empty();
+        ok = true;
+        break;
+      }
+      const auto read = co_await x.flow.read_some(upstream, net::buffer(buf));
+      if (!read) {
+        co_return;
+      }
+      if (read->ec || read->n == 0) {
+        if ((read->ec == net::error::eof || read->n == 0) && body.eof_is_end()) {
+          ok = true;
+        } else {
+          x.detail = "upstream_closed";
+        }
+        break;
+      }
+      x.flow.touch();
+      pending.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(read->n));
+    }
+    break;
   }
   x.response_done = ok;
   if (!ok) {
-    abort_exchange(x, client, upstream);
+    abort_exchange(x, relay_end::reset);
   } else if (!x.request_done) {
     // Answered before the request body ended (an early error, say): that body is dropped and
     // the connection closes, as the response head said.
-    abort_exchange(x, client, upstream);
+    abort_exchange(x, relay_end::closed);
   }
 }
 
@@ -434,12 +393,12 @@ target target_of(const tunnel::authority_target& a) {
 /// `carry` then holds the client bytes already read behind this request.
 net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::request_head& head,
                                  std::vector<std::uint8_t>& carry, upstream_leg& up, const session_context& ctx,
-                                 access_record& rec) {
+                                 access_record& rec, phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   rec.target = tunnel::to_string(head.authority);
   if (!http_proxy_authorized(ctx, head, rec)) {
     rec.result = outcome::bad_credentials;
-    co_await reply_and_close(client, tunnel::error_reply(407), limits.handshake_timeout);
+    co_await reply_and_close(client, tunnel::error_reply(407), dl, limits.handshake_timeout);
     co_return false;
   }
 
@@ -451,9 +410,9 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
     target where = target_of(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-    auto opened = co_await open_upstream(who, where, ctx, rec, limits.connect_timeout);
+    auto opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
     if (!opened) {
-      co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
+      co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), dl, limits.handshake_timeout);
       co_return false;
     }
     up.socket = std::move(*opened);
@@ -463,26 +422,26 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   }
   rec.result = outcome::success;
 
-  std::vector<std::uint8_t> request = tunnel::build_forward_request(head, head.keep_alive);
-  const std::size_t request_size = request.size();
-  const auto written = co_await with_deadline(write_all(*up.socket, std::move(request)), limits.idle_timeout);
-  if (!written || !*written) {
+  const std::vector<std::uint8_t> request = tunnel::build_forward_request(head, head.keep_alive);
+  const bool written = co_await write_all(*up.socket, request, dl, limits.idle_timeout);
+  if (!written) {
     up.close();
     rec.result = outcome::general_failure;
     rec.detail = "upstream_gone";
-    co_await reply_and_close(client, tunnel::error_reply(502), limits.handshake_timeout);
+    co_await reply_and_close(client, tunnel::error_reply(502), dl, limits.handshake_timeout);
     co_return false;
   }
-  rec.bytes_up += request_size;
+  rec.bytes_up += request.size();
 
-  exchange x;
+  exchange x(client.get_executor(), limits.idle_timeout);
   x.carry = std::move(carry);
   {
-    using namespace net::experimental::awaitable_operators;
-    const auto ended = co_await ((send_request_body(client, *up.socket, tunnel::request_body_framing(head), x) &&
-                                  relay_response(client, *up.socket, head, x)) ||
-                                 idle_watchdog(x.act, limits.idle_timeout));
-    if (ended.index() == 1) {
+    x.flow.add_leg(client.socket());
+    x.flow.add_leg(up.socket->socket());
+    const duplex_result ended =
+        co_await x.flow.run(send_request_body(client, *up.socket, tunnel::request_body_framing(head), x),
+                            relay_response(client, *up.socket, head, x));
+    if (ended.end == relay_end::idle_timeout) {
       x.detail = "idle_timeout";
       x.client_keep = false;
       x.upstream_keep = false;
@@ -502,7 +461,7 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   }
   if (!x.error.empty()) {
     rec.result = outcome::general_failure;
-    co_await reply_and_close(client, std::move(x.error), limits.handshake_timeout);
+    co_await reply_and_close(client, std::move(x.error), dl, limits.handshake_timeout);
     co_return false;
   }
   if (!x.response_done) {
@@ -514,34 +473,34 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
 /// A request to the gateway itself: 404, or the rest of the connection relayed to the fallback
 /// backend (this head re-sent with Via, then everything opaque).
 net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel::request_head& head,
-                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
+                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec,
+                                    phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   const config::backend_config* backend = ctx.snapshot->find_backend(ctx.listener->fallback);
   if (backend == nullptr) {
     rec.result = outcome::malformed;
     rec.detail = "not_a_proxy_request";
-    co_await reply_and_close(client, tunnel::error_reply(404), limits.handshake_timeout);
+    co_await reply_and_close(client, tunnel::error_reply(404), dl, limits.handshake_timeout);
     co_return;
   }
   target where = backend_target(*backend);
   rec.target = backend->name + ":" + std::to_string(where.port);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto opened = co_await open_upstream(who, where, ctx, rec, limits.connect_timeout);
+  auto opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
   if (!opened) {
-    co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), limits.handshake_timeout);
+    co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), dl, limits.handshake_timeout);
     co_return;
   }
   tunnel::client_stream& upstream = *opened;
   std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
   first.insert(first.end(), carry.begin(), carry.end());
-  const std::size_t first_size = first.size();
-  const auto written = co_await with_deadline(write_all(upstream, std::move(first)), limits.idle_timeout);
-  if (!written || !*written) {
+  const bool written = co_await write_all(upstream, first, dl, limits.idle_timeout);
+  if (!written) {
     rec.detail = "upstream_gone";
-    co_await reply_and_close(client, tunnel::error_reply(502), limits.handshake_timeout);
+    co_await reply_and_close(client, tunnel::error_reply(502), dl, limits.handshake_timeout);
     co_return;
   }
-  rec.bytes_up += first_size;
+  rec.bytes_up += first.size();
   const relay_options opts{.idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};
   const relay_result r = co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
   rec.bytes_up += r.bytes_up;
@@ -559,32 +518,33 @@ struct next_head {
   tunnel::http_error error;
 };
 
-/// The next request head of a keep-alive connection, starting with `carry`. Never throws.
-net::awaitable<next_head> read_next_head(tunnel::client_stream& client, std::vector<std::uint8_t> carry) {
+/// The next request head of a keep-alive connection, starting with `carry`, within `limit` (a
+/// phase of `dl`). Closed when the client closed, failed or took too long. Never throws.
+net::awaitable<next_head> read_next_head(tunnel::client_stream& client, std::vector<std::uint8_t> carry,
+                                         phase_deadline& dl, std::chrono::milliseconds limit) {
   next_head out;
-  try {
-    tunnel::request_head_reader reader;
-    tunnel::head_result r = reader.feed(carry);
-    std::array<std::uint8_t, 4096> buf;
-    while (std::holds_alternative<tunnel::need_more>(r)) {
-      auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-      if (ec || n == 0) {
-        co_return out;
-      }
-      r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
-    }
-    if (auto* err = std::get_if<tunnel::http_error>(&r)) {
-      out.k = next_head::kind::error;
-      out.error = std::move(*err);
+  tunnel::request_head_reader reader;
+  tunnel::head_result r = reader.feed(carry);
+  std::array<std::uint8_t, 4096> buf;
+  dl.start(limit);
+  while (std::holds_alternative<tunnel::need_more>(r)) {
+    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
+    if (ec || n == 0) {
+      dl.stop();
       co_return out;
     }
-    out.k = next_head::kind::parsed;
-    out.head = std::move(std::get<tunnel::parsed<tunnel::request_head>>(r).value);
-    const auto rest = reader.leftover();
-    out.leftover.assign(rest.begin(), rest.end());
-  } catch (const std::exception&) {
-    out.k = next_head::kind::closed;  // cancelled by the deadline
+    r = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
   }
+  dl.stop();
+  if (auto* err = std::get_if<tunnel::http_error>(&r)) {
+    out.k = next_head::kind::error;
+    out.error = std::move(*err);
+    co_return out;
+  }
+  out.k = next_head::kind::parsed;
+  out.head = std::move(std::get<tunnel::parsed<tunnel::request_head>>(r).value);
+  const auto rest = reader.leftover();
+  out.leftover.assign(rest.begin(), rest.end());
   co_return out;
 }
 
@@ -617,48 +577,57 @@ outcome outcome_of_status(unsigned status) {
   }
 }
 
-}  // namespace
-
-net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first,
-                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
+/// serve_requests() under `dl`, which bounds every short phase of the connection.
+net::awaitable<void> serve_each_request(tunnel::client_stream& client, tunnel::request_head first,
+                                        std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec,
+                                        phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   upstream_leg up;
   tunnel::request_head head = std::move(first);
   auto finished = std::chrono::steady_clock::now();
   for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
     if (n > 0) {
-      auto next = co_await with_deadline(read_next_head(client, std::move(carry)), limits.handshake_timeout);
-      if (!next || next->k == next_head::kind::closed) {
+      next_head next = co_await read_next_head(client, std::move(carry), dl, limits.handshake_timeout);
+      if (next.k == next_head::kind::closed) {
         break;  // the last request's record stays for the session to write
       }
       next_record(rec, ctx, finished);
-      if (next->k == next_head::kind::error) {
-        rec.result = outcome_of_status(next->error.status);
-        rec.detail = next->error.reason;
-        co_await reply_and_close(client, std::move(next->error.reply), limits.handshake_timeout);
+      if (next.k == next_head::kind::error) {
+        rec.result = outcome_of_status(next.error.status);
+        rec.detail = next.error.reason;
+        co_await reply_and_close(client, std::move(next.error.reply), dl, limits.handshake_timeout);
         break;
       }
-      head = std::move(next->head);
-      carry = std::move(next->leftover);
+      head = std::move(next.head);
+      carry = std::move(next.leftover);
       rec.target = head.target;
     }
     if (head.form == tunnel::target_form::origin || head.form == tunnel::target_form::asterisk) {
       up.close();
-      co_await serve_fallback(client, head, std::move(carry), ctx, rec);
+      co_await serve_fallback(client, head, std::move(carry), ctx, rec, dl);
       break;
     }
     if (head.form != tunnel::target_form::absolute) {
       rec.result = outcome::malformed;
-      co_await reply_and_close(client, tunnel::error_reply(400), limits.handshake_timeout);
+      co_await reply_and_close(client, tunnel::error_reply(400), dl, limits.handshake_timeout);
       break;
     }
-    const bool keep = co_await forward_one(client, head, carry, up, ctx, rec);
+    const bool keep = co_await forward_one(client, head, carry, up, ctx, rec, dl);
     finished = std::chrono::steady_clock::now();
     if (!keep) {
       break;
     }
   }
   up.close();
+}
+
+}  // namespace
+
+net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::request_head first,
+                                    std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec) {
+  co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
+    return serve_each_request(client, std::move(first), std::move(carry), ctx, rec, dl);
+  });
 }
 
 }  // namespace edgerelay::proxy

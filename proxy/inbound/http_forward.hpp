@@ -1,10 +1,11 @@
 // Plain HTTP on a proxy listener, request by request: forward proxying of absolute-form requests
 // (keep-alive, streamed bodies) and the listener's fallback for requests to the gateway itself.
-// Also the small building blocks the 602SQL tunnel shares with it (idle watchdog, lingering close).
+// Also the small building blocks the 602SQL tunnel shares with it (the dial, the lingering close).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "proxy/core/asio.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/core/context.hpp"
+#include "proxy/core/phase_deadline.hpp"
 #include "tunnel/http_connect_codec.hpp"
 
 namespace edgerelay::proxy {
@@ -30,27 +32,34 @@ net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::reque
 
 namespace http_detail {
 
-/// When something last moved on an exchange; an idle_watchdog reads it. One thread only.
-struct activity {
-  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
-  void touch() { last = std::chrono::steady_clock::now(); }
-};
+/// Awaits `body(dl)` with a phase_deadline `dl` of its own, settled before it goes away even when
+/// the body throws (only an allocation can), so no timer handler outlives it.
+template <class Body>
+net::awaitable<void> with_phase_deadline(const net::any_io_executor& ex, Body body) {
+  phase_deadline dl(ex);
+  std::exception_ptr failure;
+  try {
+    co_await body(dl);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await dl.settle();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+}
 
-/// Returns once `idle` passed without a touch() of `a` (or when cancelled). Never throws. Meant
-/// as the right-hand branch of `(transfer...) || idle_watchdog(...)` for one short-lived exchange.
-net::awaitable<void> idle_watchdog(const activity& a, std::chrono::milliseconds idle);
-
-/// Dials `where` for `who` under the rules within `limit`, records the dial in `rec` (and the
-/// session's identity for reload rechecks), then secures a TLS backend. Empty when any step failed
-/// or the limit passed: rec.result says why. Never throws.
+/// Dials `where` for `who` under the rules and secures a TLS backend, both within `limit` (one
+/// phase of `dl`), and records the dial in `rec` (and the session's identity for reload rechecks).
+/// Empty when any step failed or the limit passed: rec.result says why. Never throws.
 net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
                                                                    const session_context& ctx, access_record& rec,
-                                                                   std::chrono::milliseconds limit);
+                                                                   phase_deadline& dl, std::chrono::milliseconds limit);
 
 /// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
 /// still sends (bounded in bytes and time) so the close does not reset the connection before the
-/// client read the reply. Never throws.
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply,
+/// client read the reply. Each step is a phase of `dl` within `limit`. Never throws.
+net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
                                      std::chrono::milliseconds limit);
 
 }  // namespace http_detail

@@ -1,8 +1,8 @@
-// SOCKS5 UDP ASSOCIATE: the association coroutine and its four branches.
+// SOCKS5 UDP ASSOCIATE: the association coroutine and its three directions.
 //
-// Four non-throwing branches run under one operator|| for the association's life: the control
-// connection's watcher, the client -> target pump, the target -> client pump and the idle watch.
-// The first to end cancels the others. Each pump has one datagram in flight (it awaits its send
+// Three directions run under one duplex for the association's life: the control connection's
+// watcher, the client -> target pump and the target -> client pump; the duplex's idle deadline is
+// the association's. Whichever ends first stops the others. Each pump has one datagram in flight (it awaits its send
 // before it receives again), so an association queues nothing beyond the kernel's socket buffers;
 // its two 64 KiB receive buffers live as long as the association.
 #include "proxy/inbound/udp_associate.hpp"
@@ -18,19 +18,17 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/write.hpp>
 
 #include "config/address.hpp"
 #include "config/policy.hpp"
 #include "proxy/observe/log.hpp"
+#include "proxy/relay/duplex.hpp"
 #include "socks/udp_header.hpp"
 
 namespace edgerelay::proxy {
 namespace {
-
-using clock = std::chrono::steady_clock;
 
 constexpr std::size_t max_datagram = 64 * 1024;        ///< receive buffer per direction
 constexpr std::size_t max_ip_header = 3 + 1 + 16 + 2;  ///< RSV FRAG ATYP IPv6 PORT: a reply's header
@@ -108,12 +106,10 @@ struct association {
   std::string_view user;
   std::string_view listener;
   std::chrono::milliseconds connect_timeout{0};
-  std::chrono::milliseconds idle_timeout{0};
   phase_deadline& dl;
   access_record& rec;
   bool rule_recorded = false;
 
-  clock::time_point last_activity = clock::now();
   std::set<udp::endpoint> peers;
   std::deque<udp::endpoint> peer_order;
   std::vector<named_target> names;
@@ -270,147 +266,129 @@ net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const
   co_return std::nullopt;
 }
 
-void log_unexpected(const association& a, std::string_view branch, const std::exception& e) {
-  // Cancellation by the winning branch ends a co_await with operation_aborted: that is the normal end.
-  if (const auto* se = dynamic_cast<const boost::system::system_error*>(&e);
-      se != nullptr && se->code() == net::error::operation_aborted) {
-    return;
-  }
-  log::error("udp", "association from ", a.rec.client, ": ", branch, " failed: ", e.what());
-}
-
-/// (a) The control connection: anything sent after the request is ignored; EOF or an error ends it.
-net::awaitable<void> watch_control(tunnel::client_stream& client, association& a) {
-  try {
-    std::array<std::uint8_t, 512> discard;
-    for (;;) {
-      auto [ec, n] = co_await client.async_read_some(net::buffer(discard), use_ec);
-      if (ec || n == 0) {
-        co_return;
-      }
+/// (a) The control connection: anything sent after the request is ignored; EOF or an error ends
+/// the association, as RFC 1928 asks.
+net::awaitable<void> watch_control(tunnel::client_stream& client, duplex& d) {
+  std::array<std::uint8_t, 512> discard;
+  for (;;) {
+    auto [ec, n] = co_await client.async_read_some(net::buffer(discard), use_ec);
+    if (ec || n == 0) {
+      d.stop(relay_end::closed, ec);
+      co_return;
     }
-  } catch (const std::exception& e) {
-    log_unexpected(a, "control watch", e);
   }
 }
 
 /// (b) Client -> targets: one datagram at a time.
-net::awaitable<void> pump_up(association& a) {
-  try {
-    std::vector<std::uint8_t> buf(max_datagram);
-    unsigned errors = 0;
-    for (;;) {
-      udp::endpoint from;
-      auto [ec, n] = co_await a.front.async_receive_from(net::buffer(buf), from, use_ec);
-      if (ec) {
-        if (ec == net::error::operation_aborted || !a.front.is_open() || ++errors > max_consecutive_errors) {
-          co_return;
-        }
-        continue;
-      }
-      errors = 0;
-      from = unmapped(from);
-      if (from.address() != a.client_ip || (a.client_port != 0 && from.port() != a.client_port)) {
-        ++a.dropped.strangers;
-        continue;
-      }
-      a.client_port = from.port();
-      const socks::udp_parse_result parsed = socks::parse_udp_header(std::span<const std::uint8_t>(buf.data(), n));
-      const auto* header = std::get_if<socks::udp_header>(&parsed);
-      if (header == nullptr) {
-        ++a.dropped.malformed;
-        continue;
-      }
-      if (header->frag != 0) {
-        ++a.dropped.fragments;
-        continue;
-      }
-      const std::optional<udp::endpoint> to = co_await decide_target(a, header->target);
-      if (!to) {
-        continue;
-      }
-      const std::size_t payload = n - header->payload_offset;
-      auto [sec, sent] = co_await a.back.async_send_to(net::buffer(buf.data() + header->payload_offset, payload),
-                                                       a.for_back(*to), use_ec);
-      if (sec) {
-        if (sec == net::error::operation_aborted || !a.back.is_open()) {
-          co_return;
-        }
-        ++a.dropped.send_errors;
-        continue;
-      }
-      a.remember_peer(*to);
-      a.rec.bytes_up += payload;
-      a.last_activity = clock::now();
+net::awaitable<void> pump_up(association& a, duplex& d) {
+  std::vector<std::uint8_t> buf(max_datagram);
+  unsigned errors = 0;
+  for (;;) {
+    udp::endpoint from;
+    auto [ec, n] = co_await a.front.async_receive_from(net::buffer(buf), from, use_ec);
+    if (d.stopped()) {
+      co_return;
     }
-  } catch (const std::exception& e) {
-    log_unexpected(a, "client pump", e);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !a.front.is_open() || ++errors > max_consecutive_errors) {
+        d.stop(relay_end::reset, ec);  // failed too often in a row, or closed under the pump
+        co_return;
+      }
+      continue;
+    }
+    errors = 0;
+    from = unmapped(from);
+    if (from.address() != a.client_ip || (a.client_port != 0 && from.port() != a.client_port)) {
+      ++a.dropped.strangers;
+      continue;
+    }
+    a.client_port = from.port();
+    const socks::udp_parse_result parsed = socks::parse_udp_header(std::span<const std::uint8_t>(buf.data(), n));
+    const auto* header = std::get_if<socks::udp_header>(&parsed);
+    if (header == nullptr) {
+      ++a.dropped.malformed;
+      continue;
+    }
+    if (header->frag != 0) {
+      ++a.dropped.fragments;
+      continue;
+    }
+    // A resolve is not cancelled by stop() (no per-operation cancellation on Boost 1.81): it is
+    // bounded by connect_timeout, and the association ends once it returns.
+    const std::optional<udp::endpoint> to = co_await decide_target(a, header->target);
+    if (d.stopped()) {
+      co_return;
+    }
+    if (!to) {
+      continue;
+    }
+    const std::size_t payload = n - header->payload_offset;
+    auto [sec, sent] = co_await a.back.async_send_to(net::buffer(buf.data() + header->payload_offset, payload),
+                                                     a.for_back(*to), use_ec);
+    if (d.stopped()) {
+      co_return;
+    }
+    if (sec) {
+      if (sec == net::error::operation_aborted || !a.back.is_open()) {
+        d.stop(relay_end::reset, sec);
+        co_return;
+      }
+      ++a.dropped.send_errors;
+      continue;
+    }
+    a.remember_peer(*to);
+    a.rec.bytes_up += payload;
+    d.touch();
   }
 }
 
 /// (b) Targets -> client: only from a target this association sent to, wrapped in the header
 /// naming it. The payload is received behind room for the header, so wrapping copies only the header.
-net::awaitable<void> pump_down(association& a) {
-  try {
-    std::vector<std::uint8_t> buf(max_ip_header + max_datagram);
-    unsigned errors = 0;
-    for (;;) {
-      udp::endpoint from;
-      auto [ec, n] =
-          co_await a.back.async_receive_from(net::buffer(buf.data() + max_ip_header, max_datagram), from, use_ec);
-      if (ec) {
-        if (ec == net::error::operation_aborted || !a.back.is_open() || ++errors > max_consecutive_errors) {
-          co_return;
-        }
-        continue;
-      }
-      errors = 0;
-      from = unmapped(from);
-      if (a.client_port == 0 || !a.peers.contains(from)) {
-        ++a.dropped.strangers;
-        continue;
-      }
-      const std::vector<std::uint8_t> header = socks::encode_udp_header(to_socks(from));
-      if (header.empty() || header.size() > max_ip_header) {
-        ++a.dropped.malformed;
-        continue;
-      }
-      std::uint8_t* start = buf.data() + (max_ip_header - header.size());
-      std::copy(header.begin(), header.end(), start);
-      auto [sec, sent] = co_await a.front.async_send_to(net::buffer(start, header.size() + n),
-                                                        udp::endpoint(a.client_ip, a.client_port), use_ec);
-      if (sec) {
-        if (sec == net::error::operation_aborted || !a.front.is_open()) {
-          co_return;
-        }
-        ++a.dropped.send_errors;
-        continue;
-      }
-      a.rec.bytes_down += n;
-      a.last_activity = clock::now();
+net::awaitable<void> pump_down(association& a, duplex& d) {
+  std::vector<std::uint8_t> buf(max_ip_header + max_datagram);
+  unsigned errors = 0;
+  for (;;) {
+    udp::endpoint from;
+    auto [ec, n] =
+        co_await a.back.async_receive_from(net::buffer(buf.data() + max_ip_header, max_datagram), from, use_ec);
+    if (d.stopped()) {
+      co_return;
     }
-  } catch (const std::exception& e) {
-    log_unexpected(a, "target pump", e);
-  }
-}
-
-/// Ends the association once no datagram was relayed either way for idle_timeout.
-net::awaitable<void> idle_watch(association& a) {
-  try {
-    net::steady_timer timer(co_await net::this_coro::executor);
-    for (;;) {
-      const clock::time_point until = a.last_activity + a.idle_timeout;
-      if (clock::now() >= until) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || !a.back.is_open() || ++errors > max_consecutive_errors) {
+        d.stop(relay_end::reset, ec);  // failed too often in a row, or closed under the pump
         co_return;
       }
-      timer.expires_at(until);
-      auto [ec] = co_await timer.async_wait(use_ec);
-      if (ec) {
+      continue;
+    }
+    errors = 0;
+    from = unmapped(from);
+    if (a.client_port == 0 || !a.peers.contains(from)) {
+      ++a.dropped.strangers;
+      continue;
+    }
+    const std::vector<std::uint8_t> header = socks::encode_udp_header(to_socks(from));
+    if (header.empty() || header.size() > max_ip_header) {
+      ++a.dropped.malformed;
+      continue;
+    }
+    std::uint8_t* start = buf.data() + (max_ip_header - header.size());
+    std::copy(header.begin(), header.end(), start);
+    auto [sec, sent] = co_await a.front.async_send_to(net::buffer(start, header.size() + n),
+                                                      udp::endpoint(a.client_ip, a.client_port), use_ec);
+    if (d.stopped()) {
+      co_return;
+    }
+    if (sec) {
+      if (sec == net::error::operation_aborted || !a.front.is_open()) {
+        d.stop(relay_end::reset, sec);
         co_return;
       }
+      ++a.dropped.send_errors;
+      continue;
     }
-  } catch (const std::exception& e) {
-    log_unexpected(a, "idle watch", e);
+    a.rec.bytes_down += n;
+    d.touch();
   }
 }
 
@@ -451,7 +429,6 @@ net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks
   a.user = rec.user;
   a.listener = ctx.listener->name;
   a.connect_timeout = limits.connect_timeout;
-  a.idle_timeout = limits.idle_timeout;
 
   error_code ec;
   udp::endpoint relay;
@@ -486,12 +463,15 @@ net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks
   rec.result = outcome::success;
   log::debug("udp", "association from ", rec.client, " relays at ", to_string(relay));
 
-  using namespace net::experimental::awaitable_operators;
-  a.last_activity = clock::now();
-  const auto ended = co_await (watch_control(client, a) || pump_up(a) || pump_down(a) || idle_watch(a));
-  switch (ended.index()) {
-    case 0: break;  // the control connection closed: the normal end
-    case 3: rec.detail = "idle_timeout"; break;
+  // No direction ends cleanly (each stops the association), so fin_timeout never applies.
+  duplex flow(client.get_executor(), limits.idle_timeout, limits.idle_timeout);
+  flow.add_leg(client.socket());
+  flow.add_leg(a.front);
+  flow.add_leg(a.back);
+  const duplex_result ended = co_await flow.run(watch_control(client, flow), pump_up(a, flow), pump_down(a, flow));
+  switch (ended.end) {
+    case relay_end::closed: break;  // the control connection closed: the normal end
+    case relay_end::idle_timeout: rec.detail = "idle_timeout"; break;
     default: rec.detail = "udp_error"; break;
   }
   a.front.close(ec);
