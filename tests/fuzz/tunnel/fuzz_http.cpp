@@ -92,6 +92,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto out = edgerelay::tunnel::build_forward_request(h, data[0] & 1);
     check(out.size() >= 4 && out[out.size() - 1] == '\n' && out[out.size() - 2] == '\r');
+    // Smuggling guard: the upstream must delimit the forwarded request exactly as the gateway did.
+    request_head_reader again;
+    const auto r_again = again.feed(out);
+    if (const auto* q = std::get_if<parsed<request_head>>(&r_again)) {
+      check(q->consumed == out.size());
+      check(q->value.method == h.method);
+      check(edgerelay::tunnel::request_body_framing(q->value) == edgerelay::tunnel::request_body_framing(h));
+    } else {
+      // Only the added Via can make the head too large; nothing else may fail to re-parse.
+      const auto* e = std::get_if<http_error>(&r_again);
+      check(e != nullptr && e->status == 431);
+    }
     (void)edgerelay::tunnel::sql602::detect_tunnel(h, whole.leftover());
     track(edgerelay::tunnel::request_body_framing(h), whole.leftover(), whole.leftover().size() / 2);
   }
@@ -100,7 +112,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto rr = resp.feed(in);
   if (const auto* p = std::get_if<parsed<response_head>>(&rr)) {
     check(p->consumed + resp.leftover().size() == size);
-    (void)edgerelay::tunnel::build_forward_response(p->value, "close");
+    const auto forwarded = edgerelay::tunnel::build_forward_response(p->value, "close");
+    response_head_reader again(size > 1 && (data[1] & 1) ? "HEAD" : "GET");
+    const auto r_again = again.feed(forwarded);
+    if (const auto* q = std::get_if<parsed<response_head>>(&r_again)) {
+      check(q->consumed == forwarded.size());
+      check(q->value.status == p->value.status);
+      check(q->value.framing == p->value.framing);
+    } else {
+      check(std::get_if<http_error>(&r_again) != nullptr);  // only an over-long head may fail
+    }
     track(p->value.framing, resp.leftover(), cut > resp.leftover().size() ? 0 : cut);
   }
 
