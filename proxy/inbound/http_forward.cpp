@@ -20,6 +20,7 @@
 
 #include "config/address.hpp"
 #include "proxy/inbound/credentials.hpp"
+#include "proxy/inbound/door.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/relay/duplex.hpp"
 #include "proxy/core/write_all.hpp"
@@ -376,19 +377,6 @@ net::awaitable<void> relay_response(tunnel::client_stream& client, tunnel::clien
   }
 }
 
-target target_of(const tunnel::authority_target& a) {
-  target t;
-  error_code ec;
-  const auto address = net::ip::make_address(a.host, ec);
-  if (ec) {
-    t.host = a.host;
-  } else {
-    t.address = address;
-  }
-  t.port = a.port;
-  return t;
-}
-
 /// One absolute-form request. Returns true when the client connection may carry another one;
 /// `carry` then holds the client bytes already read behind this request.
 net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::request_head& head,
@@ -407,7 +395,7 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
     rec.dialled = up.dialled;
   } else {
     up.close();
-    target where = target_of(head.authority);
+    target where = from_authority(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
     auto opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
@@ -568,15 +556,6 @@ void next_record(access_record& rec, const session_context& ctx, std::chrono::st
   rec = std::move(fresh);
 }
 
-outcome outcome_of_status(unsigned status) {
-  switch (status) {
-    case 405: return outcome::command_not_supported;
-    case 407: return outcome::bad_credentials;
-    case 403: return outcome::denied;
-    default: return outcome::malformed;
-  }
-}
-
 /// serve_requests() under `dl`, which bounds every short phase of the connection.
 net::awaitable<void> serve_each_request(tunnel::client_stream& client, tunnel::request_head first,
                                         std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec,
@@ -593,7 +572,7 @@ net::awaitable<void> serve_each_request(tunnel::client_stream& client, tunnel::r
       }
       next_record(rec, ctx, finished);
       if (next.k == next_head::kind::error) {
-        rec.result = outcome_of_status(next.error.status);
+        rec.result = outcome_of_http_refusal(next.error.status);
         rec.detail = next.error.reason;
         co_await reply_and_close(client, std::move(next.error.reply), dl, limits.handshake_timeout);
         break;

@@ -116,7 +116,7 @@ bool bind_source(tcp::socket& s, const tcp::endpoint& ep, const dial_options& op
   return !ec;
 }
 
-net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity who, target where, phase_deadline* dl,
+net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity who, target where, phase_deadline& dl,
                                       dial_options opts) {
   dial_result out;
   try {
@@ -145,10 +145,10 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
         co_return out;
       }
       tcp::resolver resolver(ex);
-      if (dl != nullptr) dl->watch(&resolver);
+      dl.watch(&resolver);
       auto [ec, results] = co_await resolver.async_resolve(dial_host, std::to_string(where.port),
                                                            tcp::resolver::numeric_service, use_ec);
-      if (dl != nullptr) dl->watch(nullptr);
+      dl.watch(nullptr);
       if (ec) {
         out.result = outcome_of_connect_error(ec);
         if (out.result == outcome::general_failure || out.result == outcome::connect_timeout) {
@@ -196,7 +196,7 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
                   bind_ec.message(), "; connecting from the default address");
         s = tcp::socket(ex);
       }
-      auto [ec] = dl != nullptr ? co_await s.async_connect(ep, dl->token()) : co_await s.async_connect(ep, use_ec);
+      auto [ec] = co_await s.async_connect(ep, dl.token());
       if (!ec) {
         tune(s);
         out.rule = std::string(d.rule_name);
@@ -221,11 +221,7 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
 
 net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where, phase_deadline& dl,
                                  dial_options opts) {
-  return dial_impl(pol, who, std::move(where), &dl, opts);
-}
-
-net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where) {
-  return dial_impl(pol, who, std::move(where), nullptr, {});
+  return dial_impl(pol, who, std::move(where), dl, opts);
 }
 
 session_identity identity_of(const dial_identity& who, const target& where, const tcp::endpoint& dialled) {

@@ -86,10 +86,6 @@ net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, t
 /// returns the outcome; `dialled` null means the connect deadline passed first.
 outcome record_dial(access_record& rec, const dial_result* dialled);
 
-/// The same for callers that bound the dial with with_deadline(): the calling coroutine's own
-/// cancellation ends the pending resolve or connect.
-net::awaitable<dial_result> dial(const config::policy& pol, dial_identity who, target where);
-
 /// The TLS client handshake with `backend` over the connected `upstream`, when the backend has
 /// `tls` (verified against its `ca`, for its server_name or else its host); success when it has
 /// none. A failure, including a handshake cut short through `cancel` by a phase deadline, is
