@@ -51,31 +51,16 @@ net::awaitable<void> drain(tunnel::client_stream& client, phase_deadline& dl) {
 
 }  // namespace
 
-net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
-                                                                   const session_context& ctx, access_record& rec,
-                                                                   phase_deadline& dl,
-                                                                   std::chrono::milliseconds limit) {
+net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const target& where,
+                                               const session_context& ctx, access_record& rec, phase_deadline& dl,
+                                               std::chrono::milliseconds limit) {
   dl.start(limit);
-  dial_result dialled = co_await dial(ctx.snapshot->pol, who, where, dl);
-  if (record_dial(rec, dl.expired() ? nullptr : &dialled) != outcome::success) {
-    dl.stop();
-    co_return std::nullopt;
-  }
-  tunnel::client_stream upstream(std::move(*dialled.socket));
-  const outcome secured = co_await secure_backend(upstream, where.backend, *ctx.snapshot, rec, dl.slot());
-  const bool expired = dl.expired();
+  dialled_upstream opened = co_await plan_for(ctx, where).dial(ctx, who, where, rec, dl);
   dl.stop();
-  if (expired) {
-    record_dial(rec, nullptr);  // the limit passed during the backend's TLS handshake
-    co_return std::nullopt;
+  if (opened.stream && ctx.identity != nullptr) {
+    *ctx.identity = opened.identity;  // what a reload's recheck decides again
   }
-  if (secured != outcome::success) {
-    co_return std::nullopt;
-  }
-  if (ctx.identity != nullptr) {
-    *ctx.identity = identity_of(who, where, dialled.dialled);  // what a reload's recheck decides again
-  }
-  co_return std::optional<tunnel::client_stream>(std::move(upstream));
+  co_return opened;
 }
 
 net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
@@ -111,11 +96,14 @@ struct upstream_leg {
   std::string dialled;
   std::string rule;
 
+  std::unique_ptr<backend_hold> hold;  ///< the backend kind's share while this upstream is open
+
   void close() {
     if (socket) {
       socket->close();
       socket.reset();
     }
+    hold.reset();
   }
   /// Open for `a`, and the server has neither closed it nor sent anything unasked since the last
   /// response (a non-blocking probe: would_block is the only good answer).
@@ -398,12 +386,13 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
     target where = from_authority(head.authority);
     route_to_backend(ctx.snapshot->cfg, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-    auto opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
-    if (!opened) {
+    dialled_upstream opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
+    if (!opened.stream) {
       co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), dl, limits.handshake_timeout);
       co_return false;
     }
-    up.socket = std::move(*opened);
+    up.socket = std::move(opened.stream);
+    up.hold = std::move(opened.hold);
     up.authority = head.authority;
     up.rule = rec.rule;
     up.dialled = rec.dialled;
@@ -474,12 +463,12 @@ net::awaitable<void> serve_fallback(tunnel::client_stream& client, const tunnel:
   target where = backend_target(*backend);
   rec.target = backend->name + ":" + std::to_string(where.port);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  auto opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
-  if (!opened) {
+  dialled_upstream opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
+  if (!opened.stream) {
     co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), dl, limits.handshake_timeout);
     co_return;
   }
-  tunnel::client_stream& upstream = *opened;
+  tunnel::client_stream& upstream = *opened.stream;
   std::vector<std::uint8_t> first = tunnel::build_forward_request(head, head.keep_alive);
   first.insert(first.end(), carry.begin(), carry.end());
   const bool written = co_await write_all(upstream, first, dl, limits.idle_timeout);

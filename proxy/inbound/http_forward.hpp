@@ -15,6 +15,7 @@
 #include "proxy/core/asio.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/core/context.hpp"
+#include "proxy/outbound/dial_plan.hpp"
 #include "proxy/core/phase_deadline.hpp"
 #include "tunnel/http_connect_codec.hpp"
 
@@ -49,12 +50,12 @@ net::awaitable<void> with_phase_deadline(const net::any_io_executor& ex, Body bo
   }
 }
 
-/// Dials `where` for `who` under the rules and secures a TLS backend, both within `limit` (one
-/// phase of `dl`), and records the dial in `rec` (and the session's identity for reload rechecks).
-/// Empty when any step failed or the limit passed: rec.result says why. Never throws.
-net::awaitable<std::optional<tunnel::client_stream>> open_upstream(const dial_identity& who, const target& where,
-                                                                   const session_context& ctx, access_record& rec,
-                                                                   phase_deadline& dl, std::chrono::milliseconds limit);
+/// Dials `where` for `who` with the session's dial plan within `limit` (one phase of `dl`), and
+/// records the dial in `rec` (and the session's identity for reload rechecks). No stream when any
+/// step failed or the limit passed: rec.result says why. Never throws.
+net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const target& where,
+                                               const session_context& ctx, access_record& rec, phase_deadline& dl,
+                                               std::chrono::milliseconds limit);
 
 /// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
 /// still sends (bounded in bytes and time) so the close does not reset the connection before the

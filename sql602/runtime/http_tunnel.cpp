@@ -235,8 +235,9 @@ net::awaitable<void> serve_tunnel(tunnel::client_stream& client, const config::b
   rec.target = backend.name + ":" + std::to_string(where.port);
 
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
-  std::optional<tunnel::client_stream> server =
-      co_await http_detail::open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
+  // `dialled` keeps the backend kind's share (egress address, break registration) for the tunnel.
+  dialled_upstream dialled = co_await http_detail::open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
+  std::optional<tunnel::client_stream>& server = dialled.stream;
 
   sql602::server_translator out;
   std::uint8_t kse = rec.result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;
