@@ -1,13 +1,14 @@
 // The UDP side of a 602SQL door (see sql602_udp.hpp).
 #include "sql602/runtime/udp_door.hpp"
 
+#include <array>
 #include <stdexcept>
 
 #include <boost/asio/this_coro.hpp>
 
 #include "config/address.hpp"
+#include "proxy/core/phase_deadline.hpp"
 #include "proxy/outbound/connector.hpp"
-#include "proxy/core/deadline.hpp"
 #include "proxy/observe/log.hpp"
 #include "sql602/udp_codec.hpp"
 
@@ -26,12 +27,14 @@ const config::backend_config* backend_named(const config::config& cfg, std::stri
   return nullptr;
 }
 
-/// The first datagram from `server` that starts with 0x12. Never throws.
-net::awaitable<std::optional<std::vector<std::uint8_t>>> receive_reply(udp::socket& s, net::ip::address server) {
+/// The first datagram from `server` that starts with 0x12, within the current phase of `dl`.
+net::awaitable<std::optional<std::vector<std::uint8_t>>> receive_reply(udp::socket& s, net::ip::address server,
+                                                                       phase_deadline& dl) {
   std::array<std::uint8_t, tunnel::sql602::max_datagram> buf;
+  // Bounded in count as well as time: a peer spraying other datagrams cannot keep this busy.
   for (int i = 0; i < 64; ++i) {
     udp::endpoint from;
-    auto [ec, n] = co_await s.async_receive_from(net::buffer(buf), from, use_ec);
+    auto [ec, n] = co_await s.async_receive_from(net::buffer(buf), from, dl.token());
     if (ec) break;
     if (from.address() == server && n > 0 && buf[0] == tunnel::sql602::sqp_server_name) {
       co_return std::vector<std::uint8_t>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
@@ -61,11 +64,15 @@ net::awaitable<std::optional<std::vector<std::uint8_t>>> query_server(net::ip::a
   if (!ec) s.bind(udp::endpoint(protocol, 0), ec);
   if (ec) co_return std::nullopt;
   const auto query = tunnel::sql602::encode_discovery_query(s.local_endpoint(ec).port());
-  auto [sec, sent] = co_await s.async_send_to(net::buffer(query), udp::endpoint(server, portbase), use_ec);
-  if (sec) co_return std::nullopt;
-  auto reply = co_await with_deadline(receive_reply(s, server), limit);
-  if (!reply) co_return std::nullopt;
-  co_return std::move(*reply);
+  phase_deadline dl(s.get_executor());
+  dl.start(limit);
+  std::optional<std::vector<std::uint8_t>> reply;
+  auto [sec, sent] = co_await s.async_send_to(net::buffer(query), udp::endpoint(server, portbase), dl.token());
+  if (!sec) {
+    reply = co_await receive_reply(s, server, dl);
+  }
+  co_await dl.settle();  // no timer handler may outlive `dl`
+  co_return reply;
 }
 
 sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, const udp::endpoint& at,
