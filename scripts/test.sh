@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole test suite (labels unit, integration, clients, fuzz).
 #   scripts/test.sh              g++ build in build/, warnings are errors, every test
-#   scripts/test.sh --sanitize   clang build in build-sanitize/ with ASan+UBSan: unit, integration and
-#                                libFuzzer runs of every fuzz target
+#   scripts/test.sh --sanitize   clang build in build-sanitize/ with ASan+UBSan, clang-tidy (.clang-tidy)
+#                                over the product code, then unit, integration and libFuzzer runs of
+#                                every fuzz target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
@@ -39,6 +40,9 @@ if [ "${1:-}" = "--sanitize" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
     -DEDGERELAY_SANITIZE=ON -DEDGERELAY_FUZZ=ON -DEDGERELAY_BENCH=OFF >/dev/null
   cmake --build build-sanitize -j"$jobs"
+  # .clang-tidy's checks over the product code (not tests/ or bench/), every finding an error.
+  # About 4.9 CPU minutes: 2.5 minutes on two otherwise idle cores.
+  run-clang-tidy -p build-sanitize -quiet -j "$jobs" "$PWD/(config|names|socks|tunnel|proxy|sql602)/"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir build-sanitize -L 'unit|integration|fuzz' --output-on-failure -j"$jobs"
   exit 0

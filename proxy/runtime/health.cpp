@@ -3,19 +3,27 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include "proxy/core/phase_deadline.hpp"
 #include "proxy/outbound/connector.hpp"
-#include "proxy/core/deadline.hpp"
 #include "proxy/observe/log.hpp"
 #include "sql602/runtime/udp_door.hpp"
 
 namespace edgerelay::proxy {
 namespace {
 
-net::awaitable<error_code> connect_probe(tcp::endpoint ep) {
+/// A TCP connect to `ep` within `limit`; nullopt when `limit` passed first.
+net::awaitable<std::optional<error_code>> connect_probe(tcp::endpoint ep, std::chrono::milliseconds limit) {
   tcp::socket s(co_await net::this_coro::executor);
-  auto [ec] = co_await s.async_connect(ep, use_ec);
+  phase_deadline dl(s.get_executor());
+  dl.start(limit);
+  auto [ec] = co_await s.async_connect(ep, dl.token());
+  const bool expired = dl.expired();
+  co_await dl.settle();  // no timer handler may outlive `dl`
   error_code ignored;
   s.close(ignored);
+  if (ec && expired) {
+    co_return std::nullopt;
+  }
   co_return ec;
 }
 
@@ -27,27 +35,22 @@ std::chrono::milliseconds probe_timeout(const config::backend_config& b) noexcep
 
 net::awaitable<probe_report> probe_backend(config::backend_config b, std::chrono::milliseconds timeout) {
   probe_report r;
-  try {
-    const auto address = co_await backend_address(b.host);
-    if (!address) {
-      r.detail = concat("host '", b.host, "' does not resolve");
-      co_return r;
-    }
-    const tcp::endpoint ep(*address, static_cast<std::uint16_t>(b.portbase + 1));
-    const auto ec = co_await with_deadline(connect_probe(ep), timeout);
-    r.tcp_ok = ec && !*ec;
-    r.detail = concat("tcp ", to_string(ep), ' ',
-                      !ec        ? std::string("timed out")
-                      : r.tcp_ok ? std::string("ok")
-                                 : ec->message());
-    if (b.kind == config::backend_kind::sql602) {
-      const auto reply = co_await query_server(*address, b.portbase, timeout);
-      r.discovery_ok = reply.has_value();
-      r.detail += concat(", discovery udp ", address->to_string(), ':', b.portbase, reply ? " ok" : " no reply");
-    }
-  } catch (const std::exception& e) {
-    r.tcp_ok = false;
-    r.detail = concat("probe failed: ", e.what());
+  const auto address = co_await backend_address(b.host);
+  if (!address) {
+    r.detail = concat("host '", b.host, "' does not resolve");
+    co_return r;
+  }
+  const tcp::endpoint ep(*address, static_cast<std::uint16_t>(b.portbase + 1));
+  const auto ec = co_await connect_probe(ep, timeout);
+  r.tcp_ok = ec && !*ec;
+  r.detail = concat("tcp ", to_string(ep), ' ',
+                    !ec        ? std::string("timed out")
+                    : r.tcp_ok ? std::string("ok")
+                               : ec->message());
+  if (b.kind == config::backend_kind::sql602) {
+    const auto reply = co_await query_server(*address, b.portbase, timeout);
+    r.discovery_ok = reply.has_value();
+    r.detail += concat(", discovery udp ", address->to_string(), ':', b.portbase, reply ? " ok" : " no reply");
   }
   co_return r;
 }

@@ -2,11 +2,12 @@
 #include "sql602/runtime/hooks.hpp"
 
 #include <array>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
 
-#include "proxy/core/deadline.hpp"
+#include "proxy/core/phase_deadline.hpp"
 #include "sql602/codec.hpp"
 #include "sql602/runtime/http_tunnel.hpp"
 
@@ -32,19 +33,26 @@ std::vector<std::uint8_t> sql602_backend_kind::door_refusal(outcome why) const {
 
 namespace {
 
-/// One more read of the client, appended to `have` (empty result: the client closed). Never throws.
-net::awaitable<std::vector<std::uint8_t>> read_more(tunnel::client_stream& client, std::vector<std::uint8_t> have) {
-  try {
-    std::array<std::uint8_t, 4096> buf;
-    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), use_ec);
-    if (ec || n == 0) {
-      co_return std::vector<std::uint8_t>{};
-    }
+/// One more read of the client within `limit`, appended to `have`; nullopt when `limit` passed,
+/// empty when the client closed or the read failed.
+net::awaitable<std::optional<std::vector<std::uint8_t>>> read_more(tunnel::client_stream& client,
+                                                                   std::vector<std::uint8_t> have,
+                                                                   std::chrono::milliseconds limit) {
+  std::array<std::uint8_t, 4096> buf;
+  phase_deadline dl(client.get_executor());
+  dl.start(limit);
+  auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
+  const bool expired = dl.expired();
+  co_await dl.settle();  // no timer handler may outlive `dl`
+  if (!ec && n > 0) {
+    // Bytes that arrived as the limit passed still count.
     have.insert(have.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-  } catch (const std::exception&) {
-    have.clear();
+    co_return have;
   }
-  co_return have;
+  if (expired) {
+    co_return std::nullopt;
+  }
+  co_return std::vector<std::uint8_t>{};
 }
 
 /// The tunnel client's byte stream from its first request on, for the client translator: the
@@ -69,8 +77,7 @@ net::awaitable<bool> sql602_http_door::serve(tunnel::client_stream& client, cons
   }
   auto kind = tunnel::sql602::detect_tunnel(first, leftover);
   if (kind == tunnel::sql602::detect_result::need_more) {
-    auto more =
-        co_await with_deadline(read_more(client, std::move(leftover)), ctx.snapshot->cfg.limits.handshake_timeout);
+    auto more = co_await read_more(client, std::move(leftover), ctx.snapshot->cfg.limits.handshake_timeout);
     if (!more || more->empty()) {
       rec.result = more ? outcome::malformed : outcome::handshake_timeout;
       co_return true;

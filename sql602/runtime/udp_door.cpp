@@ -1,13 +1,15 @@
 // The UDP side of a 602SQL door (see sql602_udp.hpp).
 #include "sql602/runtime/udp_door.hpp"
 
+#include <algorithm>
+#include <array>
 #include <stdexcept>
 
 #include <boost/asio/this_coro.hpp>
 
 #include "config/address.hpp"
+#include "proxy/core/phase_deadline.hpp"
 #include "proxy/outbound/connector.hpp"
-#include "proxy/core/deadline.hpp"
 #include "proxy/observe/log.hpp"
 #include "sql602/udp_codec.hpp"
 
@@ -18,6 +20,11 @@ namespace {
 constexpr std::chrono::milliseconds discovery_wait{3000};
 /// Discovery relays waiting for a reply at once, per door; more queries are dropped.
 constexpr unsigned max_discovery_in_flight = 32;
+/// A reply goes out only when it is at most this many times its query's size, so a spoofed query
+/// cannot buy much more traffic towards its victim than it cost. The stock client's shortest query
+/// (`01 "5002" 00`, 6 bytes) still gets the longest reply (a 31-byte name and a 5-digit PORTBASE,
+/// 39 bytes).
+constexpr std::size_t max_reply_factor = 8;
 
 const config::backend_config* backend_named(const config::config& cfg, std::string_view name) {
   for (const auto& b : cfg.backends) {
@@ -26,12 +33,14 @@ const config::backend_config* backend_named(const config::config& cfg, std::stri
   return nullptr;
 }
 
-/// The first datagram from `server` that starts with 0x12. Never throws.
-net::awaitable<std::optional<std::vector<std::uint8_t>>> receive_reply(udp::socket& s, net::ip::address server) {
+/// The first datagram from `server` that starts with 0x12, within the current phase of `dl`.
+net::awaitable<std::optional<std::vector<std::uint8_t>>> receive_reply(udp::socket& s, net::ip::address server,
+                                                                       phase_deadline& dl) {
   std::array<std::uint8_t, tunnel::sql602::max_datagram> buf;
+  // Bounded in count as well as time: a peer spraying other datagrams cannot keep this busy.
   for (int i = 0; i < 64; ++i) {
     udp::endpoint from;
-    auto [ec, n] = co_await s.async_receive_from(net::buffer(buf), from, use_ec);
+    auto [ec, n] = co_await s.async_receive_from(net::buffer(buf), from, dl.token());
     if (ec) break;
     if (from.address() == server && n > 0 && buf[0] == tunnel::sql602::sqp_server_name) {
       co_return std::vector<std::uint8_t>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
@@ -41,6 +50,67 @@ net::awaitable<std::optional<std::vector<std::uint8_t>>> receive_reply(udp::sock
 }
 
 }  // namespace
+
+std::size_t source_rate_limit::address_hash::operator()(const config::ip_address& a) const noexcept {
+  std::size_t h = a.v6 ? 1469598103934665603ULL : 1099511628211ULL;
+  for (const std::uint8_t byte : a.bytes) {
+    h = (h ^ byte) * 1099511628211ULL;  // FNV-1a
+  }
+  return h;
+}
+
+source_rate_limit::result source_rate_limit::charge(bucket& b, clock::time_point now) const {
+  const std::chrono::duration<double> elapsed = now - b.refilled;
+  if (elapsed.count() > 0) {
+    b.tokens = std::min(settings_.burst, b.tokens + elapsed.count() * settings_.per_second);
+    b.refilled = now;
+  }
+  result r;
+  if (b.tokens >= 1) {
+    b.tokens -= 1;
+    r.pass = true;
+    return r;
+  }
+  ++b.drops;
+  if (!b.ever_logged || now - b.logged >= settings_.log_period) {
+    r.log_drops = b.drops;
+    b.drops = 0;
+    b.logged = now;
+    b.ever_logged = true;
+  }
+  return r;
+}
+
+void source_rate_limit::forget_idle(clock::time_point now) {
+  // At most once a second: under a flood of new sources a sweep per datagram would cost the whole
+  // table each time.
+  if (swept_ != clock::time_point{} && now - swept_ < std::chrono::seconds(1)) {
+    return;
+  }
+  swept_ = now;
+  std::erase_if(table_, [&](const auto& entry) { return now - entry.second.refilled >= settings_.idle_expiry; });
+}
+
+source_rate_limit::result source_rate_limit::take(const config::ip_address& source, clock::time_point now) {
+  const config::ip_address key = config::fold_v4_mapped(source);
+  auto it = table_.find(key);
+  if (it == table_.end()) {
+    if (table_.size() >= settings_.max_sources) {
+      forget_idle(now);
+    }
+    if (table_.size() >= settings_.max_sources) {
+      if (!overflow_started_) {
+        overflow_ = bucket{settings_.burst, now};
+        overflow_started_ = true;
+      }
+      result r = charge(overflow_, now);
+      r.overflow = true;
+      return r;
+    }
+    it = table_.emplace(key, bucket{settings_.burst, now}).first;
+  }
+  return charge(it->second, now);
+}
 
 net::awaitable<std::optional<net::ip::address>> backend_address(std::string host) {
   error_code ec;
@@ -61,11 +131,15 @@ net::awaitable<std::optional<std::vector<std::uint8_t>>> query_server(net::ip::a
   if (!ec) s.bind(udp::endpoint(protocol, 0), ec);
   if (ec) co_return std::nullopt;
   const auto query = tunnel::sql602::encode_discovery_query(s.local_endpoint(ec).port());
-  auto [sec, sent] = co_await s.async_send_to(net::buffer(query), udp::endpoint(server, portbase), use_ec);
-  if (sec) co_return std::nullopt;
-  auto reply = co_await with_deadline(receive_reply(s, server), limit);
-  if (!reply) co_return std::nullopt;
-  co_return std::move(*reply);
+  phase_deadline dl(s.get_executor());
+  dl.start(limit);
+  std::optional<std::vector<std::uint8_t>> reply;
+  auto [sec, sent] = co_await s.async_send_to(net::buffer(query), udp::endpoint(server, portbase), dl.token());
+  if (!sec) {
+    reply = co_await receive_reply(s, server, dl);
+  }
+  co_await dl.settle();  // no timer handler may outlive `dl`
+  co_return reply;
 }
 
 sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, const udp::endpoint& at,
@@ -120,15 +194,7 @@ net::awaitable<void> sql602_udp_door::receive_loop() {
     }
     switch (tunnel::sql602::datagram_kind(datagram)) {
       case tunnel::sql602::sqp_break: co_await forward_break(std::move(datagram), from); break;
-      case tunnel::sql602::sqp_for_server:
-        if (discovery_in_flight_ >= max_discovery_in_flight) {
-          counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
-          break;
-        }
-        ++discovery_in_flight_;
-        net::co_spawn(socket_.get_executor(), relay_discovery(std::move(datagram), from),
-                      [this](const std::exception_ptr&) { --discovery_in_flight_; });
-        break;
+      case tunnel::sql602::sqp_for_server: start_discovery(std::move(datagram), from); break;
       default:
         counters_.other_dropped.fetch_add(1, std::memory_order_relaxed);
         log::debug("udp", listener_, ": dropped a datagram of kind ",
@@ -136,6 +202,67 @@ net::awaitable<void> sql602_udp_door::receive_loop() {
         break;
     }
   }
+}
+
+bool sql602_udp_door::admit(const runtime_snapshot& snapshot, const config::backend_config& b,
+                            const udp::endpoint& from, std::string_view what, config::verdict& verdict) {
+  const config::ip_address source = to_config_address(from.address());
+  const config::request req{source, {}, listener_, b.name, std::nullopt, b.portbase};
+  const config::decision d = snapshot.pol.decide(req);
+  if (d.result == config::verdict::deny) {
+    note_denied(from, b, what, d);
+    return false;
+  }
+  verdict = d.result;
+  const auto taken = limit_.take(source, source_rate_limit::clock::now());
+  if (taken.pass) {
+    return true;
+  }
+  counters_.rate_limited.fetch_add(1, std::memory_order_relaxed);
+  if (taken.log_drops != 0) {
+    const auto& lim = limit_.limits();
+    const auto period = std::chrono::duration_cast<std::chrono::seconds>(lim.log_period).count();
+    if (taken.overflow) {
+      log::warn("udp", listener_, ": the per-source table is full (", lim.max_sources, " sources): ", taken.log_drops,
+                " datagram(s) from new sources over their shared ", static_cast<unsigned>(lim.per_second), "/s (burst ",
+                static_cast<unsigned>(lim.burst), ") dropped, the latest from ", from.address().to_string(),
+                "; reported at most once every ", period, " s");
+    } else {
+      log::warn("udp", listener_, ": source ", from.address().to_string(), ": ", taken.log_drops, " datagram(s) over ",
+                static_cast<unsigned>(lim.per_second), "/s (burst ", static_cast<unsigned>(lim.burst),
+                ") dropped; reported at most once every ", period, " s per source");
+    }
+  }
+  return false;
+}
+
+void sql602_udp_door::note_denied(const udp::endpoint& from, const config::backend_config& b, std::string_view what,
+                                  const config::decision& d) {
+  counters_.denied.fetch_add(1, std::memory_order_relaxed);
+  log::debug("udp", listener_, ": ", what, " from ", from.address().to_string(), " to backend '", b.name, "' udp ",
+             b.portbase, " denied by rule '", d.rule_name, "'");
+}
+
+net::awaitable<std::optional<net::ip::address>> sql602_udp_door::server_for(
+    const runtime_snapshot& snapshot, const config::backend_config& b, const udp::endpoint& from,
+    config::verdict verdict, std::string_view what, std::atomic<std::uint64_t>& dropped) {
+  const auto server = co_await backend_address(b.host);
+  if (!server) {
+    dropped.fetch_add(1, std::memory_order_relaxed);
+    log::debug("udp", listener_, ": ", what, " from ", from.address().to_string(), " dropped: backend host '", b.host,
+               "' does not resolve");
+    co_return std::nullopt;
+  }
+  if (verdict == config::verdict::needs_address) {
+    const config::request req{to_config_address(from.address()), {},        listener_, b.name,
+                              to_config_address(*server),        b.portbase};
+    const config::decision d = snapshot.pol.decide(req);
+    if (d.result != config::verdict::allow) {
+      note_denied(from, b, what, d);
+      co_return std::nullopt;
+    }
+  }
+  co_return server;
 }
 
 net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> datagram, udp::endpoint from) {
@@ -172,9 +299,14 @@ net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> da
     drop(rewritten ? "backend gone" : "the session's egress address ends in 128 or more");
     co_return;
   }
-  const auto server = co_await backend_address(b->host);
+  // The session was decided for the backend's TCP port, perhaps under older rules; the break is
+  // bound for its UDP port under the current ones.
+  config::verdict verdict = config::verdict::deny;
+  if (!admit(*snapshot, *b, from, "break", verdict)) {
+    co_return;
+  }
+  const auto server = co_await server_for(*snapshot, *b, from, verdict, "break", counters_.breaks_dropped);
   if (!server) {
-    drop("backend host does not resolve");
     co_return;
   }
   udp::socket out(socket_.get_executor());
@@ -193,23 +325,41 @@ net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> da
              "' for the session from ", config::to_string(session->egress));
 }
 
-net::awaitable<void> sql602_udp_door::relay_discovery(std::vector<std::uint8_t> datagram, udp::endpoint from) {
-  const auto snapshot = *current_;
+void sql602_udp_door::start_discovery(std::vector<std::uint8_t> datagram, const udp::endpoint& from) {
+  auto snapshot = *current_;
   const config::listener_config* l = snapshot->find_listener(listener_);
   const config::backend_config* b = l == nullptr ? nullptr : backend_named(snapshot->cfg, l->forward);
   const auto query = tunnel::sql602::parse_discovery_query(datagram);
   if (b == nullptr || b->kind != config::backend_kind::sql602 || !query || backends_->health.is_down(b->name)) {
     // Not a 602SQL door, or the server is down: silence, as the server itself would give.
     counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Decided here, in arrival order and before a relay exists, so a flood costs no coroutine frames.
+  config::verdict verdict = config::verdict::deny;
+  if (!admit(*snapshot, *b, from, "discovery query", verdict)) {
+    return;
+  }
+  if (discovery_in_flight_ >= max_discovery_in_flight) {
+    counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  ++discovery_in_flight_;
+  net::co_spawn(socket_.get_executor(),
+                relay_discovery(std::move(datagram), udp::endpoint(from.address(), query->reply_port),
+                                std::move(snapshot), *b, verdict),
+                [this](const std::exception_ptr&) { --discovery_in_flight_; });
+}
+
+net::awaitable<void> sql602_udp_door::relay_discovery(std::vector<std::uint8_t> datagram, udp::endpoint reply_to,
+                                                      std::shared_ptr<const runtime_snapshot> snapshot,
+                                                      const config::backend_config& b, config::verdict verdict) {
+  const auto server =
+      co_await server_for(*snapshot, b, reply_to, verdict, "discovery query", counters_.discovery_dropped);
+  if (!server) {
     co_return;
   }
-  const std::string host = b->host;
-  const std::uint16_t portbase = b->portbase;
-  const auto server = co_await backend_address(host);
-  std::optional<std::vector<std::uint8_t>> reply;
-  if (server) {
-    reply = co_await query_server(*server, portbase, discovery_wait);
-  }
+  const auto reply = co_await query_server(*server, b.portbase, discovery_wait);
   // The client connects to PORTBASE + 1 of the reply's source: make that the gateway's door.
   const auto rewritten =
       reply ? tunnel::sql602::rewrite_discovery_reply(*reply, static_cast<std::uint16_t>(door_port_ - 1))
@@ -218,8 +368,14 @@ net::awaitable<void> sql602_udp_door::relay_discovery(std::vector<std::uint8_t> 
     counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
     co_return;
   }
-  auto [ec, sent] =
-      co_await socket_.async_send_to(net::buffer(*rewritten), udp::endpoint(from.address(), query->reply_port), use_ec);
+  if (rewritten->size() > max_reply_factor * datagram.size()) {
+    counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
+    log::debug("udp", listener_, ": discovery reply of ", rewritten->size(), " bytes for a query of ", datagram.size(),
+               " bytes from ", reply_to.address().to_string(), " dropped: over ", max_reply_factor,
+               " times the query's size");
+    co_return;
+  }
+  auto [ec, sent] = co_await socket_.async_send_to(net::buffer(*rewritten), reply_to, use_ec);
   if (ec) {
     counters_.discovery_dropped.fetch_add(1, std::memory_order_relaxed);
     co_return;

@@ -9,6 +9,7 @@
 // gateway without egress addresses would hit the first), and the datagram must name that
 // session's egress address byte for byte.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <chrono>
 #include <string>
@@ -275,6 +276,148 @@ TEST(Sql602Door, HealthCheckDownSilencesDiscoveryAndFailsSessionsAtOnce) {
   sql602::native_client s4(gw.endpoint("firewall"), tcp::endpoint(v4("127.0.0.1"), db.port()), "");
   ASSERT_EQ(s4.socks_reply().size(), 8U);
   EXPECT_EQ(s4.socks_reply()[1], 0x5B);
+}
+
+// A UDP socket on `local` that sends queries and counts the replies, as a flooding (or spoofed)
+// client would: the replies come to the port the queries name, which is this socket's.
+class udp_prober {
+ public:
+  explicit udp_prober(const std::string& local, std::uint16_t port = 0) : s_(ioc_) {
+    s_.open(udp::v4());
+    s_.bind(udp::endpoint(net::ip::make_address(local), port));
+  }
+  std::uint16_t port() const { return s_.local_endpoint().port(); }
+  /// `01 <this socket's port as the client writes it> 00`.
+  bytes query() const {
+    const std::string p = std::to_string(static_cast<std::int16_t>(port()));
+    bytes q{0x01};
+    q.insert(q.end(), p.begin(), p.end());
+    q.push_back(0x00);
+    return q;
+  }
+  void send(const udp::endpoint& to, const bytes& d) { s_.send_to(net::buffer(d), to); }
+  /// Every datagram that arrives until none has for `quiet`, or until `most` have.
+  std::vector<bytes> replies(std::chrono::milliseconds quiet, std::size_t most = 200) {
+    std::vector<bytes> out;
+    while (out.size() < most) {
+      pollfd p{s_.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(quiet.count())) != 1) break;
+      bytes d(1024);
+      error_code ec;
+      const std::size_t n = s_.receive(net::buffer(d), 0, ec);
+      if (ec) break;
+      d.resize(n);
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
+ private:
+  net::io_context ioc_;
+  udp::socket s_;
+};
+
+TEST(Sql602Door, RulesDecideEveryDatagramByItsSourceAndTheUdpPort) {
+  sql602::server db;
+  std::string yaml = door_config(db.portbase(), "    egress: [\"127.0.0.10-127.0.0.11\"]\n");
+  // 127.0.0.2 may use the backend's whole service; 127.0.0.3 only its TCP port (portbase + 1),
+  // so its sessions work but its datagrams to UDP portbase are denied; anyone else is denied.
+  const std::string rules =
+      "rules:\n  - {name: lab, action: allow, from: [\"127.0.0.2/32\"], to: [\"backend:sql\"]}\n"
+      "  - {name: tcp-only, action: allow, from: [\"127.0.0.3/32\"], to: [\"sql:" +
+      std::to_string(db.port()) + "\"]}\n";
+  const auto at = yaml.find("rules:");
+  yaml.replace(at, yaml.find("limits:") - at, rules);
+  gateway gw(yaml);
+  const udp::endpoint door_udp = udp_of(gw, "door");
+  const auto& counters = gw.server().udp_counters_of("door");
+
+  EXPECT_TRUE(sql602::discover(door_udp, 3s, "127.0.0.2"));
+  EXPECT_FALSE(sql602::discover(door_udp, 500ms, "127.0.0.3"));
+  EXPECT_FALSE(sql602::discover(door_udp, 500ms, "127.0.0.4"));
+  EXPECT_TRUE(eventually([&] { return counters.denied.load() == 2; }));
+  EXPECT_EQ(db.datagrams().size(), 1U);  // the denied queries never reached the server
+
+  sql602::native_client tcp_only(gw.endpoint("door"), "127.0.0.3");
+  tcp_only.login();
+  ASSERT_TRUE(eventually([&] { return db.sessions() == 1; }));
+  tcp_only.send_break(door_udp);
+  EXPECT_TRUE(eventually([&] { return counters.denied.load() == 3; }));
+  sql602::native_client lab(gw.endpoint("door"), "127.0.0.2");
+  lab.login();
+  ASSERT_TRUE(eventually([&] { return db.sessions() == 2; }));
+  lab.send_break(door_udp);
+  EXPECT_EQ(db.wait_breaks(1, 1), 1U);
+  EXPECT_EQ(db.breaks(0), 0U);
+  EXPECT_EQ(db.datagrams().size(), 2U);
+  EXPECT_EQ(counters.breaks_forwarded.load(), 1U);
+  EXPECT_EQ(counters.denied.load(), 3U);
+  EXPECT_EQ(counters.rate_limited.load(), 0U);
+}
+
+TEST(Sql602Door, AFloodFromOneSourceGetsAtMostItsBucketAndOthersAreUnaffected) {
+  sql602::server db;
+  gateway gw(door_config(db.portbase()));
+  const udp::endpoint door_udp = udp_of(gw, "door");
+  const auto& counters = gw.server().udp_counters_of("door");
+
+  constexpr int flood = 100;
+  udp_prober attacker("127.0.0.2");
+  const bytes q = attacker.query();
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < flood; ++i) {
+    attacker.send(door_udp, q);
+  }
+  const std::chrono::duration<double> sending = std::chrono::steady_clock::now() - started;
+  // The bucket: 20 at once, then 10 a second while the flood was being sent.
+  const auto allowed = static_cast<std::size_t>(20 + 10 * sending.count() + 1);
+  ASSERT_TRUE(eventually([&] {
+    return counters.discovery_answered.load() + counters.rate_limited.load() + counters.discovery_dropped.load() ==
+           static_cast<std::uint64_t>(flood);
+  })) << counters.discovery_answered.load()
+      << " answered, " << counters.rate_limited.load() << " limited";
+  const auto answers = attacker.replies(500ms);
+  EXPECT_LE(answers.size(), allowed);
+  EXPECT_GE(answers.size(), 10U);
+  EXPECT_EQ(answers.size(), counters.discovery_answered.load());
+  EXPECT_GE(counters.rate_limited.load(), static_cast<std::uint64_t>(flood) - allowed);
+  // The server saw only the queries the gateway relayed.
+  EXPECT_EQ(db.datagrams().size(), counters.discovery_answered.load());
+
+  // Another source is not affected by the flooded one's bucket.
+  const auto other = sql602::discover(door_udp, 3s, "127.0.0.3");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->first, expected_reply("SIMDB", static_cast<std::uint16_t>(gw.endpoint("door").port() - 1)));
+
+  // A rate, not a ban: the flooded source's bucket refills (10 a second).
+  std::this_thread::sleep_for(300ms);
+  attacker.send(door_udp, q);
+  EXPECT_EQ(attacker.replies(3s, 1).size(), 1U);
+  EXPECT_TRUE(attacker.replies(100ms).empty());
+}
+
+TEST(Sql602Door, AReplyIsAtMostEightTimesItsQuery) {
+  sql602::server_options longest;
+  longest.name = std::string(31, 'N');  // the server's limit: the longest reply a query can buy
+  sql602::server db(longest);
+  gateway gw(door_config(db.portbase()));
+  const udp::endpoint door_udp = udp_of(gw, "door");
+  const auto& counters = gw.server().udp_counters_of("door");
+  // "-1" is the client's way of writing port 65535; outside the ephemeral range, so free to bind.
+  udp_prober client("127.0.0.2", 65535);
+
+  // `01 "-1"`: 3 bytes, which may buy 24; the reply would be 39 (12, 31 names, 01 "<door-1>" 00).
+  client.send(door_udp, bytes{0x01, '-', '1'});
+  ASSERT_TRUE(eventually([&] { return counters.discovery_dropped.load() == 1; }));
+  EXPECT_TRUE(client.replies(200ms).empty());
+  EXPECT_EQ(db.datagrams().size(), 1U);  // asked, but the answer was too big to pass on
+
+  // The same query padded to 6 bytes, the size of the stock client's shortest (`01 "5002" 00`).
+  client.send(door_udp, bytes{0x01, '-', '1', ' ', ' ', 0x00});
+  const auto replies = client.replies(3s, 1);
+  ASSERT_EQ(replies.size(), 1U);
+  EXPECT_EQ(replies[0], expected_reply(longest.name, static_cast<std::uint16_t>(gw.endpoint("door").port() - 1)));
+  EXPECT_LE(replies[0].size(), 8U * 6U);
 }
 
 // The probe behind `edgerelay health` and the health checks, on its own.
