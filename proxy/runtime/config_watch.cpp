@@ -95,7 +95,6 @@ bool config_watch::start() {
       }
     }
   });
-  changed();
   return true;
 }
 

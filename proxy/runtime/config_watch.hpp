@@ -50,8 +50,8 @@ class config_watch {
   config_watch& operator=(const config_watch&) = delete;
   ~config_watch();
 
-  /// Starts watching and calls `settled` once soon, for a change made before the watch began.
-  /// Logs and returns false when inotify cannot be used (SIGHUP still reloads).
+  /// Starts watching: events from now on are queued, and read once `control` runs. Logs and
+  /// returns false when inotify cannot be used (SIGHUP still reloads).
   bool start();
   /// Control thread: no more calls of `settled`.
   void stop();

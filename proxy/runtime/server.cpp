@@ -73,9 +73,11 @@ auto* entry_named(Entries& entries, std::string_view name) {
 
 server::server(config::config cfg, server_options options)
     : options_(std::move(options)), keep_running_(net::make_work_guard(control_)), signals_(control_) {
-  // The baseline for the file watch is taken now, as close to loading as the server gets: a
-  // change made while the threads start must still be seen as a change.
+  // The watch starts, and then the baseline is taken, as close to loading as the server gets: a
+  // change made while the threads start is queued and seen once the control loop runs.
   if (!options_.config_path.empty()) {
+    watch_ = std::make_unique<config_watch>(control_, options_.config_path, [this] { file_settled(); });
+    watch_->start();
     config_file_state_ = identify(options_.config_path);
   }
   log::set_level(cfg.log.level);
@@ -385,10 +387,6 @@ void server::file_settled() {
 }
 
 int server::run() {
-  if (!options_.config_path.empty()) {
-    watch_ = std::make_unique<config_watch>(control_, options_.config_path, [this] { file_settled(); });
-    watch_->start();
-  }
   control_.run();
   return 0;
 }
