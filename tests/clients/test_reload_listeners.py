@@ -39,12 +39,16 @@ def free_port():
     return port
 
 
-def refuses(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return False
-    except ConnectionRefusedError:
-        return True
+def refuses(port, within=5):
+    """Whether connects to the port are refused, within `within` seconds: the workers close their
+    acceptors just after the reload is logged."""
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+    return gw.wait_until(refused, within, interval=0.05)
 
 
 def listening_port(g, name, start):
