@@ -1,6 +1,8 @@
 // Egress address pools and the health board.
 #include "proxy/outbound/backend_state.hpp"
 
+#include <algorithm>
+
 #include "config/address.hpp"
 
 namespace edgerelay::proxy {
@@ -66,6 +68,15 @@ std::size_t egress_pools::in_use(std::string_view backend) const {
   return it == in_use_.end() ? 0 : it->second.size();
 }
 
+void egress_pools::follow(const config::config& cfg) {
+  std::lock_guard lock(mu_);
+  std::erase_if(in_use_, [&cfg](const auto& entry) {
+    const bool configured = std::any_of(cfg.backends.begin(), cfg.backends.end(),
+                                        [&entry](const config::backend_config& b) { return b.name == entry.first; });
+    return !configured && entry.second.empty();
+  });
+}
+
 void egress_pools::release(const std::string& backend, std::uint32_t address) noexcept {
   std::lock_guard lock(mu_);
   const auto it = in_use_.find(backend);
@@ -91,7 +102,20 @@ health_board::health_board(const config::config& cfg) {
   }
 }
 
-const std::atomic<std::uint8_t>* health_board::slot(std::string_view backend) const noexcept {
+void health_board::follow(const config::config& cfg, const std::vector<std::string>& restart) {
+  std::vector<std::pair<std::string, std::unique_ptr<std::atomic<std::uint8_t>>>> next;
+  std::unique_lock lock(mu_);
+  for (const auto& b : cfg.backends) {
+    const bool fresh = std::find(restart.begin(), restart.end(), b.name) != restart.end();
+    const auto* kept = fresh ? nullptr : slot(b.name);
+    const auto was =
+        kept == nullptr ? static_cast<std::uint8_t>(backend_health::unknown) : kept->load(std::memory_order_acquire);
+    next.emplace_back(b.name, std::make_unique<std::atomic<std::uint8_t>>(was));
+  }
+  states_ = std::move(next);
+}
+
+std::atomic<std::uint8_t>* health_board::slot(std::string_view backend) const noexcept {
   for (const auto& [name, state] : states_) {
     if (config::host_equals(name, backend)) return state.get();
   }
@@ -99,12 +123,14 @@ const std::atomic<std::uint8_t>* health_board::slot(std::string_view backend) co
 }
 
 backend_health health_board::state(std::string_view backend) const noexcept {
+  std::shared_lock lock(mu_);
   const auto* s = slot(backend);
   return s == nullptr ? backend_health::unknown : static_cast<backend_health>(s->load(std::memory_order_acquire));
 }
 
 backend_health health_board::set(std::string_view backend, backend_health h) noexcept {
-  auto* s = const_cast<std::atomic<std::uint8_t>*>(slot(backend));
+  std::shared_lock lock(mu_);
+  auto* s = slot(backend);
   if (s == nullptr) return backend_health::unknown;
   return static_cast<backend_health>(s->exchange(static_cast<std::uint8_t>(h), std::memory_order_acq_rel));
 }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,6 +51,11 @@ class egress_pools {
   /// The first free address of `b.egress`, in the order written; an empty lease when none is free.
   lease acquire(const config::backend_config& b);
   std::size_t in_use(std::string_view backend) const;
+  /// After a reload: forgets the backends `cfg` no longer has once none of their addresses is
+  /// leased. A backend whose egress changed keeps its book: new sessions take addresses from the
+  /// new list, and an address a live session still holds is handed out again only when it ends,
+  /// so two sessions never share one (the server matches breaks by address).
+  void follow(const config::config& cfg);
 
  private:
   void release(const std::string& backend, std::uint32_t address) noexcept;
@@ -60,11 +66,14 @@ class egress_pools {
 enum class backend_health : std::uint8_t { unknown, up, down };
 std::string_view to_string(backend_health h) noexcept;
 
-/// The last health-check result of each backend. The set of names is fixed at construction (the
-/// config the server started with); the states are atomics, so sessions read them without a lock.
+/// The last health-check result of each backend. Sessions read it once per dial, under a shared
+/// lock; only a reload changes the set of names.
 class health_board {
  public:
   explicit health_board(const config::config& cfg);
+  /// After a reload: new backends of `cfg` start unknown, removed ones go, and those named in
+  /// `restart` (their address or probe changed) start over as unknown until their next probe.
+  void follow(const config::config& cfg, const std::vector<std::string>& restart);
   /// unknown for a backend without health checks or not known at start.
   backend_health state(std::string_view backend) const noexcept;
   bool is_down(std::string_view backend) const noexcept { return state(backend) == backend_health::down; }
@@ -72,7 +81,9 @@ class health_board {
   backend_health set(std::string_view backend, backend_health h) noexcept;
 
  private:
-  const std::atomic<std::uint8_t>* slot(std::string_view backend) const noexcept;
+  /// Needs mu_ held.
+  std::atomic<std::uint8_t>* slot(std::string_view backend) const noexcept;
+  mutable std::shared_mutex mu_;
   std::vector<std::pair<std::string, std::unique_ptr<std::atomic<std::uint8_t>>>> states_;
 };
 

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <list>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +30,10 @@ net::awaitable<probe_report> probe_backend(config::backend_config b, std::chrono
 /// The probe timeout for `b`: its health_check timeout, else 2 s.
 std::chrono::milliseconds probe_timeout(const config::backend_config& b) noexcept;
 
+/// Whether `a` and `b` are probed alike (host, portbase, kind, health_check): a reload restarts
+/// a backend's probe loop when they are not.
+bool same_probe(const config::backend_config& a, const config::backend_config& b) noexcept;
+
 class health_monitor {
  public:
   health_monitor(net::io_context& control, health_board& board) : control_(control), board_(&board) {}
@@ -38,14 +42,26 @@ class health_monitor {
 
   /// Starts a probe loop for every backend of `cfg` that has a health_check.
   void start(const config::config& cfg);
+  /// Control thread, after a reload to `cfg`: ends the loops of backends it removed, or whose
+  /// probe it changed or dropped, and starts loops for the new and changed ones. Returns the
+  /// backends whose last state no longer describes them (their loop ended or restarted).
+  std::vector<std::string> follow(const config::config& cfg);
   /// Control thread: ends the loops (a probe in flight ends within its timeout).
   void stop();
 
  private:
-  net::awaitable<void> watch(config::backend_config b);
+  struct probe_loop {
+    config::backend_config backend;
+    bool ended = false;
+    net::steady_timer* sleeping = nullptr;  ///< the loop's timer while it waits for the next round
+  };
+  void launch(const config::backend_config& b);
+  static void end(probe_loop& loop);
+  net::awaitable<void> watch(probe_loop& loop);
+
   net::io_context& control_;
   health_board* board_;
-  std::set<net::steady_timer*> sleeping_;
+  std::list<probe_loop> loops_;  ///< a loop's entry goes when its coroutine returns
   bool stopped_ = false;
 };
 

@@ -2,8 +2,8 @@
 #include "proxy/runtime/server.hpp"
 
 #include <sched.h>
-#include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <stdexcept>
 #include <thread>
@@ -38,15 +38,6 @@ unsigned worker_count(const server_options& o, const config::config& cfg) {
   return usable_cpus();
 }
 
-tcp::endpoint endpoint_of_spec(const config::endpoint_spec& spec) {
-  error_code ec;
-  const auto address = net::ip::make_address(spec.host, ec);
-  if (ec) {
-    throw std::runtime_error(concat("'", spec.host, "' is not an IP address to listen on"));
-  }
-  return tcp::endpoint(address, spec.port);
-}
-
 /// SO_REUSEPORT would let a second edgerelay share a port silently and split its traffic; a probe
 /// bind without it fails as an operator expects ("address in use") when anyone holds the port.
 void ensure_address_free(const std::string& listener, const tcp::endpoint& at) {
@@ -65,28 +56,29 @@ void ensure_address_free(const std::string& listener, const tcp::endpoint& at) {
   }
 }
 
-bool same_endpoint(const config::endpoint_spec& a, const config::endpoint_spec& b) {
-  return a.host == b.host && a.port == b.port;
+bool holds(const std::vector<std::pair<std::string, tcp::endpoint>>& bound, const tcp::endpoint& at) {
+  return std::any_of(bound.begin(), bound.end(), [&at](const auto& entry) { return entry.second == at; });
 }
 
-/// What identifies a version of the file: a rewrite in place or a rename over it both change it.
-std::string file_state(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return concat(st.st_ino, ':', st.st_size, ':', st.st_mtim.tv_sec, '.', st.st_mtim.tv_nsec);
+template <class Entries>
+auto* entry_named(Entries& entries, std::string_view name) {
+  decltype(&*entries.begin()) found = nullptr;
+  for (auto& entry : entries) {
+    if (entry.first == name) found = &entry;
+  }
+  return found;
 }
 
 }  // namespace
 
 server::server(config::config cfg, server_options options)
-    : options_(std::move(options)),
-      keep_running_(net::make_work_guard(control_)),
-      signals_(control_),
-      file_watch_(control_) {
-  // The baseline for the file watch is taken now, as close to loading as the server gets: a
-  // change made while the threads start must still be seen as a change.
+    : options_(std::move(options)), keep_running_(net::make_work_guard(control_)), signals_(control_) {
+  // The watch starts, and then the baseline is taken, as close to loading as the server gets: a
+  // change made while the threads start is queued and seen once the control loop runs.
   if (!options_.config_path.empty()) {
-    config_file_state_ = file_state(options_.config_path);
+    watch_ = std::make_unique<config_watch>(control_, options_.config_path, [this] { file_settled(); });
+    watch_->start();
+    config_file_state_ = identify(options_.config_path);
   }
   log::set_level(cfg.log.level);
   auto built = make_snapshot(std::move(cfg), 1);
@@ -126,23 +118,14 @@ void server::start() {
                                   .http_extension = &hooks_->sql602_http};
     workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, shared));
   }
-  for (const auto& l : snapshot_->cfg.listeners) {
-    tcp::endpoint at = endpoint_of_spec(l.bind);
-    ensure_address_free(l.name, at);
-    // Worker 0 binds first so port 0 becomes one concrete port that the others share.
-    for (auto& w : workers_) {
-      at = w->add_listener(l.name, at);
-    }
-    bound_.emplace_back(l.name, at);
-    log::info("listener", l.name, ": listening on ", to_string(at), " with ", n, " worker(s)");
-    if (l.udp_bind) {
-      const tcp::endpoint udp_at = endpoint_of_spec(*l.udp_bind);
-      auto door = std::make_unique<sql602_udp_door>(control_, l.name, udp::endpoint(udp_at.address(), udp_at.port()),
-                                                    at, snapshot_, *backends_);
-      log::info("listener", l.name, ": 602SQL discovery and breaks on udp ",
-                door->local_endpoint().address().to_string(), ':', door->local_endpoint().port());
-      udp_doors_.emplace_back(l.name, std::move(door));
-    }
+  const config::config none;
+  const listener_plan plan = plan_listeners(none, snapshot_->cfg);
+  opened_listeners opened = open_listeners(snapshot_->cfg, plan);
+  log_listener_changes(plan, opened);
+  {
+    std::lock_guard lock(listeners_mu_);
+    bound_ = std::move(opened.bound);
+    udp_doors_ = std::move(opened.doors);
   }
   for (auto& [name, door] : udp_doors_) {
     door->start();
@@ -154,6 +137,7 @@ void server::start() {
 }
 
 tcp::endpoint server::endpoint_of(std::string_view listener) const {
+  std::lock_guard lock(listeners_mu_);
   for (const auto& [name, ep] : bound_) {
     if (name == listener) return ep;
   }
@@ -161,6 +145,7 @@ tcp::endpoint server::endpoint_of(std::string_view listener) const {
 }
 
 udp::endpoint server::udp_endpoint_of(std::string_view listener) const {
+  std::lock_guard lock(listeners_mu_);
   for (const auto& [name, door] : udp_doors_) {
     if (name == listener) return door->local_endpoint();
   }
@@ -168,6 +153,7 @@ udp::endpoint server::udp_endpoint_of(std::string_view listener) const {
 }
 
 const udp_door_counters& server::udp_counters_of(std::string_view listener) const {
+  std::lock_guard lock(listeners_mu_);
   for (const auto& [name, door] : udp_doors_) {
     if (name == listener) return door->counters();
   }
@@ -216,7 +202,7 @@ net::awaitable<void> server::shutdown_sequence() {
   }
   log::info("server", "stopped");
   signals_.cancel();
-  file_watch_.cancel();
+  if (watch_) watch_->stop();
   keep_running_.reset();
 }
 
@@ -225,7 +211,31 @@ void server::do_reload() {
     log::info("reload", "running the built-in config: nothing to reload");
     return;
   }
-  config_file_state_ = file_state(options_.config_path);
+  std::erase_if(retired_doors_, [](const auto& door) { return door->finished(); });
+  auto snap = load_next();
+  if (!snap) {
+    log::error("reload", "failed; keeping generation ", snapshot_->generation);
+    return;
+  }
+  if (options_.workers == 0 && snap->cfg.workers != snapshot_->cfg.workers) {
+    log::warn("reload", "workers: a change takes a restart; still running ", workers_.size());
+  }
+  const listener_plan plan = plan_listeners(snapshot_->cfg, snap->cfg);
+  opened_listeners opened;
+  try {
+    opened = open_listeners(snap->cfg, plan);
+  } catch (const std::exception& e) {
+    log::error("reload", e.what());
+    log::error("reload", "failed; keeping generation ", snapshot_->generation, " and every listener as it was");
+    return;
+  }
+  log_listener_changes(plan, opened);
+  commit(std::move(snap), plan, std::move(opened));
+  log::info("reload", "ok: generation ", snapshot_->generation, " (", snapshot_->cfg.rules.size(), " rules)");
+}
+
+std::shared_ptr<const runtime_snapshot> server::load_next() {
+  config_file_state_ = identify(options_.config_path);
   auto loaded = config::load_config_file(options_.config_path);
   for (const auto& d : loaded.diagnostics) {
     if (d.level == config::severity::error) {
@@ -234,40 +244,122 @@ void server::do_reload() {
       log::warn("reload", config::to_string(d));
     }
   }
-  if (!loaded.value) {
-    log::error("reload", "failed; keeping generation ", snapshot_->generation);
-    return;
-  }
+  if (!loaded.value) return nullptr;
   config::config& next = *loaded.value;
   if (const auto missing = unsupported_features(next); !missing.empty()) {
     for (const auto& m : missing) log::error("reload", m);
-    log::error("reload", "failed; keeping generation ", snapshot_->generation);
-    return;
+    return nullptr;
   }
   // Certificates are read now: a bad file fails the whole reload and the running contexts stay.
   auto built = make_snapshot(std::move(next), snapshot_->generation + 1);
-  if (!built.snapshot) {
-    for (const auto& e : built.errors) log::error("reload", e);
-    log::error("reload", "failed; keeping generation ", snapshot_->generation);
-    return;
+  for (const auto& e : built.errors) log::error("reload", e);
+  return std::move(built.snapshot);
+}
+
+server::opened_listeners server::open_listeners(const config::config& next, const listener_plan& plan) {
+  opened_listeners out;
+  try {
+    for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+      const auto& step = plan.steps[i];
+      const auto& l = next.listeners[i];
+      if (step.keep_acceptors) {
+        out.bound.emplace_back(l.name, entry_named(bound_, step.predecessor)->second);
+        continue;
+      }
+      tcp::endpoint at = endpoint_of_spec(l.bind);
+      // An address one of our own listeners holds is free for us: SO_REUSEPORT lets the new
+      // acceptors bind beside the old ones, which close when the reload commits.
+      if (!holds(bound_, at)) ensure_address_free(l.name, at);
+      // Worker 0 binds first so port 0 becomes one concrete port that the others share.
+      for (auto& w : workers_) {
+        at = w->open_listener(l.name, at);
+      }
+      out.bound.emplace_back(l.name, at);
+      out.opened.push_back(l.name);
+    }
+    for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+      const auto& l = next.listeners[i];
+      if (!l.udp_bind || !plan.steps[i].udp_from.empty()) continue;
+      const tcp::endpoint udp_at = endpoint_of_spec(*l.udp_bind);
+      out.doors.emplace_back(
+          l.name, std::make_unique<sql602_udp_door>(control_, l.name, udp::endpoint(udp_at.address(), udp_at.port()),
+                                                    out.bound[i].second, snapshot_, *backends_));
+    }
+  } catch (...) {
+    for (auto& w : workers_) w->discard_opened();
+    throw;
   }
-  const std::shared_ptr<const runtime_snapshot> snap = std::move(built.snapshot);
-  for (const auto& l : snap->cfg.listeners) {
-    const auto* old = snapshot_->find_listener(l.name);
-    if (old == nullptr) {
-      log::warn("reload", "listener '", l.name, "' is new: it needs a restart to open");
-    } else if (!same_endpoint(old->bind, l.bind)) {
-      log::warn("reload", "listener '", l.name, "': bind change to ", l.bind.host, ':', l.bind.port,
-                " needs a restart; still on ", old->bind.host, ':', old->bind.port);
+  return out;
+}
+
+void server::commit(std::shared_ptr<const runtime_snapshot> snap, const listener_plan& plan, opened_listeners opened) {
+  acceptor_changes changes{.close = plan.close, .rename = {}};
+  for (const auto& step : plan.steps) {
+    if (step.keep_acceptors && step.predecessor != step.name) changes.rename.emplace_back(step.predecessor, step.name);
+  }
+  udp_doors doors;
+  std::vector<sql602_udp_door*> started;
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    const auto& step = plan.steps[i];
+    if (!step.udp_from.empty()) {
+      auto* kept = entry_named(udp_doors_, step.udp_from);
+      kept->second->follow(step.name, opened.bound[i].second);
+      doors.emplace_back(step.name, std::move(kept->second));
+    } else if (auto* fresh = entry_named(opened.doors, step.name)) {
+      started.push_back(fresh->second.get());
+      doors.emplace_back(step.name, std::move(fresh->second));
     }
   }
-  try {
-    log::set_level(snap->cfg.log.level);
-    snapshot_ = snap;
-    for (auto& w : workers_) w->publish(snap, snap->cfg.reload.recheck_sessions);
-    log::info("reload", "ok: generation ", snap->generation, " (", snap->cfg.rules.size(), " rules)");
-  } catch (const std::exception& e) {
-    log::error("reload", "failed: ", e.what(), "; keeping generation ", snapshot_->generation);
+  for (auto& [name, door] : udp_doors_) {
+    if (door) {
+      door->stop();
+      retired_doors_.push_back(std::move(door));
+    }
+  }
+  {
+    std::lock_guard lock(listeners_mu_);
+    bound_ = std::move(opened.bound);
+    udp_doors_ = std::move(doors);
+  }
+  log::set_level(snap->cfg.log.level);
+  snapshot_ = std::move(snap);
+  for (auto& w : workers_) w->publish(snapshot_, snapshot_->cfg.reload.recheck_sessions, changes);
+  for (auto* door : started) door->start();
+  const auto restarted = health_->follow(snapshot_->cfg);
+  backends_->health.follow(snapshot_->cfg, restarted);
+  backends_->egress.follow(snapshot_->cfg);
+}
+
+void server::log_listener_changes(const listener_plan& plan, const opened_listeners& opened) const {
+  for (const auto& name : plan.close) {
+    const auto heir = std::find_if(plan.steps.begin(), plan.steps.end(),
+                                   [&name](const listener_step& s) { return s.predecessor == name; });
+    const auto* was = entry_named(bound_, name);
+    const std::string where = was == nullptr ? std::string("?") : to_string(was->second);
+    if (heir == plan.steps.end()) {
+      log::info("listener", name, ": removed: no longer accepting on ", where, "; its sessions finish as they are");
+    } else {
+      log::info("listener", name, ": moved: no longer accepting on ", where);
+    }
+  }
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    const auto& step = plan.steps[i];
+    const auto& [name, at] = opened.bound[i];
+    if (std::find(opened.opened.begin(), opened.opened.end(), name) != opened.opened.end()) {
+      log::info("listener", name, ": listening on ", to_string(at), " with ", workers_.size(), " worker(s)");
+    } else if (step.predecessor != name) {
+      log::info("listener", step.predecessor, ": renamed to '", name, "' on ", to_string(at));
+    }
+  }
+  for (const auto& name : plan.close_udp) {
+    if (const auto* door = entry_named(udp_doors_, name)) {
+      log::info("listener", name, ": udp_bind ", door->second->local_endpoint().address().to_string(), ':',
+                door->second->local_endpoint().port(), " closed");
+    }
+  }
+  for (const auto& [name, door] : opened.doors) {
+    log::info("listener", name, ": 602SQL discovery and breaks on udp ", door->local_endpoint().address().to_string(),
+              ':', door->local_endpoint().port());
   }
 }
 
@@ -285,24 +377,16 @@ void server::wait_signal() {
   });
 }
 
-void server::watch_config_file() {
-  file_watch_.expires_after(std::chrono::seconds(1));
-  file_watch_.async_wait([this](const error_code& ec) {
-    if (ec || shutting_down_) return;
-    const std::string state = file_state(options_.config_path);
-    if (!state.empty() && state != config_file_state_) {
-      config_file_state_ = state;
-      log::info("server", options_.config_path, " changed on disk: reloading");
-      do_reload();
-    }
-    watch_config_file();
-  });
+void server::file_settled() {
+  if (shutting_down_) return;
+  const auto now = identify(options_.config_path);
+  if (now && now != config_file_state_) {
+    log::info("server", options_.config_path, " changed on disk: reloading");
+    do_reload();
+  }
 }
 
 int server::run() {
-  if (!options_.config_path.empty()) {
-    watch_config_file();
-  }
   control_.run();
   return 0;
 }

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,7 +15,9 @@
 
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
+#include "proxy/runtime/config_watch.hpp"
 #include "proxy/runtime/health.hpp"
+#include "proxy/runtime/listener_plan.hpp"
 #include "proxy/runtime/source_limiter.hpp"
 #include "proxy/runtime/worker.hpp"
 #include "sql602/runtime/break_table.hpp"
@@ -51,29 +55,53 @@ class server {
 
   /// Binds every listener on every worker and starts the worker threads. Throws on bind errors.
   void start();
-  /// The address a listener is bound to (its port when the config said port 0).
+  /// Thread-safe. The address a listener is bound to now (its port when the config said port 0).
+  /// Throws std::out_of_range for a listener the running config does not have.
   tcp::endpoint endpoint_of(std::string_view listener) const;
   std::int64_t active_sessions() const noexcept { return active_.load(std::memory_order_relaxed); }
-  /// The address a listener's udp_bind socket is bound to. Throws std::out_of_range without one.
+  /// Thread-safe. The address a listener's udp_bind socket is bound to. Throws std::out_of_range
+  /// without one.
   udp::endpoint udp_endpoint_of(std::string_view listener) const;
-  /// That socket's datagram counters. Throws std::out_of_range without one.
+  /// That socket's datagram counters, valid until a reload closes the socket. Throws
+  /// std::out_of_range without one.
   const udp_door_counters& udp_counters_of(std::string_view listener) const;
   /// Thread-safe: break table, egress pools and the health board.
   backend_runtime& backends() noexcept { return *backends_; }
 
   /// Thread-safe. Stop accepting, drain up to shutdown_grace, then close what is left.
   void shutdown();
-  /// Thread-safe. Re-read the config file; a bad file keeps the running config.
+  /// Thread-safe. Re-read the config file and apply it: rules, listeners (closed, moved, opened),
+  /// backends and their health checks. A bad file, or an address that cannot be bound, keeps the
+  /// running config and every listener as it was.
   void reload();
 
   /// Runs the control loop in the calling thread until shutdown has completed. Returns the exit code.
   int run();
 
  private:
+  using udp_doors = std::vector<std::pair<std::string, std::unique_ptr<sql602_udp_door>>>;
+  /// What the open phase of a start or reload bound: every listener of the new config with its
+  /// address (a kept one's too), and the udp_bind sockets opened for it.
+  struct opened_listeners {
+    std::vector<std::pair<std::string, tcp::endpoint>> bound;
+    udp_doors doors;
+    std::vector<std::string> opened;  ///< the listeners given new acceptors
+  };
+
   net::awaitable<void> shutdown_sequence();
   void do_reload();
+  /// The next snapshot from the config file, or null (the reasons logged).
+  std::shared_ptr<const runtime_snapshot> load_next();
+  /// Binds every acceptor and udp_bind socket `plan` needs for `next`, before anything changes.
+  /// Throws std::runtime_error naming the listener and address; nothing it opened stays open then.
+  opened_listeners open_listeners(const config::config& next, const listener_plan& plan);
+  /// Makes `snap` current with what open_listeners() bound: workers, udp_bind sockets, health
+  /// checks and egress pools follow it.
+  void commit(std::shared_ptr<const runtime_snapshot> snap, const listener_plan& plan, opened_listeners opened);
+  /// Control thread, before commit(): what the plan closes, opens and renames.
+  void log_listener_changes(const listener_plan& plan, const opened_listeners& opened) const;
   void wait_signal();
-  void watch_config_file();
+  void file_settled();
 
   server_options options_;
   std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
@@ -83,12 +111,16 @@ class server {
   net::io_context control_;
   net::executor_work_guard<net::io_context::executor_type> keep_running_;
   net::signal_set signals_;
-  net::steady_timer file_watch_;
-  std::string config_file_state_;  ///< inode, size and mtime last seen
+  std::optional<file_identity> config_file_state_;  ///< the version of the file last read
+  std::unique_ptr<config_watch> watch_;
   std::unique_ptr<backend_runtime> backends_;
   std::unique_ptr<session_hooks> hooks_;
   std::vector<std::unique_ptr<worker>> workers_;
-  std::vector<std::pair<std::string, std::unique_ptr<sql602_udp_door>>> udp_doors_;
+  /// bound_ and udp_doors_ change on the control thread and are read by the thread-safe getters.
+  mutable std::mutex listeners_mu_;
+  udp_doors udp_doors_;
+  /// Stopped by a reload, destroyed once nothing of them runs (checked at the next reload).
+  std::vector<std::unique_ptr<sql602_udp_door>> retired_doors_;
   std::unique_ptr<health_monitor> health_;
   std::vector<std::pair<std::string, tcp::endpoint>> bound_;
   bool shutting_down_ = false;

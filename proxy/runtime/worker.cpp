@@ -3,10 +3,12 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <exception>
 #include <stdexcept>
+#include <utility>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
@@ -70,7 +72,8 @@ struct session_done {
   }
 };
 
-net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, worker_services& services) {
+/// `name` is the slot's: a reload that renames the listener renames it under the loop.
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& name, worker_services& services) {
   auto snapshot = services.snapshot;
   const config::listener_config* listener = snapshot->find_listener(name);
   auto last_warning = std::chrono::steady_clock::time_point{};
@@ -93,11 +96,15 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, work
       continue;
     }
     if (services.snapshot != snapshot) {
-      // A reload keeps this listener's address but applies its new settings and rules.
-      if (const auto* updated = services.snapshot->find_listener(name)) {
-        snapshot = services.snapshot;
-        listener = updated;
+      // A reload kept this acceptor: the listener's new settings and the new rules apply.
+      const auto* updated = services.snapshot->find_listener(name);
+      if (updated == nullptr) {
+        // Accepted just before the reload that removed the listener closed this acceptor: the
+        // client had no answer yet, so it is refused like the connections behind it.
+        continue;
       }
+      snapshot = services.snapshot;
+      listener = updated;
     }
     const auto limit = static_cast<std::int64_t>(snapshot->cfg.limits.max_sessions);
     if (services.active_sessions->load(std::memory_order_relaxed) >= limit) {
@@ -146,7 +153,7 @@ worker::~worker() {
   }
 }
 
-tcp::endpoint worker::add_listener(const std::string& listener, const tcp::endpoint& at) {
+tcp::endpoint worker::open_listener(const std::string& listener, const tcp::endpoint& at) {
   auto slot = std::make_unique<acceptor_slot>(acceptor_slot{listener, tcp::acceptor(ioc_)});
   tcp::acceptor& a = slot->acceptor;
   error_code ec;
@@ -163,22 +170,32 @@ tcp::endpoint worker::add_listener(const std::string& listener, const tcp::endpo
   if (ec) {
     throw std::runtime_error(concat("listener '", listener, "': cannot listen on ", to_string(at), ": ", ec.message()));
   }
-  const tcp::endpoint bound = a.local_endpoint();
-  acceptors_.push_back(std::move(slot));
+  const tcp::endpoint bound = a.local_endpoint(ec);
+  if (ec) {
+    throw std::runtime_error(
+        concat("listener '", listener, "': cannot read the address bound for ", to_string(at), ": ", ec.message()));
+  }
+  opened_.push_back(std::move(slot));
   return bound;
 }
 
-void worker::start() {
-  for (auto& slot : acceptors_) {
-    net::co_spawn(ioc_, accept_loop(slot->acceptor, slot->listener, services_), [](const std::exception_ptr& ep) {
-      if (ep) {
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          log::error("listener", "accept loop failed: ", e.what());
-        }
+void worker::spawn_accept_loop(std::unique_ptr<acceptor_slot> slot) {
+  acceptor_slot* s = acceptors_.emplace_back(std::move(slot)).get();
+  net::co_spawn(ioc_, accept_loop(s->acceptor, s->listener, services_), [this, s](const std::exception_ptr& ep) {
+    if (ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        log::error("listener", s->listener, ": accept loop failed: ", e.what());
       }
-    });
+    }
+    std::erase_if(acceptors_, [s](const auto& owned) { return owned.get() == s; });
+  });
+}
+
+void worker::start() {
+  for (auto& slot : std::exchange(opened_, {})) {
+    spawn_accept_loop(std::move(slot));
   }
   thread_ = std::thread([this] {
     try {
@@ -203,9 +220,25 @@ void worker::close_sessions() {
   net::post(ioc_, [this] { services_.registry.close_all(); });
 }
 
-void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck) {
-  net::post(ioc_, [this, recheck, s = std::move(snapshot)]() mutable {
+void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck, acceptor_changes changes) {
+  net::post(ioc_, [this, recheck, s = std::move(snapshot), changes = std::move(changes),
+                   opened = std::exchange(opened_, {})]() mutable {
     services_.snapshot = std::move(s);
+    // Closes first: a listener that moved has its old acceptors closed and its new ones added.
+    for (auto& slot : acceptors_) {
+      if (std::find(changes.close.begin(), changes.close.end(), slot->listener) != changes.close.end()) {
+        error_code ignored;
+        slot->acceptor.close(ignored);
+      }
+    }
+    for (const auto& [from, to] : changes.rename) {
+      for (auto& slot : acceptors_) {
+        if (slot->listener == from && slot->acceptor.is_open()) slot->listener = to;
+      }
+    }
+    for (auto& slot : opened) {
+      spawn_accept_loop(std::move(slot));
+    }
     if (recheck) {
       const std::size_t closed = services_.registry.recheck(services_.snapshot->pol);
       if (closed > 0) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -32,6 +33,13 @@ struct worker_services {
   session_services lent;                                 ///< points into this object and into the server
 };
 
+/// What a reload changes in a worker's acceptors; applied with its snapshot, in one step on the
+/// worker's thread, so no connection is accepted under a listener the snapshot no longer has.
+struct acceptor_changes {
+  std::vector<std::string> close;                           ///< listeners that stop accepting
+  std::vector<std::pair<std::string, std::string>> rename;  ///< (old, new): same acceptor, new name
+};
+
 class worker {
  public:
   worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions,
@@ -41,17 +49,21 @@ class worker {
   worker& operator=(const worker&) = delete;
   ~worker();
 
-  /// Binds `listener` on `at` with SO_REUSEPORT (before start()); returns the bound endpoint.
+  /// Control thread: binds `listener` on `at` with SO_REUSEPORT and returns the bound endpoint.
+  /// It accepts from the next start() or publish() on; until then discard_opened() closes it.
   /// Throws std::runtime_error naming the listener and address when it cannot bind.
-  tcp::endpoint add_listener(const std::string& listener, const tcp::endpoint& at);
+  tcp::endpoint open_listener(const std::string& listener, const tcp::endpoint& at);
+  /// Control thread: closes what open_listener() opened since the last start() or publish().
+  void discard_opened() noexcept { opened_.clear(); }
 
   void start();
   /// Thread-safe requests, carried out on the worker's thread.
   void stop_accepting();
   void close_sessions();
   /// New sessions use `snapshot` from now on; with `recheck`, live tunnels are decided again under
-  /// its rules and those now denied are closed.
-  void publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck);
+  /// its rules and those now denied are closed. `changes` and the listeners opened since the last
+  /// publish take effect in the same step. Sessions in flight keep the snapshot they started with.
+  void publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck, acceptor_changes changes = {});
   /// Last resort after the grace period: stop the event loop even if something still waits.
   void stop_loop() { ioc_.stop(); }
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
@@ -59,14 +71,17 @@ class worker {
 
  private:
   struct acceptor_slot {
-    std::string listener;
+    std::string listener;  ///< renamed in place by a reload; the accept loop reads it
     tcp::acceptor acceptor;
   };
+  /// Worker thread: starts accepting on `slot`; the slot is dropped when its loop ends.
+  void spawn_accept_loop(std::unique_ptr<acceptor_slot> slot);
 
   unsigned index_;
   net::io_context ioc_{1};
   worker_services services_;
-  std::vector<std::unique_ptr<acceptor_slot>> acceptors_;
+  std::vector<std::unique_ptr<acceptor_slot>> acceptors_;  ///< worker thread (before start(): control)
+  std::vector<std::unique_ptr<acceptor_slot>> opened_;     ///< control thread: bound, not yet accepting
   std::thread thread_;
   std::atomic<bool> finished_{false};
 };

@@ -161,7 +161,9 @@ sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener,
 }
 
 void sql602_udp_door::start() {
-  net::co_spawn(socket_.get_executor(), receive_loop(), [name = listener_](const std::exception_ptr& ep) {
+  receiving_ = true;
+  net::co_spawn(socket_.get_executor(), receive_loop(), [this, name = listener_](const std::exception_ptr& ep) {
+    receiving_ = false;
     if (ep) {
       try {
         std::rethrow_exception(ep);
@@ -170,6 +172,11 @@ void sql602_udp_door::start() {
       }
     }
   });
+}
+
+void sql602_udp_door::follow(std::string listener, const tcp::endpoint& door) {
+  listener_ = std::move(listener);
+  door_port_ = door.port();
 }
 
 void sql602_udp_door::stop() {

@@ -114,6 +114,11 @@ class sql602_udp_door {
   void start();
   /// Control thread: closes the socket; pending discovery relays end within their 3 s limit.
   void stop();
+  /// Control thread, after a reload kept this socket: it serves `listener` (the name may be new),
+  /// whose TCP door is now `door`.
+  void follow(std::string listener, const tcp::endpoint& door);
+  /// Control thread: stopped and nothing of it runs any more, so it may be destroyed.
+  bool finished() const noexcept { return stopped_ && !receiving_ && discovery_in_flight_ == 0; }
 
  private:
   net::awaitable<void> receive_loop();
@@ -146,6 +151,7 @@ class sql602_udp_door {
   udp_door_counters counters_;
   source_rate_limit limit_;
   unsigned discovery_in_flight_ = 0;
+  bool receiving_ = false;
   bool stopped_ = false;
 };
 
