@@ -33,23 +33,6 @@ net::awaitable<void> serve_requests(tunnel::client_stream& client, tunnel::reque
 
 namespace http_detail {
 
-/// Awaits `body(dl)` with a phase_deadline `dl` of its own, settled before it goes away even when
-/// the body throws (only an allocation can), so no timer handler outlives it.
-template <class Body>
-net::awaitable<void> with_phase_deadline(const net::any_io_executor& ex, Body body) {
-  phase_deadline dl(ex);
-  std::exception_ptr failure;
-  try {
-    co_await body(dl);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  co_await dl.settle();
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
-}
-
 /// Dials `where` for `who` with the session's dial plan within `limit` (one phase of `dl`), and
 /// records the dial in `rec` (and the session's identity for reload rechecks). No stream when any
 /// step failed or the limit passed: rec.result says why. Never throws.

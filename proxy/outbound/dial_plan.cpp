@@ -27,9 +27,6 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
   }
   out.stream.emplace(std::move(*dialled.socket));
   out.result = co_await secure_backend(*out.stream, backend, *ctx.snapshot, rec, dl.slot());
-  if (dl.expired()) {
-    out.result = record_dial(rec, nullptr);  // the limit passed during the backend's TLS handshake
-  }
   if (out.result != outcome::success) {
     out.stream.reset();
     co_return out;

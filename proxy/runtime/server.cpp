@@ -14,7 +14,7 @@
 #include "config/load.hpp"
 #include "proxy/runtime/capabilities.hpp"
 #include "proxy/outbound/connector.hpp"
-#include "proxy/core/deadline.hpp"
+#include "proxy/core/sleep.hpp"
 #include "proxy/observe/log.hpp"
 
 namespace edgerelay::proxy {

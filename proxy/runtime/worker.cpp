@@ -15,7 +15,7 @@
 
 #include "config/address.hpp"
 #include "proxy/outbound/connector.hpp"
-#include "proxy/core/deadline.hpp"
+#include "proxy/core/sleep.hpp"
 #include "proxy/observe/log.hpp"
 #include "proxy/session/session.hpp"
 

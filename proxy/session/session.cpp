@@ -124,25 +124,6 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
   co_return delivered;
 }
 
-/// front_end() with its deadline in this short-lived frame, so an idle tunnel keeps no timer for
-/// phases that are over.
-net::awaitable<bool> run_front_end(client_stream& client, client_stream& upstream, const session_context& ctx,
-                                   access_record& rec, established out) {
-  phase_deadline deadline(client.get_executor());
-  std::exception_ptr failure;
-  bool established = false;
-  try {
-    established = co_await front_end(client, upstream, ctx, rec, out, deadline);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  co_await deadline.settle();  // no timer handler may outlive `deadline`
-  if (failure) {
-    std::rethrow_exception(failure);
-  }
-  co_return established;
-}
-
 }  // namespace
 
 net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
@@ -156,7 +137,12 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   session_registry::entry registered(*ctx.services->registry, client, upstream, rec, identity);
   std::unique_ptr<backend_hold> hold;
   try {
-    if (co_await run_front_end(client, upstream, ctx, rec, established{identity, hold})) {
+    // front_end() runs in a short-lived frame with its deadline, so an idle tunnel keeps no timer
+    // and no handshake state.
+    const bool ready = co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
+      return front_end(client, upstream, ctx, rec, established{identity, hold}, dl);
+    });
+    if (ready) {
       const config::limits_config& limits = ctx.snapshot->cfg.limits;
       const relay_options opts{
           .idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};

@@ -269,7 +269,7 @@ net::awaitable<void> serve_tunnel(tunnel::client_stream& client, const config::b
 net::awaitable<void> serve_sql602_tunnel(tunnel::client_stream& client, const config::backend_config& backend,
                                          std::vector<std::uint8_t> input, const session_context& ctx,
                                          access_record& rec) {
-  co_await http_detail::with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
+  co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
     return serve_tunnel(client, backend, std::move(input), ctx, rec, dl);
   });
 }

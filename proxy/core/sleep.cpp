@@ -1,5 +1,6 @@
-// The non-throwing building blocks of the short phases: a timer wait and a whole write.
-#include "proxy/core/deadline.hpp"
+#include "proxy/core/sleep.hpp"
+
+#include <boost/asio/this_coro.hpp>
 
 namespace edgerelay::proxy {
 
