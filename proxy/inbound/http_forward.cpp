@@ -437,7 +437,7 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
                                  access_record& rec) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   rec.target = tunnel::to_string(head.authority);
-  if (!http_proxy_authorized(ctx, head, rec)) {
+  if (!co_await http_proxy_authorized(ctx, head, rec)) {
     rec.result = outcome::bad_credentials;
     co_await reply_and_close(client, tunnel::error_reply(407), limits.handshake_timeout);
     co_return false;

@@ -11,6 +11,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "proxy/auth/auth_throttle.hpp"
+#include "proxy/auth/verify_pool.hpp"
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
 #include "proxy/runtime/health.hpp"
@@ -60,6 +62,8 @@ class server {
   const udp_door_counters& udp_counters_of(std::string_view listener) const;
   /// Thread-safe: break table, egress pools and the health board.
   backend_runtime& backends() noexcept { return *backends_; }
+  /// Thread-safe: where logins are verified (its counters show how many ran).
+  const verify_pool& verifier() const noexcept { return *verifier_; }
 
   /// Thread-safe. Stop accepting, drain up to shutdown_grace, then close what is left.
   void shutdown();
@@ -88,6 +92,10 @@ class server {
   std::unique_ptr<backend_runtime> backends_;
   std::unique_ptr<session_hooks> hooks_;
   std::vector<std::unique_ptr<worker>> workers_;
+  // After workers_, so destroyed before them: the pool posts the results still owed to the
+  // workers' event loops, which must exist until it has stopped.
+  auth_throttle auth_;
+  std::unique_ptr<verify_pool> verifier_;
   std::vector<std::pair<std::string, std::unique_ptr<sql602_udp_door>>> udp_doors_;
   std::unique_ptr<health_monitor> health_;
   std::vector<std::pair<std::string, tcp::endpoint>> bound_;

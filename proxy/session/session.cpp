@@ -98,7 +98,7 @@ net::awaitable<void> negotiate_socks(client_stream& client, std::span<const std:
       }
       step = hs.socks.feed({});
     } else if (auto* auth = std::get_if<socks::step::authenticate>(&step)) {
-      const bool ok = check_credentials(ctx, auth->user, auth->password);
+      const bool ok = co_await check_credentials(ctx, auth->user, auth->password, rec);
       record_claimed_user(rec, auth->user);
       step = hs.socks.on_auth(ok);
     } else if (auto* req = std::get_if<socks::step::connect>(&step)) {
@@ -138,7 +138,7 @@ net::awaitable<void> negotiate_http(client_stream& client, std::span<const std::
       hs.http_request = std::move(std::get<tunnel::parsed<tunnel::request_head>>(result).value);
       co_return;
     }
-    if (!http_proxy_authorized(ctx, head, rec)) {
+    if (!co_await http_proxy_authorized(ctx, head, rec)) {
       hs.failure = outcome::bad_credentials;
       refusal = tunnel::error_reply(407);
     }
