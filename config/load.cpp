@@ -302,6 +302,7 @@ class reader {
   void read_rule(const YAML::Node& n, const source_mark& where, config& out);
   void read_upstream(const YAML::Node& n, const source_mark& where, config& out);
   void read_limits(const YAML::Node& n, const source_mark& where, limits_config& out);
+  void read_auth_failures(const YAML::Node& n, const source_mark& where, auth_failures_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
   void check_references(const config& cfg);
   void check_listeners(const config& cfg);
@@ -845,9 +846,11 @@ void reader::read_upstream(const YAML::Node& n, const source_mark& where, config
 void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
                {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
-                "shutdown_grace"},
+                "shutdown_grace", "auth_failures"},
                [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
-                 if (k == "max_sessions" || k == "per_source") {
+                 if (k == "auth_failures") {
+                   read_auth_failures(v, m, out.auth_failures);
+                 } else if (k == "max_sessions" || k == "per_source") {
                    if (auto x = number(v, m, k, 1, 10'000'000)) {
                      (k == "max_sessions" ? out.max_sessions : out.per_source) = static_cast<std::uint32_t>(*x);
                    }
@@ -861,6 +864,24 @@ void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_c
                    read_duration(v, m, k, out.fin_timeout, false);
                  } else {
                    read_duration(v, m, k, out.shutdown_grace, true);
+                 }
+               });
+}
+
+void reader::read_auth_failures(const YAML::Node& n, const source_mark& where, auth_failures_config& out) {
+  for_each_key(n, where, "auth_failures", {"max", "window", "backoff", "user_delay"},
+               [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+                 const std::string what = "auth_failures " + k;
+                 if (k == "max") {
+                   if (auto x = number(v, m, what, 1, 1'000'000)) {
+                     out.max = static_cast<std::uint32_t>(*x);
+                   }
+                 } else if (k == "window") {
+                   read_duration(v, m, what, out.window, false);
+                 } else if (k == "backoff") {
+                   read_duration(v, m, what, out.backoff, false);
+                 } else {
+                   read_duration(v, m, what, out.user_delay, true);
                  }
                });
 }

@@ -102,6 +102,14 @@ struct user_config {
   source_mark mark;
 };
 
+/// limits.auth_failures: how failed logins are slowed down (docs/config.md, limits).
+struct auth_failures_config {
+  std::uint32_t max = 5;      ///< failures from one source within `window` that start its back-off
+  duration window{60000};     ///< counted from the source's first failure
+  duration backoff{30000};    ///< logins from that source are refused, unverified, for this long
+  duration user_delay{2000};  ///< cap of the delay before a failure reply for a name that failed `max` times
+};
+
 struct limits_config {
   std::uint32_t max_sessions = 20000;
   std::uint32_t per_source = 512;
@@ -110,6 +118,7 @@ struct limits_config {
   duration idle_timeout{600000};
   duration fin_timeout{30000};  ///< how long a half-closed tunnel may go without traffic
   duration shutdown_grace{10000};
+  auth_failures_config auth_failures;
 };
 
 enum class log_level : std::uint8_t { debug, info, warn, error };

@@ -251,6 +251,17 @@ password_cache::key password_cache::make_key(std::string_view user, std::string_
 }
 
 bool password_cache::check(std::string_view user, std::string_view hash, std::string_view password) {
+  if (contains(user, hash, password)) {
+    return true;
+  }
+  if (!verify_password(hash, password)) {
+    return false;
+  }
+  insert(make_key(user, hash, password));
+  return true;
+}
+
+bool password_cache::contains(std::string_view user, std::string_view hash, std::string_view password) {
   const key k = make_key(user, hash, password);
   if (auto it = index_.find(k); it != index_.end()) {
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -258,8 +269,18 @@ bool password_cache::check(std::string_view user, std::string_view hash, std::st
     return true;
   }
   ++misses_;
-  if (!verify_password(hash, password)) {
-    return false;
+  return false;
+}
+
+void password_cache::remember(std::string_view user, std::string_view hash, std::string_view password) {
+  insert(make_key(user, hash, password));
+}
+
+void password_cache::insert(const key& k) {
+  if (auto it = index_.find(k); it != index_.end()) {
+    // Two sessions verified the same triple at once: keep one entry.
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return;
   }
   if (index_.size() >= capacity_) {
     index_.erase(lru_.back());
@@ -267,7 +288,6 @@ bool password_cache::check(std::string_view user, std::string_view hash, std::st
   }
   lru_.push_front(k);
   index_.emplace(k, lru_.begin());
-  return true;
 }
 
 void password_cache::clear() noexcept {

@@ -66,6 +66,12 @@ class password_cache {
   /// verify_password(hash, password), answered from the cache when this exact triple succeeded before.
   bool check(std::string_view user, std::string_view hash, std::string_view password);
 
+  /// The two halves of check(), for a caller that runs verify_password elsewhere (the runtime's
+  /// verification pool): contains() answers from the cache alone (a hit counts and refreshes the
+  /// entry, a miss counts), remember() records a verification that succeeded.
+  bool contains(std::string_view user, std::string_view hash, std::string_view password);
+  void remember(std::string_view user, std::string_view hash, std::string_view password);
+
   std::size_t size() const noexcept { return index_.size(); }
   std::size_t capacity() const noexcept { return capacity_; }
   std::uint64_t hits() const noexcept { return hits_; }
@@ -78,6 +84,7 @@ class password_cache {
     std::size_t operator()(const key& k) const noexcept;
   };
   key make_key(std::string_view user, std::string_view hash, std::string_view password) const;
+  void insert(const key& k);
 
   std::size_t capacity_;
   std::array<std::uint8_t, 16> secret_{};

@@ -21,11 +21,13 @@ class health_board;
 class egress_pools;
 class backend_kinds;
 class http_door_extension;
+class verify_pool;
+class auth_throttle;
 struct session_identity;
 
 /// What a worker lends its sessions. Each pointer is owned by the worker or the server and
 /// outlives every session; the per-worker ones are touched only on that worker's thread, the
-/// process-wide ones (health, egress, tls_failures, hooks) are thread-safe or immutable.
+/// process-wide ones (health, egress, tls_failures, hooks, verifier, auth) are thread-safe or immutable.
 struct session_services {
   relay_pools* pools = nullptr;
   session_registry* registry = nullptr;
@@ -35,6 +37,8 @@ struct session_services {
   tls_failure_log* tls_failures = nullptr;
   const backend_kinds* kinds = nullptr;                 ///< what each backend kind adds to a session
   const http_door_extension* http_extension = nullptr;  ///< plain-HTTP doors beside forward proxying
+  verify_pool* verifier = nullptr;                      ///< where password checks run, off the workers
+  auth_throttle* auth = nullptr;                        ///< failed logins per source and per user name
 };
 
 struct session_context {

@@ -31,7 +31,8 @@ net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream&
       // Forward proxying, the 602SQL tunnel or the fallback: serve_http() takes the connection over.
       co_return http_handoff{std::move(head)};
     }
-    if (http_proxy_authorized(ctx_, head, rec)) {
+    const bool authorized = co_await http_proxy_authorized(ctx_, head, rec);
+    if (authorized) {
       rec.target = tunnel::to_string(head.authority);
       co_return request{.cmd = socks::command::connect, .where = from_authority(head.authority)};
     }

@@ -372,7 +372,8 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
                                  access_record& rec, phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   rec.target = tunnel::to_string(head.authority);
-  if (!http_proxy_authorized(ctx, head, rec)) {
+  const bool authorized = co_await http_proxy_authorized(ctx, head, rec);
+  if (!authorized) {
     rec.result = outcome::bad_credentials;
     co_await reply_and_close(client, tunnel::error_reply(407), dl, limits.handshake_timeout);
     co_return false;

@@ -66,7 +66,7 @@ net::awaitable<door_result> front_door::negotiate_socks(tunnel::client_stream& c
       }
       step = socks_.feed({});
     } else if (auto* auth = std::get_if<socks::step::authenticate>(&step)) {
-      const bool ok = check_credentials(ctx_, auth->user, auth->password);
+      const bool ok = co_await check_credentials(ctx_, auth->user, auth->password, rec);
       record_claimed_user(rec, auth->user);
       step = socks_.on_auth(ok);
     } else if (auto* req = std::get_if<socks::step::connect>(&step)) {

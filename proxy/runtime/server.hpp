@@ -13,6 +13,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "proxy/auth/auth_throttle.hpp"
+#include "proxy/auth/verify_pool.hpp"
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
 #include "proxy/runtime/config_watch.hpp"
@@ -67,6 +69,8 @@ class server {
   const udp_door_counters& udp_counters_of(std::string_view listener) const;
   /// Thread-safe: break table, egress pools and the health board.
   backend_runtime& backends() noexcept { return *backends_; }
+  /// Thread-safe: where logins are verified (its counters show how many ran).
+  const verify_pool& verifier() const noexcept { return *verifier_; }
 
   /// Thread-safe. Stop accepting, drain up to shutdown_grace, then close what is left.
   void shutdown();
@@ -116,6 +120,10 @@ class server {
   std::unique_ptr<backend_runtime> backends_;
   std::unique_ptr<session_hooks> hooks_;
   std::vector<std::unique_ptr<worker>> workers_;
+  // After workers_, so destroyed before them: the pool posts the results still owed to the
+  // workers' event loops, which must exist until it has stopped.
+  auth_throttle auth_;
+  std::unique_ptr<verify_pool> verifier_;
   /// bound_ and udp_doors_ change on the control thread and are read by the thread-safe getters.
   mutable std::mutex listeners_mu_;
   udp_doors udp_doors_;

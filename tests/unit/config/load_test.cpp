@@ -470,6 +470,50 @@ TEST(ConfigLoad, FullConfigLandsInTheModel) {
   EXPECT_EQ(c.workers, 2U);
 }
 
+TEST(ConfigLoad, AuthFailuresInLimits) {
+  const load_result defaults = load_config_text(minimal, "m.yaml");
+  ASSERT_TRUE(defaults.value.has_value());
+  const auth_failures_config& d = defaults.value->limits.auth_failures;
+  EXPECT_EQ(d.max, 5U);
+  EXPECT_EQ(d.window, duration{60'000});
+  EXPECT_EQ(d.backoff, duration{30'000});
+  EXPECT_EQ(d.user_delay, duration{2'000});
+
+  const load_result r = load_config_text(
+      std::string(minimal) + "limits: {auth_failures: {max: 3, window: 2m, backoff: 90s, user_delay: 0ms}}\n",
+      "a.yaml");
+  ASSERT_TRUE(r.value.has_value()) << (r.diagnostics.empty() ? "" : to_string(r.diagnostics[0]));
+  const auth_failures_config& a = r.value->limits.auth_failures;
+  EXPECT_EQ(a.max, 3U);
+  EXPECT_EQ(a.window, duration{120'000});
+  EXPECT_EQ(a.backoff, duration{90'000});
+  EXPECT_EQ(a.user_delay, duration{0});
+  // Keys left out keep their defaults.
+  const load_result partial = load_config_text(std::string(minimal) + "limits: {auth_failures: {max: 10}}\n", "p.yaml");
+  ASSERT_TRUE(partial.value.has_value());
+  EXPECT_EQ(partial.value->limits.auth_failures.max, 10U);
+  EXPECT_EQ(partial.value->limits.auth_failures.backoff, duration{30'000});
+}
+
+TEST(ConfigErrors, BadAuthFailuresNameFileLineColumn) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits:\n"
+                                                  "  auth_failures:\n"
+                                                  "    max: 0\n"
+                                                  "    window: 0s\n"
+                                                  "    backoff: 1441m\n"
+                                                  "    user_delay: soon\n"
+                                                  "    lockout: true\n"),
+            (lines{"test.yaml:7:10: bad value '0' for auth_failures max (expected a whole number 1-1000000)",
+                   "test.yaml:8:13: bad duration '0s' for auth_failures window (must be greater than zero)",
+                   "test.yaml:9:14: bad duration '1441m' for auth_failures backoff (at most 1440m, 24 hours)",
+                   "test.yaml:10:17: bad duration 'soon' for auth_failures user_delay (expected a whole number with "
+                   "unit ms, s or m, e.g. 250ms, 10s, 5m)",
+                   "test.yaml:11:5: unknown key 'lockout' in auth_failures (expected one of: max, window, backoff, "
+                   "user_delay)"}));
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits: {auth_failures: 5}\n"),
+            (lines{"test.yaml:5:25: expected a map for auth_failures (keys: max, window, backoff, user_delay)"}));
+}
+
 TEST(ConfigLoad, DefaultsWhenKeysAreLeftOut) {
   const load_result r = load_config_text(minimal, "m.yaml");
   ASSERT_TRUE(r.value.has_value());

@@ -161,5 +161,25 @@ TEST(PasswordCache, BoundedLeastRecentlyUsed) {
   EXPECT_EQ(cache.size(), 0U);
 }
 
+TEST(PasswordCache, ContainsAndRememberSplitTheCheck) {
+  const std::string h = hash_password("pw", 1000);
+  password_cache cache(2);
+  EXPECT_FALSE(cache.contains("alice", h, "pw"));  // answered from the cache alone: never verifies
+  EXPECT_EQ(cache.misses(), 1U);
+  EXPECT_EQ(cache.size(), 0U);
+  cache.remember("alice", h, "pw");
+  cache.remember("alice", h, "pw");  // two sessions verified it at once: one entry
+  EXPECT_EQ(cache.size(), 1U);
+  EXPECT_TRUE(cache.contains("alice", h, "pw"));
+  EXPECT_FALSE(cache.contains("alice", h, "other"));
+  EXPECT_EQ(cache.hits(), 1U);
+  EXPECT_TRUE(cache.check("alice", h, "pw"));  // check() sees what remember() stored
+  EXPECT_EQ(cache.hits(), 2U);
+  cache.remember("b", h, "pw");
+  cache.remember("c", h, "pw");  // evicts alice (least recently used)
+  EXPECT_EQ(cache.size(), 2U);
+  EXPECT_FALSE(cache.contains("alice", h, "pw"));
+}
+
 }  // namespace
 }  // namespace edgerelay::config
