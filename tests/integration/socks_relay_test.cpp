@@ -112,7 +112,7 @@ TEST(Socks5Replies, UnresolvableNameIs04) {
 
 TEST(Socks5Replies, NoRouteIs03) {
   ASSERT_TRUE(in_private_netns()) << "needs a private network namespace (no route, nothing leaves the machine): "
-                                    "unshare(CLONE_NEWNET) failed, run as root";
+                                     "unshare(CLONE_NEWNET) failed, run as root";
   gateway gw(base_config());
   client c(gw.endpoint());
   const bytes reply = socks5_connect(c, tcp::endpoint(net::ip::make_address("10.255.255.1"), 80));
