@@ -124,6 +124,14 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
   co_return delivered;
 }
 
+/// front_end() with its deadline in this short-lived frame: the session's own frame, which an idle
+/// tunnel keeps, then holds only this call's handle, no timer and no handshake state.
+net::awaitable<bool> run_front_end(client_stream& client, client_stream& upstream, const session_context& ctx,
+                                   access_record& rec, established out) {
+  co_return co_await with_phase_deadline(
+      client.get_executor(), [&](phase_deadline& dl) { return front_end(client, upstream, ctx, rec, out, dl); });
+}
+
 }  // namespace
 
 net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
@@ -137,12 +145,7 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   session_registry::entry registered(*ctx.services->registry, client, upstream, rec, identity);
   std::unique_ptr<backend_hold> hold;
   try {
-    // front_end() runs in a short-lived frame with its deadline, so an idle tunnel keeps no timer
-    // and no handshake state.
-    const bool ready = co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
-      return front_end(client, upstream, ctx, rec, established{identity, hold}, dl);
-    });
-    if (ready) {
+    if (co_await run_front_end(client, upstream, ctx, rec, established{identity, hold})) {
       const config::limits_config& limits = ctx.snapshot->cfg.limits;
       const relay_options opts{
           .idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};

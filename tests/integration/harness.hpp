@@ -3,6 +3,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -185,5 +188,30 @@ std::string to_text(const bytes& b);
 /// Deterministic pseudo-random payload.
 bytes pattern(std::size_t n, std::uint32_t seed);
 bool in_private_netns();
+
+/// A config file in a private temp folder, rewritten by the tests.
+class config_file {
+ public:
+  explicit config_file(const std::string& text) {
+    char dir_template[] = "/tmp/edgerelay-test-XXXXXX";
+    dir_ = ::mkdtemp(dir_template);
+    path_ = dir_ + "/edgerelay.yaml";
+    write(text);
+  }
+  ~config_file() { std::filesystem::remove_all(dir_); }
+  config_file(const config_file&) = delete;
+  config_file& operator=(const config_file&) = delete;
+  /// Replaces the file by rename, as editors and config managers do.
+  void write(const std::string& text) {
+    const std::string tmp = path_ + ".new";
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, path_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
 
 }  // namespace edgerelay::testing

@@ -15,29 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// A config file in a private temp folder, rewritten by the tests.
-class config_file {
- public:
-  explicit config_file(const std::string& text) {
-    char dir_template[] = "/tmp/edgerelay-test-XXXXXX";
-    dir_ = ::mkdtemp(dir_template);
-    path_ = dir_ + "/edgerelay.yaml";
-    write(text);
-  }
-  ~config_file() { std::filesystem::remove_all(dir_); }
-  /// Replaces the file by rename, as editors and config managers do.
-  void write(const std::string& text) {
-    const std::string tmp = path_ + ".new";
-    std::ofstream(tmp) << text;
-    std::filesystem::rename(tmp, path_);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string dir_;
-  std::string path_;
-};
-
 std::string config_with(const std::string& rules, bool recheck = false, const std::string& extra_limits = "") {
   return R"(
 listeners:

@@ -19,27 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class config_file {
- public:
-  explicit config_file(const std::string& text) {
-    char dir_template[] = "/tmp/edgerelay-door-reload-XXXXXX";
-    dir_ = ::mkdtemp(dir_template);
-    path_ = dir_ + "/edgerelay.yaml";
-    write(text);
-  }
-  ~config_file() { std::filesystem::remove_all(dir_); }
-  void write(const std::string& text) {
-    const std::string tmp = path_ + ".new";
-    std::ofstream(tmp) << text;
-    std::filesystem::rename(tmp, path_);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string dir_;
-  std::string path_;
-};
-
 std::string config_with(std::uint16_t portbase, const std::string& door) {
   return R"(
 listeners:
