@@ -15,7 +15,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <utility>
 
 #include "proxy/observe/log.hpp"
@@ -25,14 +24,14 @@ namespace edgerelay::proxy::log {
 struct sink::state {
   struct queue {
     std::string bytes;
-    std::uint64_t dropped_since_notice = 0;
+    std::uint64_t dropped_since_taken = 0;
   };
 
   explicit state(sink_options o) : options(o) {}
 
   bool idle() const {
     return !writing && std::all_of(queues.begin(), queues.end(),
-                                   [](const queue& q) { return q.bytes.empty() && q.dropped_since_notice == 0; });
+                                   [](const queue& q) { return q.bytes.empty() && q.dropped_since_taken == 0; });
   }
 
   const sink_options options;
@@ -105,61 +104,95 @@ std::string_view output_name(stream s) {
   return s == stream::access_log ? "stdout" : "stderr";
 }
 
-void writer_loop(sink::state& st) {
-  // Signals are for the threads that wait for them; here they would only interrupt writes.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
-  const std::array<int, 2> fds{st.options.operator_fd, st.options.access_fd};
-  std::array<std::string, 2> batch;
-  std::array<std::uint64_t, 2> dropped{};
-  std::array<bool, 2> failure_reported{};
-  std::unique_lock lock(st.mutex);
-  for (;;) {
-    st.work.wait(lock, [&] { return st.stopping || !st.idle(); });
-    if (st.idle()) break;  // stopping, and nothing is left
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      batch[i].swap(st.queues[i].bytes);
-      dropped[i] = std::exchange(st.queues[i].dropped_since_notice, 0);
-    }
-    st.writing = true;
-    lock.unlock();
+/// The writer thread's side: takes both queues at once, writes them, and reports drops once the
+/// output keeps up again, so one stall gives one notice however many batches it lasted.
+class writer {
+ public:
+  explicit writer(sink::state& st) : st_(st), fds_{st.options.operator_fd, st.options.access_fd} {}
 
-    std::string notices;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const write_failure failed = write_lines(fds[i], batch[i]);
-      batch[i].clear();
-      if (failed.error != 0) {
-        st.dropped.fetch_add(failed.lines_lost, std::memory_order_relaxed);
+  void run() {
+    // Signals are for the threads that wait for them; here they would only interrupt writes.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    std::unique_lock lock(st_.mutex);
+    for (;;) {
+      st_.work.wait(lock, [&] { return st_.stopping || !st_.idle(); });
+      if (st_.idle()) break;  // stopping, and nothing is left
+      for (std::size_t i = 0; i < batch_.size(); ++i) {
+        batch_[i].swap(st_.queues[i].bytes);
+        unreported_[i] += std::exchange(st_.queues[i].dropped_since_taken, 0);
       }
-      try {
-        const auto s = static_cast<stream>(i);
-        // A closed output fails every batch: say so once, then only count.
-        if (failed.error != 0 && !std::exchange(failure_reported[i], true)) {
-          notices += format_line(level::error, "log",
-                                 concat("writing the ", line_kind(s), " to ", output_name(s), " failed (",
-                                        std::generic_category().message(failed.error), "): its lines are dropped"));
-        }
-        if (dropped[i] != 0) {
-          notices += format_line(
-              level::warn, "log",
-              concat("dropped ", dropped[i], ' ', line_kind(s), " line(s) while ", output_name(s), " was stalled"));
-        }
-      } catch (...) {
-        // Out of memory for the notice: the count stays in lines_dropped().
+      st_.writing = true;
+      lock.unlock();
+      write_batches();
+      lock.lock();
+      // No drop while that batch was written: the output keeps up again, so the stall is over.
+      std::array<std::uint64_t, 2> over{};
+      for (std::size_t i = 0; i < over.size(); ++i) {
+        if (unreported_[i] != 0 && st_.queues[i].dropped_since_taken == 0) over[i] = std::exchange(unreported_[i], 0);
       }
+      if (over[0] != 0 || over[1] != 0) {
+        lock.unlock();
+        report_drops(over);
+        lock.lock();
+      }
+      st_.writing = false;
+      st_.settled.notify_all();
     }
-    if (!notices.empty()) {
-      (void)write_lines(fds[index_of(stream::operator_log)], notices);
-    }
-
-    lock.lock();
-    st.writing = false;
-    st.settled.notify_all();
+    st_.exited = true;
+    st_.settled.notify_all();
   }
-  st.exited = true;
-  st.settled.notify_all();
-}
+
+ private:
+  void write_batches() {
+    std::string notices;
+    for (std::size_t i = 0; i < batch_.size(); ++i) {
+      const write_failure failed = write_lines(fds_[i], batch_[i]);
+      batch_[i].clear();
+      if (failed.error == 0) continue;
+      st_.dropped.fetch_add(failed.lines_lost, std::memory_order_relaxed);
+      // A closed output fails every batch: say so once, then only count.
+      if (!std::exchange(failure_reported_[i], true)) {
+        const auto s = static_cast<stream>(i);
+        append_notice(notices, level::error, "writing the ", line_kind(s), " to ", output_name(s), " failed (",
+                      boost::system::error_code(failed.error, boost::system::generic_category()),
+                      "): its lines are dropped");
+      }
+    }
+    write_notices(notices);
+  }
+
+  void report_drops(const std::array<std::uint64_t, 2>& counts) {
+    std::string notices;
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] == 0) continue;
+      const auto s = static_cast<stream>(i);
+      append_notice(notices, level::warn, "dropped ", counts[i], ' ', line_kind(s), " line(s) while ", output_name(s),
+                    " was stalled");
+    }
+    write_notices(notices);
+  }
+
+  template <class... Parts>
+  static void append_notice(std::string& out, level l, const Parts&... parts) noexcept {
+    try {
+      out += format_line(l, "log", concat(parts...));
+    } catch (...) {
+      // Out of memory for the notice: the count stays in lines_dropped().
+    }
+  }
+
+  void write_notices(const std::string& notices) {
+    if (!notices.empty()) (void)write_lines(fds_[index_of(stream::operator_log)], notices);
+  }
+
+  sink::state& st_;
+  const std::array<int, 2> fds_;
+  std::array<std::string, 2> batch_;
+  std::array<std::uint64_t, 2> unreported_{};  // dropped during the stall that is still going on
+  std::array<bool, 2> failure_reported_{};
+};
 
 }  // namespace
 
@@ -171,7 +204,7 @@ sink::sink(sink_options options) : state_(std::make_unique<state>(options)) {
   try {
     writer_ = std::thread([st = state_.get()] {
       pthread_setname_np(pthread_self(), "edgerelay-log");
-      writer_loop(*st);
+      writer(*st).run();
     });
   } catch (...) {
     installed.store(nullptr);
@@ -212,7 +245,7 @@ void sink::submit(stream s, std::string_view line) noexcept {
     std::lock_guard lock(st.mutex);
     state::queue& q = st.queues[index_of(s)];
     if (q.bytes.size() + line.size() > st.options.queue_limit) {
-      ++q.dropped_since_notice;
+      ++q.dropped_since_taken;
       st.dropped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -220,7 +253,7 @@ void sink::submit(stream s, std::string_view line) noexcept {
     try {
       q.bytes.append(line);
     } catch (...) {
-      ++q.dropped_since_notice;
+      ++q.dropped_since_taken;
       st.dropped.fetch_add(1, std::memory_order_relaxed);
       return;
     }
