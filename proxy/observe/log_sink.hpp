@@ -25,7 +25,7 @@ std::uint64_t lines_dropped() noexcept;
 struct sink_options {
   int operator_fd = 2;  ///< stderr
   int access_fd = 1;    ///< stdout
-  /// Bytes queued per stream before lines are dropped: about 12k access lines, many seconds of a
+  /// Bytes queued per stream before lines are dropped: over 10k access lines, many seconds of a
   /// busy gateway's log. The batch the writer is writing comes on top, so a stream holds at most
   /// twice this.
   std::size_t queue_limit = 4 * 1024 * 1024;
