@@ -42,6 +42,7 @@ struct sink::state {
   bool writing = false;  // the writer holds a batch it has not finished writing
   bool stopping = false;
   bool exited = false;
+  bool orphaned = false;  // the sink is gone without joining the writer, which now owns this state
   std::atomic<std::uint64_t> dropped{0};
 };
 
@@ -110,7 +111,8 @@ class writer {
  public:
   explicit writer(sink::state& st) : st_(st), fds_{st.options.operator_fd, st.options.access_fd} {}
 
-  void run() {
+  /// Returns true when the sink left without it: the state is the writer's to delete.
+  bool run() {
     // Signals are for the threads that wait for them; here they would only interrupt writes.
     sigset_t all;
     sigfillset(&all);
@@ -142,6 +144,7 @@ class writer {
     }
     st_.exited = true;
     st_.settled.notify_all();
+    return st_.orphaned;
   }
 
  private:
@@ -204,7 +207,7 @@ sink::sink(sink_options options) : state_(std::make_unique<state>(options)) {
   try {
     writer_ = std::thread([st = state_.get()] {
       pthread_setname_np(pthread_self(), "edgerelay-log");
-      writer(*st).run();
+      if (writer(*st).run()) delete st;
     });
   } catch (...) {
     installed.store(nullptr);
@@ -221,21 +224,20 @@ sink::~sink() {
   }
   sink* self = this;
   installed.compare_exchange_strong(self, nullptr);
-  bool exited = false;
-  {
-    std::unique_lock lock(state_->mutex);
-    state_->stopping = true;
-    state_->work.notify_one();
-    exited = state_->settled.wait_until(lock, deadline, [&] { return state_->exited; });
-  }
-  if (exited) {
+  std::unique_lock lock(state_->mutex);
+  state_->stopping = true;
+  state_->work.notify_one();
+  if (state_->settled.wait_until(lock, deadline, [&] { return state_->exited; })) {
+    lock.unlock();
     writer_.join();
-  } else {
-    // Blocked in write(2) on an output nobody reads: it cannot be joined, and its state must
-    // outlive it. This happens only on the way out of the process, which reclaims both.
-    writer_.detach();
-    (void)state_.release();
+    return;
   }
+  // Blocked in write(2) on an output nobody reads: it cannot be joined. It gets the state and
+  // frees it if the output ever drains; at the process exit that follows, the exit reclaims both.
+  state_->orphaned = true;
+  lock.unlock();
+  writer_.detach();
+  (void)state_.release();
 }
 
 void sink::submit(stream s, std::string_view line) noexcept {
