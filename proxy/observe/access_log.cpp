@@ -1,25 +1,45 @@
-// Access-log formatting: fields of docs/config.md, JSON-escaped, one write per line.
+// Access-log formatting: fields of docs/config.md, JSON-escaped, handed whole to the log writer.
 #include "proxy/observe/access_log.hpp"
 
-#include <unistd.h>
-
 #include "proxy/observe/log.hpp"
+#include "proxy/observe/log_sink.hpp"
+#include "proxy/observe/text_escape.hpp"
 
 namespace edgerelay::proxy {
 
 void append_json_escaped(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  const auto append_u00 = [&](unsigned char c) {
+    out.append("\\u00");
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 0xF]);
+  };
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
       out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out.append("\\u00");
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xF]);
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      append_u00(c);
+      ++i;
+    } else if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (const std::size_t n = utf8_sequence_length(s.substr(i)); n == 0) {
+      // JSON strings hold text, not bytes: a byte outside UTF-8 is written as the code point of
+      // the same number, so the line stays valid JSON and the byte stays visible.
+      append_u00(c);
+      ++i;
+    } else if (is_c1_control(s.substr(i, n))) {
+      append_u00(static_cast<unsigned char>(s[i + 1]));
+      i += n;
     } else {
-      out.push_back(ch);
+      // Well-formed UTF-8 (a user or a certificate name in another script) is kept as it is, so a
+      // JSON reader gets the name back rather than its bytes read as Latin-1.
+      out.append(s.substr(i, n));
+      i += n;
     }
   }
 }
@@ -81,16 +101,10 @@ std::string format_access_line(const access_record& r) {
 
 void write_access_line(const access_record& r) noexcept {
   try {
-    const std::string line = format_access_line(r);
-    std::string_view rest = line;
-    while (!rest.empty()) {
-      const ssize_t n = ::write(STDOUT_FILENO, rest.data(), rest.size());
-      if (n <= 0) {
-        return;
-      }
-      rest.remove_prefix(static_cast<std::size_t>(n));
-    }
-  } catch (...) {}
+    log::emit(log::stream::access_log, format_access_line(r));
+  } catch (...) {
+    // Out of memory while formatting: drop the line rather than the session.
+  }
 }
 
 }  // namespace edgerelay::proxy

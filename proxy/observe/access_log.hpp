@@ -35,10 +35,13 @@ struct access_record {
 /// The JSON object for one record, newline-terminated. Pure apart from the clock.
 std::string format_access_line(const access_record& r);
 
-/// Writes the line to stdout with one write(2).
+/// Hands the line to the log writer (log_sink.hpp), which writes it to stdout without blocking the
+/// caller; without an installed writer it is written at once.
 void write_access_line(const access_record& r) noexcept;
 
-/// Appends `s` as a JSON string body (without quotes), escaping what JSON requires.
+/// Appends `s` as a JSON string body (without quotes): `"` and `\` backslash-escaped, control
+/// characters (below 0x20, 0x7f, C1) and bytes that are not well-formed UTF-8 as `\u00NN`, and
+/// well-formed UTF-8 kept as it is.
 void append_json_escaped(std::string& out, std::string_view s);
 
 }  // namespace edgerelay::proxy

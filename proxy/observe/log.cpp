@@ -1,11 +1,12 @@
-// Operator log: levels, timestamps, one write(2) per line so lines from threads never interleave.
+// Operator log: levels, timestamps, escaped messages; whole lines go to the log writer.
 #include "proxy/observe/log.hpp"
-
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <ctime>
+
+#include "proxy/observe/log_sink.hpp"
+#include "proxy/observe/text_escape.hpp"
 
 namespace edgerelay::proxy::log {
 namespace {
@@ -21,15 +22,6 @@ std::string_view name_of(level l) {
   return "info";
 }
 
-void write_all(int fd, std::string_view text) noexcept {
-  while (!text.empty()) {
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    if (n <= 0) {
-      return;  // a closed log pipe must not take the relay down
-    }
-    text.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
 }  // namespace
 
 void set_level(level l) noexcept {
@@ -57,17 +49,22 @@ std::string timestamp() {
   return out;
 }
 
+std::string format_line(level l, std::string_view component, std::string_view message) {
+  std::string line = timestamp();
+  line.reserve(line.size() + component.size() + message.size() + 12);
+  line.push_back(' ');
+  line.append(name_of(l));
+  line.push_back(' ');
+  line.append(component);
+  line.append(": ");
+  append_log_escaped(line, message);
+  line.push_back('\n');
+  return line;
+}
+
 void write(level l, std::string_view component, std::string_view message) noexcept {
   try {
-    std::string line = timestamp();
-    line.push_back(' ');
-    line.append(name_of(l));
-    line.push_back(' ');
-    line.append(component);
-    line.append(": ");
-    line.append(message);
-    line.push_back('\n');
-    write_all(STDERR_FILENO, line);
+    emit(stream::operator_log, format_line(l, component, message));
   } catch (...) {
     // Out of memory while logging: drop the line rather than the process.
   }

@@ -51,7 +51,13 @@ using level = config::log_level;
 void set_level(level l) noexcept;
 bool enabled(level l) noexcept;
 
-/// One line "ts level component: message" written to stderr with one write(2).
+/// The line "ts level component: message\n". The message is escaped (append_log_escaped): it is
+/// built from what clients sent (names, users, SNI, paths), and must not be able to end the line
+/// or forge another.
+std::string format_line(level l, std::string_view component, std::string_view message);
+
+/// Hands format_line(...) to the log writer (log_sink.hpp), which writes it to stderr without
+/// blocking the caller.
 void write(level l, std::string_view component, std::string_view message) noexcept;
 
 template <class... Parts>

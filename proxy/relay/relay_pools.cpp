@@ -4,7 +4,23 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <csignal>
+
 namespace edgerelay::proxy {
+
+relay_pools::relay_pools() {
+  // splice(2) into a socket whose peer is gone raises SIGPIPE, and unlike send(2) it takes no
+  // MSG_NOSIGNAL: the relay itself must make the process immune, not only the main() of one
+  // program. A handler someone installed stays; only the default (terminate) is replaced.
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
+      (current.sa_flags & SA_SIGINFO) == 0) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGPIPE, &ignore, nullptr);
+  }
+}
 
 relay_pools::~relay_pools() {
   for (const pipe_fds& p : pipes_) {

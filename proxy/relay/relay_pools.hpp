@@ -23,7 +23,8 @@ class relay_pools {
   /// the pool keeps few of them; a pipe that cannot grow still works at 64 KiB.
   static constexpr int pipe_size = 1024 * 1024;
 
-  relay_pools() = default;
+  /// Also makes the process ignore SIGPIPE if nothing handles it (see relay_pools.cpp).
+  relay_pools();
   relay_pools(const relay_pools&) = delete;
   relay_pools& operator=(const relay_pools&) = delete;
   ~relay_pools();

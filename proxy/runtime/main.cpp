@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -19,6 +20,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include "proxy/observe/log.hpp"
+#include "proxy/observe/log_sink.hpp"
 #include "proxy/runtime/server.hpp"
 #include "proxy/core/snapshot.hpp"
 
@@ -135,6 +137,9 @@ int run(const arguments& a) {
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // Made before the server and destroyed after it (and its threads): every line the server logs,
+  // up to its last access line on the SIGTERM path, is queued here and flushed on the way out.
+  proxy::log::sink log_writer;
   raise_descriptor_limit();
   proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true};
   std::unique_ptr<proxy::server> srv;
@@ -142,6 +147,8 @@ int run(const arguments& a) {
     srv = std::make_unique<proxy::server>(std::move(*cfg), options);
     srv->start();
   } catch (const std::exception& e) {
+    srv.reset();
+    log_writer.flush(std::chrono::seconds(2));  // what the start logged comes before why it failed
     std::cerr << "edgerelay: not starting: " << e.what() << "\n";
     return 1;
   }
