@@ -93,11 +93,11 @@ struct named_target {
 /// Everything one association shares between its branches; lives in serve_udp_associate's frame.
 struct association {
   association(const net::any_io_executor& ex, const config::policy& p, phase_deadline& d, access_record& r)
-      : front(ex), back(ex), pol(p), dl(d), rec(r) {}
+      : client_udp(ex), upstream_udp(ex), pol(p), dl(d), rec(r) {}
 
-  udp::socket front;     ///< faces the client: the relay address in the reply
-  udp::socket back;      ///< faces the targets
-  bool back_v6 = false;  ///< dual-stack IPv6 socket (IPv4 targets as v4-mapped); else IPv4 only
+  udp::socket client_udp;    ///< faces the client: the relay address in the reply
+  udp::socket upstream_udp;  ///< faces the targets
+  bool upstream_v6 = false;  ///< dual-stack IPv6 socket (IPv4 targets as v4-mapped); else IPv4 only
   net::ip::address client_ip;
   std::uint16_t client_port = 0;  ///< 0 until the client's first datagram when its request named 0
 
@@ -115,10 +115,10 @@ struct association {
   std::vector<named_target> names;
   drop_counters dropped;
 
-  bool usable(const net::ip::address& a) const { return back_v6 || a.is_v4(); }
+  bool usable(const net::ip::address& a) const { return upstream_v6 || a.is_v4(); }
 
-  udp::endpoint for_back(const udp::endpoint& ep) const {
-    if (back_v6 && ep.address().is_v4()) {
+  udp::endpoint for_upstream(const udp::endpoint& ep) const {
+    if (upstream_v6 && ep.address().is_v4()) {
       return udp::endpoint(net::ip::make_address_v6(net::ip::v4_mapped, ep.address().to_v4()), ep.port());
     }
     return ep;
@@ -175,7 +175,7 @@ void log_denied(const association& a, const socks::target_address& t, std::strin
 
 /// Where a datagram for `t` goes, decided as a CONNECT's target: an address is decided as it is;
 /// a name first by itself, then on each address it resolves to (resolution bounded by
-/// connect_timeout), and the first allowed address that the back socket can reach is used.
+/// connect_timeout), and the first allowed address that the upstream socket can reach is used.
 /// nullopt: drop the datagram (counted).
 net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const socks::target_address& t) {
   const target where = from_socks(t);
@@ -254,7 +254,7 @@ net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const
     }
   }
   if (any_allowed) {
-    ++a.dropped.unresolved;  // allowed, but only at addresses of a family the back socket lacks
+    ++a.dropped.unresolved;  // allowed, but only at addresses of a family the upstream socket lacks
     co_return std::nullopt;
   }
   ++a.dropped.denied;
@@ -285,12 +285,12 @@ net::awaitable<void> pump_up(association& a, duplex& d) {
   unsigned errors = 0;
   for (;;) {
     udp::endpoint from;
-    auto [ec, n] = co_await a.front.async_receive_from(net::buffer(buf), from, use_ec);
+    auto [ec, n] = co_await a.client_udp.async_receive_from(net::buffer(buf), from, use_ec);
     if (d.stopped()) {
       co_return;
     }
     if (ec) {
-      if (ec == net::error::operation_aborted || !a.front.is_open() || ++errors > max_consecutive_errors) {
+      if (ec == net::error::operation_aborted || !a.client_udp.is_open() || ++errors > max_consecutive_errors) {
         d.stop(relay_end::reset, ec);  // failed too often in a row, or closed under the pump
         co_return;
       }
@@ -323,13 +323,13 @@ net::awaitable<void> pump_up(association& a, duplex& d) {
       continue;
     }
     const std::size_t payload = n - header->payload_offset;
-    auto [sec, sent] = co_await a.back.async_send_to(net::buffer(buf.data() + header->payload_offset, payload),
-                                                     a.for_back(*to), use_ec);
+    auto [sec, sent] = co_await a.upstream_udp.async_send_to(net::buffer(buf.data() + header->payload_offset, payload),
+                                                             a.for_upstream(*to), use_ec);
     if (d.stopped()) {
       co_return;
     }
     if (sec) {
-      if (sec == net::error::operation_aborted || !a.back.is_open()) {
+      if (sec == net::error::operation_aborted || !a.upstream_udp.is_open()) {
         d.stop(relay_end::reset, sec);
         co_return;
       }
@@ -350,12 +350,12 @@ net::awaitable<void> pump_down(association& a, duplex& d) {
   for (;;) {
     udp::endpoint from;
     auto [ec, n] =
-        co_await a.back.async_receive_from(net::buffer(buf.data() + max_ip_header, max_datagram), from, use_ec);
+        co_await a.upstream_udp.async_receive_from(net::buffer(buf.data() + max_ip_header, max_datagram), from, use_ec);
     if (d.stopped()) {
       co_return;
     }
     if (ec) {
-      if (ec == net::error::operation_aborted || !a.back.is_open() || ++errors > max_consecutive_errors) {
+      if (ec == net::error::operation_aborted || !a.upstream_udp.is_open() || ++errors > max_consecutive_errors) {
         d.stop(relay_end::reset, ec);  // failed too often in a row, or closed under the pump
         co_return;
       }
@@ -374,13 +374,13 @@ net::awaitable<void> pump_down(association& a, duplex& d) {
     }
     std::uint8_t* start = buf.data() + (max_ip_header - header.size());
     std::copy(header.begin(), header.end(), start);
-    auto [sec, sent] = co_await a.front.async_send_to(net::buffer(start, header.size() + n),
-                                                      udp::endpoint(a.client_ip, a.client_port), use_ec);
+    auto [sec, sent] = co_await a.client_udp.async_send_to(net::buffer(start, header.size() + n),
+                                                           udp::endpoint(a.client_ip, a.client_port), use_ec);
     if (d.stopped()) {
       co_return;
     }
     if (sec) {
-      if (sec == net::error::operation_aborted || !a.front.is_open()) {
+      if (sec == net::error::operation_aborted || !a.client_udp.is_open()) {
         d.stop(relay_end::reset, sec);
         co_return;
       }
@@ -392,7 +392,7 @@ net::awaitable<void> pump_down(association& a, duplex& d) {
   }
 }
 
-bool open_front(udp::socket& s, const net::ip::address& at, error_code& ec) {
+bool open_client_udp(udp::socket& s, const net::ip::address& at, error_code& ec) {
   s.open(at.is_v4() ? udp::v4() : udp::v6(), ec);
   if (!ec) {
     s.bind(udp::endpoint(at, 0), ec);
@@ -402,7 +402,7 @@ bool open_front(udp::socket& s, const net::ip::address& at, error_code& ec) {
 
 /// A dual-stack IPv6 socket when the host has IPv6, else IPv4; on the wildcard address, so the
 /// kernel picks the source address each target is routed from.
-bool open_back(udp::socket& s, bool& v6, error_code& ec) {
+bool open_upstream_udp(udp::socket& s, bool& v6, error_code& ec) {
   s.open(udp::v6(), ec);
   if (!ec) s.set_option(net::ip::v6_only(false), ec);
   if (!ec) s.bind(udp::endpoint(udp::v6(), 0), ec);
@@ -433,8 +433,9 @@ net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks
   error_code ec;
   udp::endpoint relay;
   const tcp::endpoint reached = client.socket().local_endpoint(ec);
-  if (!ec && open_front(a.front, unmapped(reached.address()), ec) && open_back(a.back, a.back_v6, ec)) {
-    relay = a.front.local_endpoint(ec);
+  if (!ec && open_client_udp(a.client_udp, unmapped(reached.address()), ec) &&
+      open_upstream_udp(a.upstream_udp, a.upstream_v6, ec)) {
+    relay = a.client_udp.local_endpoint(ec);
   }
   const bool opened = !ec;
   if (!opened) {
@@ -466,16 +467,16 @@ net::awaitable<void> run_association(tunnel::client_stream& client, socks::socks
   // No direction ends cleanly (each stops the association), so fin_timeout never applies.
   duplex flow(client.get_executor(), limits.idle_timeout, limits.idle_timeout);
   flow.add_leg(client.socket());
-  flow.add_leg(a.front);
-  flow.add_leg(a.back);
+  flow.add_leg(a.client_udp);
+  flow.add_leg(a.upstream_udp);
   const duplex_result ended = co_await flow.run(watch_control(client, flow), pump_up(a, flow), pump_down(a, flow));
   switch (ended.end) {
     case relay_end::closed: break;  // the control connection closed: the normal end
     case relay_end::idle_timeout: rec.detail = "idle_timeout"; break;
     default: rec.detail = "udp_error"; break;
   }
-  a.front.close(ec);
-  a.back.close(ec);
+  a.client_udp.close(ec);
+  a.upstream_udp.close(ec);
   const drop_counters& d = a.dropped;
   log::debug("udp", "association from ", rec.client, " ended: ", rec.bytes_up, " bytes up, ", rec.bytes_down,
              " down; dropped: ", d.strangers, " from strangers, ", d.fragments, " fragments, ", d.malformed,

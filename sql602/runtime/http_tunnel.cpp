@@ -1,4 +1,5 @@
-// The 602SQL HTTP tunnel: dial, consume DT_CONNRESULT, then client->server && server->client.
+// The 602SQL HTTP tunnel: dial, consume DT_CONNRESULT, then client->upstream && upstream->client
+// (the upstream leg is the 602SQL server).
 //
 //   dial backend PORTBASE+1 (connect_timeout) -> read DT_CONNRESULT (connect_timeout)
 //     refused / unreachable -> first POST answered with the stock error bytes (6.2 step 4), close
@@ -45,14 +46,15 @@ struct tunnel_flow {
 };
 
 /// Client POSTs -> one native frame each, in one write (docs/602sql.md). Never throws.
-net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::client_stream& server,
-                                      sql602::client_translator& in, std::vector<std::uint8_t> first, tunnel_flow& f) {
+net::awaitable<void> client_to_upstream(tunnel::client_stream& client, tunnel::client_stream& upstream,
+                                        sql602::client_translator& in, std::vector<std::uint8_t> first,
+                                        tunnel_flow& f) {
   std::vector<std::uint8_t> buf(chunk_size);
   std::span<const std::uint8_t> chunk(first);
   for (;;) {  // each turn translates what arrived, then reads the client once
     for (sql602::c2s_event ev = in.feed(chunk); !std::holds_alternative<sql602::c2s::need_more>(ev); ev = in.feed({})) {
       if (auto* frame = std::get_if<sql602::c2s::frame>(&ev)) {
-        auto [ec, n] = co_await net::async_write(server, net::buffer(frame->bytes), use_ec);
+        auto [ec, n] = co_await net::async_write(upstream, net::buffer(frame->bytes), use_ec);
         if (f.flow.stopped()) {
           co_return;
         }
@@ -65,11 +67,11 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
         f.flow.touch();
       } else if (auto* close = std::get_if<sql602::c2s::close_frame>(&ev)) {
         // 5.8: the raw DT_CLOSE_CON goes to the server unchanged; the server closes its side.
-        auto [ec, n] = co_await net::async_write(server, net::buffer(close->bytes), use_ec);
+        auto [ec, n] = co_await net::async_write(upstream, net::buffer(close->bytes), use_ec);
         f.close_con_sent = true;
         f.bytes_up += n;
         f.detail = "client_close_frame";
-        co_await server.shutdown_send();
+        co_await upstream.shutdown_send();
         co_return;
       } else if (auto* reject = std::get_if<sql602::c2s::reject>(&ev)) {
         f.detail = reject->reason;
@@ -90,11 +92,11 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
       }
       if (!in.close_frame_seen() && !f.server_closed) {
         const auto bye = sql602::close_con_frame();
-        auto [wec, written] = co_await net::async_write(server, net::buffer(bye), use_ec);
+        auto [wec, written] = co_await net::async_write(upstream, net::buffer(bye), use_ec);
         f.close_con_sent = true;
         f.bytes_up += written;
       }
-      co_await server.shutdown_send();
+      co_await upstream.shutdown_send();
       co_return;
     }
     f.flow.touch();
@@ -103,8 +105,8 @@ net::awaitable<void> client_to_server(tunnel::client_stream& client, tunnel::cli
 }
 
 /// Server frames -> one `200 OK` per reassembled message, in order (6.4). Never throws.
-net::awaitable<void> server_to_client(tunnel::client_stream& client, tunnel::client_stream& server,
-                                      sql602::server_translator& out, tunnel_flow& f) {
+net::awaitable<void> upstream_to_client(tunnel::client_stream& client, tunnel::client_stream& upstream,
+                                        sql602::server_translator& out, tunnel_flow& f) {
   std::vector<std::uint8_t> buf(chunk_size);
   std::span<const std::uint8_t> chunk;  // first turn: frames that came with DT_CONNRESULT
   for (;;) {                            // each turn translates what arrived, then reads the server once
@@ -142,7 +144,7 @@ net::awaitable<void> server_to_client(tunnel::client_stream& client, tunnel::cli
       // s2c::connected cannot come twice; nothing to do for it.
     }
     chunk = {};
-    const auto read = co_await f.flow.read_some(server, net::buffer(buf));
+    const auto read = co_await f.flow.read_some(upstream, net::buffer(buf));
     if (!read || read->ec == net::error::operation_aborted) {
       co_return;  // ended from this side (a terminal event or the idle deadline), not by the server
     }
@@ -167,12 +169,12 @@ struct connect_result {
 
 /// Reads the server's first frame, which must be DT_CONNRESULT (6.2), with reads of `dl`'s current
 /// phase. Never throws.
-net::awaitable<connect_result> await_connect_result(tunnel::client_stream& server, sql602::server_translator& out,
+net::awaitable<connect_result> await_connect_result(tunnel::client_stream& upstream, sql602::server_translator& out,
                                                     phase_deadline& dl) {
   connect_result r;
   std::array<std::uint8_t, 512> buf;
   for (;;) {  // ends on the first frame, EOF or the phase's end
-    auto [ec, n] = co_await server.async_read_some(net::buffer(buf), dl.token());
+    auto [ec, n] = co_await upstream.async_read_some(net::buffer(buf), dl.token());
     if (ec || n == 0) {
       r.reason = "server_closed_before_connect_result";
       co_return r;
@@ -196,15 +198,15 @@ net::awaitable<connect_result> await_connect_result(tunnel::client_stream& serve
 
 /// Both directions under one duplex until the tunnel ends; the account goes to `rec`, and the
 /// server hears DT_CLOSE_CON when the client side ended without sending it.
-net::awaitable<void> run_tunnel(tunnel::client_stream& client, tunnel::client_stream& server,
+net::awaitable<void> run_tunnel(tunnel::client_stream& client, tunnel::client_stream& upstream,
                                 sql602::server_translator& out, std::vector<std::uint8_t> input,
                                 const config::limits_config& limits, access_record& rec, phase_deadline& dl) {
   sql602::client_translator in;
   tunnel_flow f(client.get_executor(), limits.idle_timeout);
   f.flow.add_leg(client.socket());
-  f.flow.add_leg(server.socket());
-  const duplex_result ended = co_await f.flow.run(client_to_server(client, server, in, std::move(input), f),
-                                                  server_to_client(client, server, out, f));
+  f.flow.add_leg(upstream.socket());
+  const duplex_result ended = co_await f.flow.run(client_to_upstream(client, upstream, in, std::move(input), f),
+                                                  upstream_to_client(client, upstream, out, f));
   if (ended.end == relay_end::idle_timeout) {
     f.detail = "idle_timeout";
   }
@@ -214,12 +216,12 @@ net::awaitable<void> run_tunnel(tunnel::client_stream& client, tunnel::client_st
 
   if (!f.close_con_sent && !f.server_closed && !in.close_frame_seen()) {
     const std::vector<std::uint8_t> bye = sql602::close_con_frame();
-    const bool sent = co_await write_all(server, bye, dl, close_frame_limit);
+    const bool sent = co_await write_all(upstream, bye, dl, close_frame_limit);
     if (sent) {
       rec.bytes_up += sql602::frame_header_size;
     }
   }
-  server.close();
+  upstream.close();
   if (!f.reject.empty()) {
     co_await http_detail::reply_and_close(client, std::move(f.reject), dl, limits.handshake_timeout);
   }
@@ -237,31 +239,31 @@ net::awaitable<void> serve_tunnel(tunnel::client_stream& client, const config::b
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   // `dialled` keeps the backend kind's share (egress address, break registration) for the tunnel.
   dialled_upstream dialled = co_await http_detail::open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
-  std::optional<tunnel::client_stream>& server = dialled.stream;
+  std::optional<tunnel::client_stream>& upstream = dialled.stream;
 
   sql602::server_translator out;
   std::uint8_t kse = rec.result == outcome::denied ? sql602::kse_ip_filter : sql602::kse_connection;
-  if (server) {
+  if (upstream) {
     dl.start(limits.connect_timeout);
-    const connect_result answer = co_await await_connect_result(*server, out, dl);
+    const connect_result answer = co_await await_connect_result(*upstream, out, dl);
     const bool timed_out = dl.expired();
     dl.stop();
     if (timed_out || !answer.connected) {
       rec.result = timed_out ? outcome::connect_timeout : outcome::connection_refused;
       rec.detail = timed_out ? "connect_result_timeout" : answer.reason;
       kse = timed_out ? sql602::kse_connection : answer.kse;
-      server->close();
-      server.reset();
+      upstream->close();
+      upstream.reset();
     }
   }
-  if (!server) {
+  if (!upstream) {
     // 6.2 step 4: the first request is a tunnelled POST (that is how this connection was
     // recognised), so it gets the DT_ANSWER-shaped error the stock server writes.
     co_await http_detail::reply_and_close(client, sql602::connect_failure_reply(kse, true), dl,
                                           limits.handshake_timeout);
     co_return;
   }
-  co_await run_tunnel(client, *server, out, std::move(input), limits, rec, dl);
+  co_await run_tunnel(client, *upstream, out, std::move(input), limits, rec, dl);
 }
 
 }  // namespace
