@@ -416,9 +416,12 @@ class FileServer(ServerThread):
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
+    """Echoes; a server with a `greeting` attribute says it first (tells backends apart)."""
+
     def handle(self):
         self.request.settimeout(60)
         try:
+            self.request.sendall(getattr(self.server, "greeting", b""))
             while True:
                 data = self.request.recv(65536)
                 if not data:

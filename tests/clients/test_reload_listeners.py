@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import socketserver
 import time
 
 import gateway as gw
@@ -82,26 +81,12 @@ def socks_rep(port, target):
         return e.code
 
 
-class _TagHandler(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.request.settimeout(30)
-        try:
-            self.request.sendall(self.server.tag)
-            while True:
-                data = self.request.recv(65536)
-                if not data:
-                    break
-                self.request.sendall(data)
-        except OSError:
-            pass
-
-
 class TagServer(gw.ServerThread):
     """Says its tag first, then echoes: tells which backend a forward door reached."""
 
     def __init__(self, tag, host="127.0.0.1"):
-        server = gw._TCPServer((host, 0), _TagHandler)
-        server.tag = tag
+        server = gw._TCPServer((host, 0), gw._EchoHandler)
+        server.greeting = tag
         super().__init__(server)
 
 

@@ -21,23 +21,12 @@
 
 #include "proxy/relay/relay.hpp"
 #include "proxy/relay/relay_pools.hpp"
+#include "tests/integration/loopback_leg.hpp"
 
 namespace edgerelay::proxy {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// A connected loopback pair: `near` goes to the relay, `far` is driven with blocking calls.
-struct leg {
-  explicit leg(net::io_context& ioc) : near(ioc), far(ioc) {
-    tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    far.connect(acceptor.local_endpoint());
-    acceptor.accept(near);
-    near.non_blocking(true);
-  }
-  tcp::socket near;
-  tcp::socket far;
-};
 
 std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
   std::vector<std::uint8_t> v(n);
