@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Command line (docs/config.md): `check` on the shipped example exits 0 and prints OK; a config
 with an unknown key or a bad value makes `check` exit 1 with file:line:col; `edgerelay --config bad`
-refuses to start (exit 1) naming file:line:col; a second YAML document, an empty rule list and an
-over-long duration are such errors too; a FIFO, a device and an oversized file are refused without
-blocking; `check` warns about an open proxy; `--version` and `--help` exit 0; `passwd` salts."""
+refuses to start (exit 1) naming file:line:col; a second YAML document, an empty `users`, `from` or
+`to` list and an over-long duration (in limits or a health check) are such errors too; a FIFO, a
+device and an oversized file are refused without blocking; `check` warns about an open proxy;
+`--version` and `--help` exit 0; `passwd` salts."""
 
 import os
 import re
@@ -44,6 +45,26 @@ rules:
   - {name: all, action: allow, users: []}
 """
 
+EMPTY_FROM = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+rules:
+  - {name: all, action: allow, from: []}
+"""
+
+EMPTY_TO = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+rules:
+  - {name: all, action: allow, to: []}
+"""
+
+LONG_HEALTH_INTERVAL = """listeners:
+  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
+backends:
+  - {name: db, host: 127.0.0.1, portbase: 5000, health_check: {interval: 1441m, timeout: 1s}}
+rules:
+  - {name: all, action: allow}
+"""
+
 LONG_DURATION = """listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
 rules:
@@ -64,6 +85,17 @@ def expect_diagnostic(text, path, line, col, words, what):
     check(m is not None, "%s: no error '%s:%d:%d: ...' in:\n%s" % (what, path, line, col, text))
     for w in words:
         check(w in m.group(1), "%s: the error does not mention %r: %r" % (what, w, m.group(0)))
+
+
+def start_refused(binary, path):
+    """Starts edgerelay on a config it must refuse: it exits 1 within 10 s, opens no listener."""
+    try:
+        r = gw.run([binary, "--config", path, "--workers", "1"], timeout=10)
+    except subprocess.TimeoutExpired:
+        raise gw.TestFailure("edgerelay --config %s did not exit within 10 s" % path)
+    check(r.returncode == 1, "edgerelay --config %s exited %d, expected 1:\n%s" % (path, r.returncode, r.stderr))
+    check("listening on" not in r.stderr, "edgerelay opened a listener with %s:\n%s" % (path, r.stderr))
+    return r
 
 
 def test(binary, workdir):
@@ -98,6 +130,10 @@ def test(binary, workdir):
 
     for name, text, line, col, words in (("second-document.yaml", SECOND_DOCUMENT, 5, 1, ["second YAML document"]),
                                          ("empty-users.yaml", EMPTY_USERS, 4, 39, ["empty list", "users"]),
+                                         ("empty-from.yaml", EMPTY_FROM, 4, 38, ["empty list", "from"]),
+                                         ("empty-to.yaml", EMPTY_TO, 4, 36, ["empty list", "to"]),
+                                         ("long-health-interval.yaml", LONG_HEALTH_INTERVAL, 4, 74,
+                                          ["1441m", "at most"]),
                                          ("long-duration.yaml", LONG_DURATION, 5, 24, ["1441m", "at most"])):
         path = os.path.join(workdir, name)
         with open(path, "w") as f:
@@ -105,6 +141,8 @@ def test(binary, workdir):
         r = gw.run([binary, "check", "--config", path], timeout=30)
         check(r.returncode == 1, "check of %s exited %d, expected 1:\n%s%s" % (name, r.returncode, r.stdout, r.stderr))
         expect_diagnostic(r.stdout + r.stderr, path, line, col, words, "check " + name)
+        r = start_refused(binary, path)
+        expect_diagnostic(r.stderr, path, line, col, words, "run " + name)
 
     # Not a regular file, or too big: refused by name, and a FIFO nobody writes must not block.
     fifo = os.path.join(workdir, "fifo.yaml")
@@ -120,6 +158,9 @@ def test(binary, workdir):
             raise gw.TestFailure("check --config %s did not exit within 10 s" % path)
         check(r.returncode == 1, "check of %s exited %d, expected 1" % (path, r.returncode))
         check(("%s: %s" % (path, words)) in r.stderr, "check of %s does not say %r:\n%s" % (path, words, r.stderr))
+        r = start_refused(binary, path)
+        check(("%s: %s" % (path, words)) in r.stderr, "edgerelay --config %s does not say %r:\n%s"
+              % (path, words, r.stderr))
 
     path = os.path.join(workdir, "open-proxy.yaml")
     with open(path, "w") as f:
