@@ -142,6 +142,21 @@ def names_at_the_door(binary, workdir):
         socks5_rep = lambda rep: (lambda got: len(got) == 4 and got[:3] == b"\x05\x00\x05" and got[3] == rep)
         http_status = lambda code: (lambda got: got.startswith(b"HTTP/1.1 %d " % code))
 
+        # A NUL inside a name: getaddrinfo would read `localhost`, and the corp rule would let the
+        # session through to the loopback service. SOCKS4a ends its name at the NUL, so the name is
+        # `localhost` (a loopback address, denied); the rest is the client's first data.
+        nul = b"localhost\x00.corp.example"
+        one("SOCKS4a localhost\\0.corp.example", socks4a(nul, svc.port), 8, socks4_refused, "denied")
+        one("SOCKS5 localhost\\0.corp.example", socks5_domain(nul, svc.port), 4, socks5_rep(0x04), "malformed")
+        one("CONNECT localhost\\0.corp.example", connect_request(nul + b":%d" % svc.port), 16, http_status(400),
+            "malformed")
+        one("forward GET localhost\\0.corp.example", forward_get(nul + b":%d" % svc.port), 16, http_status(400),
+            "malformed")
+        one("forward GET localhost%00.corp.example", forward_get(b"localhost%%00.corp.example:%d" % svc.port), 16,
+            http_status(400), "malformed")
+        time.sleep(0.2)
+        check(svc.accepted == 0, "localhost\\0.corp.example reached the loopback service %d time(s)" % svc.accepted)
+
         for name in BAD_NAMES:
             one("SOCKS4a %r" % name, socks4a(name, 80), 8, socks4_refused, "malformed")
             if len(name) <= 255:
@@ -159,18 +174,6 @@ def names_at_the_door(binary, workdir):
             one("CONNECT %r" % name, connect_request(name + b":80"), 16, http_status(403), "denied")
             one("forward GET %r" % name, forward_get(name + b":80"), 16, http_status(403), "denied")
 
-        # A NUL inside a name: getaddrinfo would read `localhost`, and the corp rule would let the
-        # session through to the loopback service. SOCKS4a ends its name at the NUL, so the name is
-        # `localhost` (a loopback address, denied); the rest is the client's first data.
-        nul = b"localhost\x00.corp.example"
-        one("SOCKS4a localhost\\0.corp.example", socks4a(nul, svc.port), 8, socks4_refused, "denied")
-        one("SOCKS5 localhost\\0.corp.example", socks5_domain(nul, svc.port), 4, socks5_rep(0x04), "malformed")
-        one("CONNECT localhost\\0.corp.example", connect_request(nul + b":%d" % svc.port), 16, http_status(400),
-            "malformed")
-        one("forward GET localhost\\0.corp.example", forward_get(nul + b":%d" % svc.port), 16, http_status(400),
-            "malformed")
-        one("forward GET localhost%00.corp.example", forward_get(b"localhost%%00.corp.example:%d" % svc.port), 16,
-            http_status(400), "malformed")
         time.sleep(0.3)
         check(svc.accepted == 0, "the loopback origin was reached %d time(s)" % svc.accepted)
         check(g.alive(), "edgerelay died")
