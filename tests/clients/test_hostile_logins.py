@@ -16,7 +16,6 @@ import os
 import re
 import socket
 import statistics
-import struct
 import subprocess
 import threading
 import time
