@@ -21,7 +21,7 @@ std::optional<ip_address> parse_ip_literal(std::string_view text) noexcept;
 /// built from raw socket bytes, which may still carry the mapped form.
 ip_address fold_v4_mapped(const ip_address& address) noexcept;
 
-// Destinations the connector never dials (issue 13 A.3). Each takes an address folded or not:
+// Destinations the connector never dials. Each takes an address folded or not:
 // ::ffff:a.b.c.d is judged as a.b.c.d, because the kernel delivers it to that IPv4 address.
 
 /// 0.0.0.0/8 ("this network", RFC 1122 3.2.1.3), :: and ::ffff:0.0.0.0/104. Linux delivers a

@@ -261,7 +261,7 @@ TEST(Socks5Request, RejectsEmptyDomain) {
 }
 
 TEST(Socks5Request, RefusesNulInDomain) {
-  // The policy bypass of issue 13 A.2: it matched "*.corp.example", getaddrinfo saw "localhost".
+  // A policy bypass once: it matched "*.corp.example", getaddrinfo saw "localhost".
   using namespace std::string_view_literals;
   const bytes in = domain_request("localhost\0.corp.example"sv, 15900);
   ASSERT_EQ(in, (bytes{0x05, 0x01, 0x00, 0x03, 0x17, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',  0x00,
