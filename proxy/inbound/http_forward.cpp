@@ -21,6 +21,7 @@
 #include "config/address.hpp"
 #include "proxy/inbound/credentials.hpp"
 #include "proxy/inbound/door.hpp"
+#include "proxy/inbound/linger_close.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/relay/duplex.hpp"
 #include "proxy/core/write_all.hpp"
@@ -30,26 +31,6 @@
 namespace edgerelay::proxy {
 
 namespace http_detail {
-
-namespace {
-
-constexpr std::size_t max_drained_bytes = 1024 * 1024;
-constexpr std::chrono::milliseconds max_linger{2000};
-
-/// Reads and drops what the client sends until EOF, an error, the phase's end or the byte bound.
-net::awaitable<void> drain(tunnel::client_stream& client, phase_deadline& dl) {
-  std::array<std::uint8_t, 4096> buf;
-  std::size_t total = 0;
-  while (total < max_drained_bytes) {
-    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
-    if (ec || n == 0) {
-      co_return;
-    }
-    total += n;
-  }
-}
-
-}  // namespace
 
 net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const target& where,
                                                const session_context& ctx, access_record& rec, phase_deadline& dl,
@@ -61,22 +42,6 @@ net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const t
     *ctx.identity = opened.identity;  // what a reload's recheck decides again
   }
   co_return opened;
-}
-
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
-                                     std::chrono::milliseconds limit) {
-  // Each co_await is its own statement: GCC 12 miscompiles one inside a short-circuit condition.
-  const bool written = co_await write_all(client, reply, dl, limit);
-  if (!written) {
-    co_return;
-  }
-  const error_code shut = co_await client.shutdown_send(limit);
-  if (shut) {
-    co_return;
-  }
-  dl.start(std::min(limit, max_linger));
-  co_await drain(client, dl);
-  dl.stop();
 }
 
 }  // namespace http_detail

@@ -1,6 +1,6 @@
 // Plain HTTP on a proxy listener, request by request: forward proxying of absolute-form requests
 // (keep-alive, streamed bodies) and the listener's fallback for requests to the gateway itself.
-// Also the small building blocks the 602SQL tunnel shares with it (the dial, the lingering close).
+// Also the dial the 602SQL tunnel shares with it.
 #pragma once
 
 #include <chrono>
@@ -39,12 +39,6 @@ namespace http_detail {
 net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const target& where,
                                                const session_context& ctx, access_record& rec, phase_deadline& dl,
                                                std::chrono::milliseconds limit);
-
-/// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
-/// still sends (bounded in bytes and time) so the close does not reset the connection before the
-/// client read the reply. Each step is a phase of `dl` within `limit`. Never throws.
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
-                                     std::chrono::milliseconds limit);
 
 }  // namespace http_detail
 }  // namespace edgerelay::proxy
