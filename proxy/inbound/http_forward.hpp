@@ -22,7 +22,8 @@
 namespace edgerelay::proxy {
 
 /// Serves `first` and every following request of a keep-alive client connection: absolute-form
-/// requests are forwarded (proxy auth, rules on each request's target, hop-by-hop fields dropped,
+/// requests are forwarded (proxy auth and the rules for each request, also on a reused upstream;
+/// a request after the first under the worker's current snapshot; hop-by-hop fields dropped,
 /// Via added, bodies streamed in both directions at once), origin-form and `*` requests go to the
 /// listener's fallback (404, or an opaque relay to the named backend). `carry` holds the client
 /// bytes read behind `first`'s head. One access line per request: every request but the last is
