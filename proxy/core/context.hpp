@@ -39,6 +39,9 @@ struct session_services {
   const http_door_extension* http_extension = nullptr;  ///< plain-HTTP doors beside forward proxying
   verify_pool* verifier = nullptr;                      ///< where password checks run, off the workers
   auth_throttle* auth = nullptr;                        ///< failed logins per source and per user name
+  /// The worker's current snapshot (per worker): a later request on a kept HTTP connection is
+  /// served under it, as a new session would be. Null: sessions only know their own.
+  const std::shared_ptr<const runtime_snapshot>* current_snapshot = nullptr;
 };
 
 struct session_context {

@@ -1,8 +1,6 @@
 // The HTTP door: CONNECT becomes a request; any other request is handed to serve_http().
 #include <array>
 
-#include <boost/asio/write.hpp>
-
 #include "proxy/inbound/credentials.hpp"
 #include "proxy/inbound/door.hpp"
 
@@ -20,10 +18,9 @@ net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream&
     result = reader.feed(std::span<const std::uint8_t>(buf.data(), got));
   }
   door_closed refused;
-  std::vector<std::uint8_t> refusal;
   if (auto* err = std::get_if<tunnel::http_error>(&result)) {
     refused.why = outcome_of_http_refusal(err->status);
-    refusal = std::move(err->reply);
+    refused.refusal = std::move(err->reply);
   } else {
     tunnel::request_head& head = std::get<tunnel::parsed<tunnel::request_head>>(result).value;
     rec.target = head.target;
@@ -37,9 +34,8 @@ net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream&
       co_return request{.cmd = socks::command::connect, .where = from_authority(head.authority)};
     }
     refused.why = outcome::bad_credentials;
-    refusal = tunnel::error_reply(407);
+    refused.refusal = tunnel::error_reply(407);
   }
-  co_await net::async_write(client, net::buffer(refusal), dl.token());
   co_return refused;
 }
 

@@ -3,7 +3,7 @@
 // A door reads the handshake of the client's protocol (SOCKS4/4a/5, HTTP CONNECT, a forward
 // door's none; inside TLS when the listener terminates it) under the handshake deadline, and
 // returns one of: a request to dial, a connection to hand over (plain HTTP, UDP ASSOCIATE), or the
-// end of the session (refused and already answered, timed out, gone). After the dial it answers
+// end of the session (refused with the reply it owes, timed out, gone). After the dial it answers
 // the request in the client's protocol. New doors (WebSocket, polling, the PROXY header) add a
 // branch to open() and a reply to answer(); the pipeline does not change.
 #pragma once
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -41,9 +42,15 @@ struct http_handoff {
 struct udp_handoff {
   target client_said;
 };
-/// The session ends at the door; a refusal has already been written.
+/// The session ends at the door. `refusal` is what the client is owed first (an error reply, a
+/// refused method or login); the pipeline writes it and lingers before the close
+/// (reply_and_close), so data the client sent behind its request does not reset the reply away.
 struct door_closed {
+  door_closed() = default;
+  explicit door_closed(outcome w, std::vector<std::uint8_t> r = {}) : why(w), refusal(std::move(r)) {}
+
   outcome why = outcome::malformed;
+  std::vector<std::uint8_t> refusal;  ///< empty: close without a word
 };
 using door_result = std::variant<request, http_handoff, udp_handoff, door_closed>;
 

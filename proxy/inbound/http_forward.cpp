@@ -1,9 +1,10 @@
 // Forward proxying of absolute-form requests and the listener's fallback, request by request.
 //
 // One client connection, keep-alive:
-//   head -> [proxy auth] -> rules + dial (or reuse the open upstream for the same authority)
+//   head -> [proxy auth] -> rules + dial (or the rules on the open upstream's address, for the
+//        same authority: allowed, it is reused; denied, closed and 403)
 //        -> request head upstream -> request body up, response down: one duplex (idle_timeout)
-//        -> next head (handshake_timeout) ...
+//        -> next head (handshake_timeout), under the worker's current snapshot ...
 // The short phases (dial, head writes, next head, the lingering close) share one phase_deadline.
 // Bodies pass in 16 KiB pieces as body_tracker delimits them; nothing buffers a whole body.
 #include "proxy/inbound/http_forward.hpp"
@@ -21,6 +22,7 @@
 #include "config/address.hpp"
 #include "proxy/inbound/credentials.hpp"
 #include "proxy/inbound/door.hpp"
+#include "proxy/inbound/linger_close.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/relay/duplex.hpp"
 #include "proxy/core/write_all.hpp"
@@ -30,26 +32,6 @@
 namespace edgerelay::proxy {
 
 namespace http_detail {
-
-namespace {
-
-constexpr std::size_t max_drained_bytes = 1024 * 1024;
-constexpr std::chrono::milliseconds max_linger{2000};
-
-/// Reads and drops what the client sends until EOF, an error, the phase's end or the byte bound.
-net::awaitable<void> drain(tunnel::client_stream& client, phase_deadline& dl) {
-  std::array<std::uint8_t, 4096> buf;
-  std::size_t total = 0;
-  while (total < max_drained_bytes) {
-    auto [ec, n] = co_await client.async_read_some(net::buffer(buf), dl.token());
-    if (ec || n == 0) {
-      co_return;
-    }
-    total += n;
-  }
-}
-
-}  // namespace
 
 net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const target& where,
                                                const session_context& ctx, access_record& rec, phase_deadline& dl,
@@ -63,22 +45,6 @@ net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const t
   co_return opened;
 }
 
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
-                                     std::chrono::milliseconds limit) {
-  // Each co_await is its own statement: GCC 12 miscompiles one inside a short-circuit condition.
-  const bool written = co_await write_all(client, reply, dl, limit);
-  if (!written) {
-    co_return;
-  }
-  const error_code shut = co_await client.shutdown_send(limit);
-  if (shut) {
-    co_return;
-  }
-  dl.start(std::min(limit, max_linger));
-  co_await drain(client, dl);
-  dl.stop();
-}
-
 }  // namespace http_detail
 
 namespace {
@@ -90,29 +56,84 @@ constexpr std::size_t max_requests_per_connection = 100000;
 constexpr int max_interim_responses = 16;
 
 /// The upstream connection of a keep-alive client, kept while requests go to the same authority.
-struct upstream_leg {
-  std::optional<tunnel::client_stream> socket;
-  tunnel::authority_target authority;
-  std::string dialled;
-  std::string rule;
+/// While it is open for a decided request, the session's recheck identity names it; otherwise
+/// that identity is empty, so a reload's recheck leaves the connection to the next decision.
+class upstream_leg {
+ public:
+  explicit upstream_leg(session_identity* recheck) : recheck_(recheck) {}
+  upstream_leg(const upstream_leg&) = delete;
+  upstream_leg& operator=(const upstream_leg&) = delete;
+  ~upstream_leg() { close(); }
 
-  std::unique_ptr<backend_hold> hold;  ///< the backend kind's share while this upstream is open
+  tunnel::client_stream& stream() { return *socket_; }
+  const std::string& dialled() const noexcept { return dialled_; }
+
+  /// Takes over a fresh dial for `authority` (reached as `where`) under `snapshot`; `rec` names
+  /// the address it dialled.
+  void adopt(dialled_upstream& opened, const tunnel::authority_target& authority, const target& where,
+             std::shared_ptr<const runtime_snapshot> snapshot, const access_record& rec) {
+    socket_ = std::move(opened.stream);
+    dialled_under_ = std::move(snapshot);
+    hold_ = std::move(opened.hold);
+    authority_ = authority;
+    backend_ = where.backend != nullptr ? where.backend->name : std::string();
+    identity_ = opened.identity;
+    dialled_ = rec.dialled;
+    decided();
+  }
+
+  /// The rules' answer for `who`'s request to `where` on this connection: the question a dial
+  /// asks, at the address this one dialled.
+  config::decision decide(const config::policy& pol, const dial_identity& who, const target& where) const {
+    const std::string_view host = where.backend != nullptr ? std::string_view(where.backend->name) : where.host;
+    return pol.decide(config::request{.source = who.source,
+                                      .user = who.user,
+                                      .listener = who.listener,
+                                      .host = host,
+                                      .address = identity_.dialled,
+                                      .port = where.port});
+  }
+
+  /// This request was allowed on the open connection: the recheck identity names it again,
+  /// for `who`'s request (the record's user is the request's).
+  void reuse_for(const dial_identity& who, const target& where) {
+    identity_.source = who.source;
+    identity_.policy_host = where.backend != nullptr ? where.backend->name : where.host;
+    identity_.port = where.port;
+    decided();
+  }
+
+  /// A new request began: until it is decided, no recheck may decide it with the old request's
+  /// facts (its record does not yet name the new user).
+  void undecided() {
+    if (recheck_ != nullptr) {
+      *recheck_ = session_identity{};
+    }
+  }
 
   void close() {
-    if (socket) {
-      socket->close();
-      socket.reset();
+    if (socket_) {
+      socket_->close();
+      socket_.reset();
     }
-    hold.reset();
+    hold_.reset();  // before the snapshot it may refer into
+    dialled_under_.reset();
+    undecided();
   }
-  /// Open for `a`, and the server has neither closed it nor sent anything unasked since the last
-  /// response (a non-blocking probe: would_block is the only good answer).
-  bool reusable_for(const tunnel::authority_target& a) {
-    if (!socket || a.port != authority.port || !config::host_equals(a.host, authority.host)) {
+
+  /// Open for `a` as `where` names it (the same backend, or none), and the server has neither
+  /// closed it nor sent anything unasked since the last response (a non-blocking probe:
+  /// would_block is the only good answer).
+  bool reusable_for(const tunnel::authority_target& a, const target& where) {
+    if (!socket_ || a.port != authority_.port || !config::host_equals(a.host, authority_.host)) {
       return false;
     }
+    const std::string_view backend = where.backend != nullptr ? std::string_view(where.backend->name) : "";
+    if (backend != backend_) {
+      return false;  // a reload routed the name to another backend, or to none
+    }
     error_code ec;
-    tcp::socket& s = socket->socket();
+    tcp::socket& s = socket_->socket();
     s.non_blocking(true, ec);
     if (ec) {
       return false;
@@ -122,6 +143,22 @@ struct upstream_leg {
     s.receive(net::buffer(probe), tcp::socket::message_peek, ec);
     return ec == net::error::would_block;
   }
+
+ private:
+  void decided() {
+    if (recheck_ != nullptr) {
+      *recheck_ = identity_;
+    }
+  }
+
+  session_identity* recheck_;
+  std::optional<tunnel::client_stream> socket_;
+  tunnel::authority_target authority_;
+  std::string backend_;  ///< the backend it was dialled as; empty for a plain target
+  session_identity identity_;
+  std::string dialled_;
+  std::shared_ptr<const runtime_snapshot> dialled_under_;  ///< what `hold_` and the dial referred to
+  std::unique_ptr<backend_hold> hold_;                     ///< the backend kind's share while this upstream is open
 };
 
 /// The state the two halves of one request/response exchange share (one thread, one frame).
@@ -379,29 +416,34 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
     co_return false;
   }
 
-  if (up.reusable_for(head.authority)) {
-    rec.rule = up.rule;
-    rec.dialled = up.dialled;
+  target where = from_authority(head.authority);
+  route_to_backend(ctx.snapshot->cfg, where);
+  const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
+  if (up.reusable_for(head.authority, where)) {
+    // Each request is decided on its own: another user, or a reload, may change the answer.
+    const config::decision d = up.decide(ctx.snapshot->pol, who, where);
+    rec.rule = d.rule_name;
+    rec.dialled = up.dialled();
+    if (d.result != config::verdict::allow) {
+      up.close();
+      rec.result = outcome::denied;
+      co_await reply_and_close(client, tunnel::error_reply(403), dl, limits.handshake_timeout);
+      co_return false;
+    }
+    up.reuse_for(who, where);
   } else {
     up.close();
-    target where = from_authority(head.authority);
-    route_to_backend(ctx.snapshot->cfg, where);
-    const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
     dialled_upstream opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
     if (!opened.stream) {
       co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), dl, limits.handshake_timeout);
       co_return false;
     }
-    up.socket = std::move(opened.stream);
-    up.hold = std::move(opened.hold);
-    up.authority = head.authority;
-    up.rule = rec.rule;
-    up.dialled = rec.dialled;
+    up.adopt(opened, head.authority, where, ctx.snapshot, rec);
   }
   rec.result = outcome::success;
 
   const std::vector<std::uint8_t> request = tunnel::build_forward_request(head, head.keep_alive);
-  const bool written = co_await write_all(*up.socket, request, dl, limits.idle_timeout);
+  const bool written = co_await write_all(up.stream(), request, dl, limits.idle_timeout);
   if (!written) {
     up.close();
     rec.result = outcome::general_failure;
@@ -415,10 +457,10 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   x.carry = std::move(carry);
   {
     x.flow.add_leg(client.socket());
-    x.flow.add_leg(up.socket->socket());
+    x.flow.add_leg(up.stream().socket());
     const duplex_result ended =
-        co_await x.flow.run(send_request_body(client, *up.socket, tunnel::request_body_framing(head), x),
-                            relay_response(client, *up.socket, head, x));
+        co_await x.flow.run(send_request_body(client, up.stream(), tunnel::request_body_framing(head), x),
+                            relay_response(client, up.stream(), head, x));
     if (ended.end == relay_end::idle_timeout) {
       x.detail = "idle_timeout";
       x.client_keep = false;
@@ -546,42 +588,70 @@ void next_record(access_record& rec, const session_context& ctx, std::chrono::st
   rec = std::move(fresh);
 }
 
+/// Points `current` at the worker's current snapshot and the session's listener in it, so a
+/// request that starts after a reload is served and decided under the new configuration. False
+/// when the reload removed or renamed the listener: the connection takes no more requests.
+bool follow_reload(session_context& current) {
+  const std::shared_ptr<const runtime_snapshot>* latest = current.services->current_snapshot;
+  if (latest == nullptr || *latest == nullptr || *latest == current.snapshot) {
+    return true;
+  }
+  const config::listener_config* listener = (*latest)->find_listener(current.listener->name);
+  if (listener == nullptr) {
+    return false;
+  }
+  current.snapshot = *latest;
+  current.listener = listener;
+  return true;
+}
+
 /// serve_requests() under `dl`, which bounds every short phase of the connection.
 net::awaitable<void> serve_each_request(tunnel::client_stream& client, tunnel::request_head first,
                                         std::vector<std::uint8_t> carry, const session_context& ctx, access_record& rec,
                                         phase_deadline& dl) {
-  const config::limits_config& limits = ctx.snapshot->cfg.limits;
-  upstream_leg up;
+  session_context current = ctx;  // the first request runs under the session's snapshot, as its door did
+  upstream_leg up(ctx.identity);
   tunnel::request_head head = std::move(first);
   auto finished = std::chrono::steady_clock::now();
   for (std::size_t n = 0; n < max_requests_per_connection; ++n) {
     if (n > 0) {
-      next_head next = co_await read_next_head(client, std::move(carry), dl, limits.handshake_timeout);
+      const std::chrono::milliseconds wait = current.snapshot->cfg.limits.handshake_timeout;
+      next_head next = co_await read_next_head(client, std::move(carry), dl, wait);
       if (next.k == next_head::kind::closed) {
         break;  // the last request's record stays for the session to write
       }
-      next_record(rec, ctx, finished);
+      next_record(rec, current, finished);
+      up.undecided();
+      const bool listener_kept = follow_reload(current);
+      const std::chrono::milliseconds limit = current.snapshot->cfg.limits.handshake_timeout;
       if (next.k == next_head::kind::error) {
         rec.result = outcome_of_http_refusal(next.error.status);
         rec.detail = next.error.reason;
-        co_await reply_and_close(client, std::move(next.error.reply), dl, limits.handshake_timeout);
+        co_await reply_and_close(client, std::move(next.error.reply), dl, limit);
         break;
       }
       head = std::move(next.head);
       carry = std::move(next.leftover);
       rec.target = head.target;
+      if (!listener_kept) {
+        rec.result = outcome::general_failure;
+        rec.detail = "listener_removed";
+        co_await reply_and_close(client, tunnel::error_reply(503), dl, limit);
+        break;
+      }
     }
+    const std::chrono::milliseconds limit = current.snapshot->cfg.limits.handshake_timeout;
     if (head.form == tunnel::target_form::origin || head.form == tunnel::target_form::asterisk) {
       up.close();
-      co_await serve_fallback(client, head, std::move(carry), ctx, rec, dl);
+      co_await serve_fallback(client, head, std::move(carry), current, rec, dl);
       break;
     }
     if (head.form != tunnel::target_form::absolute) {
       rec.result = outcome::malformed;
-      co_await reply_and_close(client, tunnel::error_reply(400), dl, limits.handshake_timeout);
+      co_await reply_and_close(client, tunnel::error_reply(400), dl, limit);
       break;
     }
-    const bool keep = co_await forward_one(client, head, carry, up, ctx, rec, dl);
+    const bool keep = co_await forward_one(client, head, carry, up, current, rec, dl);
     finished = std::chrono::steady_clock::now();
     if (!keep) {
       break;

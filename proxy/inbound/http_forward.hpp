@@ -1,6 +1,6 @@
 // Plain HTTP on a proxy listener, request by request: forward proxying of absolute-form requests
 // (keep-alive, streamed bodies) and the listener's fallback for requests to the gateway itself.
-// Also the small building blocks the 602SQL tunnel shares with it (the dial, the lingering close).
+// Also the dial the 602SQL tunnel shares with it.
 #pragma once
 
 #include <chrono>
@@ -22,7 +22,8 @@
 namespace edgerelay::proxy {
 
 /// Serves `first` and every following request of a keep-alive client connection: absolute-form
-/// requests are forwarded (proxy auth, rules on each request's target, hop-by-hop fields dropped,
+/// requests are forwarded (proxy auth and the rules for each request, also on a reused upstream;
+/// a request after the first under the worker's current snapshot; hop-by-hop fields dropped,
 /// Via added, bodies streamed in both directions at once), origin-form and `*` requests go to the
 /// listener's fallback (404, or an opaque relay to the named backend). `carry` holds the client
 /// bytes read behind `first`'s head. One access line per request: every request but the last is
@@ -39,12 +40,6 @@ namespace http_detail {
 net::awaitable<dialled_upstream> open_upstream(const dial_identity& who, const target& where,
                                                const session_context& ctx, access_record& rec, phase_deadline& dl,
                                                std::chrono::milliseconds limit);
-
-/// Writes `reply` (the client's last bytes), half-closes, then reads and drops what the client
-/// still sends (bounded in bytes and time) so the close does not reset the connection before the
-/// client read the reply. Each step is a phase of `dl` within `limit`. Never throws.
-net::awaitable<void> reply_and_close(tunnel::client_stream& client, std::vector<std::uint8_t> reply, phase_deadline& dl,
-                                     std::chrono::milliseconds limit);
 
 }  // namespace http_detail
 }  // namespace edgerelay::proxy

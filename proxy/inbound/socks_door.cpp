@@ -60,9 +60,13 @@ net::awaitable<door_result> front_door::negotiate_socks(tunnel::client_stream& c
       if (ec || got == 0) co_return door_closed{};
       step = socks_.feed(std::span<const std::uint8_t>(buf.data(), got));
     } else if (auto* send = std::get_if<socks::step::send>(&step)) {
+      if (send->close_after) {
+        const outcome why = outcome_of_closing_reply(send->bytes);
+        co_return door_closed{why, std::move(send->bytes)};
+      }
       auto [ec, written] = co_await net::async_write(client, net::buffer(send->bytes), dl.token());
-      if (ec || send->close_after) {
-        co_return door_closed{ec ? outcome::general_failure : outcome_of_closing_reply(send->bytes)};
+      if (ec) {
+        co_return door_closed{outcome::general_failure};
       }
       step = socks_.feed({});
     } else if (auto* auth = std::get_if<socks::step::authenticate>(&step)) {

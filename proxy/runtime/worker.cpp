@@ -144,6 +144,7 @@ worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
   services_.lent.pools = &services_.pools;
   services_.lent.registry = &services_.registry;
   services_.lent.passwords = &services_.passwords;
+  services_.lent.current_snapshot = &services_.snapshot;
 }
 
 worker::~worker() {

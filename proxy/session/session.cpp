@@ -16,6 +16,7 @@
 #include "proxy/core/phase_deadline.hpp"
 #include "proxy/inbound/door.hpp"
 #include "proxy/inbound/http_serve.hpp"
+#include "proxy/inbound/linger_close.hpp"
 #include "proxy/inbound/udp_associate.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/observe/log.hpp"
@@ -37,10 +38,11 @@ struct established {
 };
 
 /// Tells the client how its request ended, under the handshake timeout. False when the session
-/// ends here (a failure, a reply the protocol owed but could not make, or a client gone).
+/// ends here (a refusal, a failure, a reply the protocol owed but could not make, or a client
+/// gone); a refusal lingers before the close, so the client reads it.
 net::awaitable<bool> answer_client(client_stream& client, front_door& door, outcome result, client_stream* upstream,
                                    const session_context& ctx, access_record& rec, phase_deadline& dl) {
-  const door_reply reply = door.answer(result, upstream != nullptr ? &upstream->socket() : nullptr);
+  door_reply reply = door.answer(result, upstream != nullptr ? &upstream->socket() : nullptr);
   if (reply.bytes.empty()) {
     if (reply.owed) {
       rec.result = outcome::general_failure;
@@ -48,13 +50,17 @@ net::awaitable<bool> answer_client(client_stream& client, front_door& door, outc
     }
     co_return result == outcome::success;
   }
+  if (result != outcome::success) {
+    co_await reply_and_close(client, std::move(reply.bytes), dl, ctx.snapshot->cfg.limits.handshake_timeout);
+    co_return false;
+  }
   dl.start(ctx.snapshot->cfg.limits.handshake_timeout);
   auto [ec, written] = co_await net::async_write(client, net::buffer(reply.bytes), dl.token());
-  if (result == outcome::success && ec) {
+  if (ec) {
     rec.result = outcome::general_failure;
     rec.detail = "client_gone";
   }
-  co_return result == outcome::success && !ec;
+  co_return !ec;
 }
 
 /// Delivers the client bytes that came behind the request to the new upstream.
@@ -80,6 +86,11 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
   front_door door(ctx);
   dl.start(limits.handshake_timeout);
   door_result opened = co_await door.open(client, rec, dl);
+  if (auto* refused = std::get_if<door_closed>(&opened); refused != nullptr && !refused->refusal.empty()) {
+    rec.result = refused->why;
+    co_await reply_and_close(client, std::move(refused->refusal), dl, limits.handshake_timeout);
+    co_return false;
+  }
   if (dl.expired()) {
     rec.result = outcome::handshake_timeout;
     co_return false;

@@ -19,6 +19,7 @@
 #include "proxy/core/phase_deadline.hpp"
 #include "proxy/core/write_all.hpp"
 #include "proxy/inbound/http_forward.hpp"
+#include "proxy/inbound/linger_close.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/relay/duplex.hpp"
 #include "sql602/codec.hpp"
@@ -223,7 +224,7 @@ net::awaitable<void> run_tunnel(tunnel::client_stream& client, tunnel::client_st
   }
   upstream.close();
   if (!f.reject.empty()) {
-    co_await http_detail::reply_and_close(client, std::move(f.reject), dl, limits.handshake_timeout);
+    co_await reply_and_close(client, std::move(f.reject), dl, limits.handshake_timeout);
   }
 }
 
@@ -259,8 +260,7 @@ net::awaitable<void> serve_tunnel(tunnel::client_stream& client, const config::b
   if (!upstream) {
     // 6.2 step 4: the first request is a tunnelled POST (that is how this connection was
     // recognised), so it gets the DT_ANSWER-shaped error the stock server writes.
-    co_await http_detail::reply_and_close(client, sql602::connect_failure_reply(kse, true), dl,
-                                          limits.handshake_timeout);
+    co_await reply_and_close(client, sql602::connect_failure_reply(kse, true), dl, limits.handshake_timeout);
     co_return;
   }
   co_await run_tunnel(client, *upstream, out, std::move(input), limits, rec, dl);
