@@ -385,7 +385,7 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   } else {
     up.close();
     target where = from_authority(head.authority);
-    route_to_backend(ctx.snapshot->cfg, where);
+    route_to_backend(ctx, where);
     const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
     dialled_upstream opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
     if (!opened.stream) {
