@@ -123,8 +123,15 @@ command_result check_command(const std::string& path) {
 }
 
 command_result explain_command(const std::string& config_path, std::string_view from, std::string_view to,
-                               std::string_view user, std::string_view listener, const resolve_function& resolve) {
+                               std::string_view user, std::string_view listener, const resolve_function& resolve,
+                               std::string_view transport_name) {
   command_result r;
+  if (transport_name != "tcp" && transport_name != "udp") {
+    r.exit_code = exit_usage;
+    r.err = "edgerelay explain: --transport '" + std::string(transport_name) + "': expected tcp or udp\n";
+    return r;
+  }
+  const transport via = transport_name == "udp" ? transport::udp : transport::tcp;
   const auto source = parse_ip_literal(from);
   if (!source) {
     r.exit_code = exit_usage;
@@ -159,6 +166,7 @@ command_result explain_command(const std::string& config_path, std::string_view 
   req.user = user;
   req.listener = listener;
   req.port = target->port;
+  req.transport = via;
   const std::string host = normalize_host(target->host);
   if (auto literal = parse_ip_address(target->host)) {
     req.address = literal;
@@ -167,7 +175,8 @@ command_result explain_command(const std::string& config_path, std::string_view 
   }
   r.out = "request: from " + ip_text(*source) + " to " + std::string(to) +
           (user.empty() ? std::string() : " user '" + std::string(user) + "'") +
-          (listener.empty() ? std::string() : " listener '" + std::string(listener) + "'") + "\n";
+          (listener.empty() ? std::string() : " listener '" + std::string(listener) + "'") +
+          (via == transport::udp ? " over udp" : "") + "\n";
   const decision first = pol.decide(req);
   if (req.address) {
     r.out += pol.explain(req);

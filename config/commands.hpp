@@ -34,13 +34,15 @@ command_result check_command(const std::string& path);
 /// Resolves a host name to the addresses the gateway would dial; empty when it does not resolve.
 using resolve_function = std::function<std::vector<ip_address>(std::string_view host)>;
 
-/// `edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L]`.
+/// `edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L] [--transport tcp|udp]`.
 /// An empty `config_path` uses default_config(). `resolve` may be empty: a name then gets only the
 /// pre-resolution decision. With it, each address is decided again, as the connector does; the
-/// request is allowed when at least one address is. Exit codes: exit_ok, exit_denied,
+/// request is allowed when at least one address is. `transport_name` is "tcp" (a session) or "udp" (a
+/// datagram; `backend:NAME` grants its UDP portbase only). Exit codes: exit_ok, exit_denied,
 /// exit_undecided, exit_config_error, exit_usage.
 command_result explain_command(const std::string& config_path, std::string_view from, std::string_view to,
-                               std::string_view user, std::string_view listener, const resolve_function& resolve = {});
+                               std::string_view user, std::string_view listener, const resolve_function& resolve = {},
+                               std::string_view transport_name = "tcp");
 
 /// `edgerelay passwd`: `input` is everything read from stdin; its first line is the password.
 /// Prints the hash and a newline. Never echoes the password.

@@ -16,9 +16,11 @@ struct compiled_target {
 };
 
 /// backend:NAME reaches the backend's service, not its host: TCP portbase + 1 and UDP portbase.
-/// The request does not say which transport it is for, so both ports match either way.
-bool is_backend_service_port(std::uint16_t portbase, std::uint16_t port) noexcept {
-  return port == portbase || static_cast<std::uint32_t>(port) == static_cast<std::uint32_t>(portbase) + 1;
+bool is_backend_service_port(std::uint16_t portbase, std::uint16_t port, transport t) noexcept {
+  if (t == transport::udp) {
+    return port == portbase;
+  }
+  return static_cast<std::uint32_t>(port) == static_cast<std::uint32_t>(portbase) + 1;
 }
 
 struct compiled_rule {
@@ -50,6 +52,7 @@ struct normalized {
   std::string_view host;
   std::optional<ip_address> address;
   std::uint16_t port = 0;
+  transport via = transport::tcp;
 };
 
 normalized normalize(const request& req) noexcept {
@@ -70,6 +73,7 @@ normalized normalize(const request& req) noexcept {
     n.host = {};
   }
   n.port = req.port;
+  n.via = req.transport;
   return n;
 }
 
@@ -86,7 +90,8 @@ tri match_to(const compiled_rule& r, const normalized& req) noexcept {
     switch (p.kind) {
       case target_kind::any: return tri::yes;
       case target_kind::backend:
-        if (!req.host.empty() && host_equals(req.host, p.name) && is_backend_service_port(t.portbase, req.port)) {
+        if (!req.host.empty() && host_equals(req.host, p.name) &&
+            is_backend_service_port(t.portbase, req.port, req.via)) {
           return tri::yes;
         }
         break;
@@ -164,6 +169,9 @@ std::string describe_target(const normalized& req) {
   } else {
     out = "(no host):" + std::to_string(req.port);
   }
+  if (req.via == transport::udp) {
+    out += " (udp)";
+  }
   return out;
 }
 
@@ -183,9 +191,10 @@ std::string describe_miss(const compiled_rule& r, failed why, const normalized& 
       // The one surprising miss: the name is the backend's but the port is not its service.
       for (const auto& t : r.to) {
         if (t.pattern.kind == target_kind::backend && !req.host.empty() && host_equals(req.host, t.pattern.name)) {
-          out += " (backend:" + t.pattern.name + " reaches only port " + std::to_string(t.portbase + 1) +
-                 ", its TCP service portbase + 1, and port " + std::to_string(t.portbase) +
-                 ", its UDP portbase; other ports of " + t.pattern.name + " need their own rule)";
+          out += " (backend:" + t.pattern.name + " reaches only TCP port " + std::to_string(t.portbase + 1) +
+                 ", its sessions at portbase + 1, and UDP port " + std::to_string(t.portbase) +
+                 ", its datagrams at portbase; other ports and transports of " + t.pattern.name +
+                 " need their own rule)";
           break;
         }
       }
@@ -197,6 +206,10 @@ std::string describe_miss(const compiled_rule& r, failed why, const normalized& 
 }
 
 }  // namespace
+
+std::string_view to_string(transport t) noexcept {
+  return t == transport::udp ? "udp" : "tcp";
+}
 
 struct policy::compiled {
   std::vector<compiled_rule> rules;

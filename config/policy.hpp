@@ -12,18 +12,20 @@
 
 namespace edgerelay::config {
 
+/// Which transport a request is for: a TCP session, or a UDP datagram.
+enum class transport : std::uint8_t { tcp, udp };
+
 /// What a decision is asked about. `host` is the name the client asked for (empty when the client
 /// gave an address); `address` is the address to be dialled (absent before resolution).
 /// When the runtime has mapped a session to a backend (forward listener, sql602_tunnel, or a SOCKS
-/// target equal to a backend's host and portbase + 1), it passes the backend name as `host`, so
-/// that `backend:NAME` entries match. A `backend:NAME` entry grants that backend's service only:
-/// `port` must be portbase + 1 (its TCP sessions) or portbase (the UDP port the runtime asks about
-/// for discovery and break datagrams on doors). The request carries no transport, so either port
-/// matches either way; a TCP dial to portbase therefore needs no rule of its own, which is the
-/// price of one request shape for both. Any other port of the backend's host needs its own rule
-/// (e.g. `sql:22`). An IP literal passed in `host` with no `address` is treated
-/// as the address. IPv4-mapped IPv6 in `source` or `address` is folded to IPv4.
-/// The views must stay valid for the call only.
+/// target equal to a backend's host, or an address it resolves to, and portbase + 1), it passes the
+/// backend name as `host`, so that `backend:NAME` entries match. A `backend:NAME` entry grants that
+/// backend's service only: TCP port portbase + 1 (its sessions) and UDP port portbase (the
+/// discovery and break datagrams the runtime asks about on doors). A TCP session to portbase, or a
+/// UDP datagram to portbase + 1, needs a rule of its own, as does any other port of the backend's
+/// host (e.g. `sql:22`). Entries other than `backend:NAME` match either transport. An IP literal
+/// passed in `host` with no `address` is treated as the address. IPv4-mapped IPv6 in `source` or
+/// `address` is folded to IPv4. The views must stay valid for the call only.
 struct request {
   ip_address source;
   std::string_view user;  ///< empty: anonymous
@@ -31,7 +33,12 @@ struct request {
   std::string_view host;
   std::optional<ip_address> address;
   std::uint16_t port = 0;
+  // Spelled out: the member's name is the type's.
+  edgerelay::config::transport transport = edgerelay::config::transport::tcp;
 };
+
+/// "tcp" or "udp".
+std::string_view to_string(transport t) noexcept;
 
 enum class verdict : std::uint8_t {
   allow,

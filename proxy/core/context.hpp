@@ -20,6 +20,7 @@ class tls_failure_log;
 class health_board;
 class egress_pools;
 class backend_kinds;
+class backend_addresses;
 class http_door_extension;
 class verify_pool;
 class auth_throttle;
@@ -27,13 +28,14 @@ struct session_identity;
 
 /// What a worker lends its sessions. Each pointer is owned by the worker or the server and
 /// outlives every session; the per-worker ones are touched only on that worker's thread, the
-/// process-wide ones (health, egress, tls_failures, hooks, verifier, auth) are thread-safe or immutable.
+/// process-wide ones (health, egress, addresses, tls_failures, hooks, verifier, auth) are thread-safe or immutable.
 struct session_services {
   relay_pools* pools = nullptr;
   session_registry* registry = nullptr;
   config::password_cache* passwords = nullptr;
   health_board* health = nullptr;  ///< null when the process runs no health checks
   egress_pools* egress = nullptr;
+  const backend_addresses* addresses = nullptr;  ///< what backend host names resolve to, for routing
   tls_failure_log* tls_failures = nullptr;
   const backend_kinds* kinds = nullptr;                 ///< what each backend kind adds to a session
   const http_door_extension* http_extension = nullptr;  ///< plain-HTTP doors beside forward proxying

@@ -417,7 +417,7 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   }
 
   target where = from_authority(head.authority);
-  route_to_backend(ctx.snapshot->cfg, where);
+  route_to_backend(ctx, where);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   if (up.reusable_for(head.authority, where)) {
     // Each request is decided on its own: another user, or a reload, may change the answer.

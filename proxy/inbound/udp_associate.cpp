@@ -179,7 +179,7 @@ void log_denied(const association& a, const socks::target_address& t, std::strin
 /// nullopt: drop the datagram (counted).
 net::awaitable<std::optional<udp::endpoint>> decide_target(association& a, const socks::target_address& t) {
   const target where = from_socks(t);
-  config::request req{a.source, a.user, a.listener, where.host, std::nullopt, where.port};
+  config::request req{a.source, a.user, a.listener, where.host, std::nullopt, where.port, config::transport::udp};
   if (where.address) {
     const net::ip::address address = unmapped(*where.address);
     req.address = to_config_address(address);

@@ -6,6 +6,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "config/address.hpp"
+#include "proxy/outbound/backend_addresses.hpp"
 #include "proxy/observe/log.hpp"
 #include "tunnel/tls/tls_context.hpp"
 
@@ -68,24 +69,50 @@ void tune(tcp::socket& s) {
 
 }  // namespace
 
-void route_to_backend(const config::config& cfg, target& t) {
+namespace {
+
+/// Whether `asked` is the address of the backend host `host`: the literal itself, or one the name
+/// resolved to (the table is locked once, by the first name asked about, through `names`).
+bool is_backend_address(const std::string& host, const config::ip_address& asked, const backend_addresses* resolved,
+                        std::optional<backend_addresses::reader>& names) {
+  if (const auto literal = config::parse_ip_literal(host)) {
+    return *literal == asked;
+  }
+  if (resolved == nullptr) {
+    return false;
+  }
+  if (!names) {
+    names.emplace(resolved->read());
+  }
+  return names->resolves_to(host, asked);
+}
+
+}  // namespace
+
+void route_to_backend(const config::config& cfg, const backend_addresses* resolved, target& t) {
+  // A domain that is an IP literal ("127.0.0.1" in a SOCKS5 domain) is that address, as the rules take it.
+  std::optional<config::ip_address> asked;
+  if (t.address) {
+    asked = to_config_address(*t.address);
+  } else {
+    asked = config::parse_ip_literal(t.host);
+  }
+  std::optional<backend_addresses::reader> names;
   for (const auto& b : cfg.backends) {
-    const bool by_name = t.host.size() > 0 && config::host_equals(t.host, b.name);
+    const bool by_name = !t.host.empty() && config::host_equals(t.host, b.name);
     bool by_address = false;
     if (!by_name && t.port == static_cast<std::uint16_t>(b.portbase + 1)) {
-      if (t.address) {
-        error_code ec;
-        const auto backend_address = net::ip::make_address(b.host, ec);
-        by_address = !ec && backend_address == *t.address;
-      } else {
-        by_address = config::host_equals(t.host, b.host);
-      }
+      by_address = asked ? is_backend_address(b.host, *asked, resolved, names) : config::host_equals(t.host, b.host);
     }
     if (by_name || by_address) {
       t.backend = &b;
       return;
     }
   }
+}
+
+void route_to_backend(const session_context& ctx, target& t) {
+  route_to_backend(ctx.snapshot->cfg, ctx.services != nullptr ? ctx.services->addresses : nullptr, t);
 }
 
 target backend_target(const config::backend_config& b) {

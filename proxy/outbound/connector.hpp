@@ -8,6 +8,7 @@
 
 #include "config/policy.hpp"
 #include "proxy/core/asio.hpp"
+#include "proxy/core/context.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/observe/outcome.hpp"
 #include "proxy/core/phase_deadline.hpp"
@@ -27,10 +28,17 @@ struct target {
   const config::backend_config* backend = nullptr;
 };
 
+class backend_addresses;
+
 /// The backend a target names, if any: its host equals a backend's name (`CONNECT sql:5002`,
 /// SOCKS5 domain `sql`), or it is a backend's host and portbase + 1 (the stock 602SQL client
-/// behind a SOCKS4 firewall names the server itself). Sets `backend`; leaves the port as asked.
-void route_to_backend(const config::config& cfg, target& t);
+/// behind a SOCKS4 firewall names the server itself). An address matches a backend's host when it
+/// is that IP literal or, for a host name, one of the addresses `resolved` last saw it resolve to
+/// (null: literals only); the first backend in config order wins. Sets `backend`; leaves the port
+/// as asked. Takes one shared lock on `resolved` at most; never resolves.
+void route_to_backend(const config::config& cfg, const backend_addresses* resolved, target& t);
+/// The same for a session: its snapshot's backends and its services' resolved addresses.
+void route_to_backend(const session_context& ctx, target& t);
 
 /// The target of a `forward` listener's sessions: the backend's host, port portbase + 1.
 target backend_target(const config::backend_config& b);

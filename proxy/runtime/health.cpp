@@ -37,12 +37,13 @@ std::chrono::milliseconds probe_timeout(const config::backend_config& b) noexcep
 
 net::awaitable<probe_report> probe_backend(config::backend_config b, std::chrono::milliseconds timeout) {
   probe_report r;
-  const auto address = co_await backend_address(b.host);
-  if (!address) {
+  r.resolved = co_await lookup_host(b.host);
+  if (r.resolved.empty()) {
     r.detail = concat("host '", b.host, "' does not resolve");
     co_return r;
   }
-  const tcp::endpoint ep(*address, static_cast<std::uint16_t>(b.portbase + 1));
+  const net::ip::address address = r.resolved.front();
+  const tcp::endpoint ep(address, static_cast<std::uint16_t>(b.portbase + 1));
   const auto ec = co_await connect_probe(ep, timeout);
   r.tcp_ok = ec && !*ec;
   r.detail = concat("tcp ", to_string(ep), ' ',
@@ -50,9 +51,9 @@ net::awaitable<probe_report> probe_backend(config::backend_config b, std::chrono
                     : r.tcp_ok ? std::string("ok")
                                : ec->message());
   if (b.kind == config::backend_kind::sql602) {
-    const auto reply = co_await query_server(*address, b.portbase, timeout);
+    const auto reply = co_await query_server(address, b.portbase, timeout);
     r.discovery_ok = reply.has_value();
-    r.detail += concat(", discovery udp ", address->to_string(), ':', b.portbase, reply ? " ok" : " no reply");
+    r.detail += concat(", discovery udp ", address.to_string(), ':', b.portbase, reply ? " ok" : " no reply");
   }
   co_return r;
 }
@@ -130,6 +131,7 @@ net::awaitable<void> health_monitor::watch(probe_loop& loop) {
     const probe_report r = co_await probe_backend(b, b.health_check->timeout);
     // A reload may have ended this loop during the probe: its result is about the old address.
     if (loop.ended) break;
+    addresses_->store(b.host, r.resolved);
     const backend_health now = r.up() ? backend_health::up : backend_health::down;
     const backend_health before = board_->set(b.name, now);
     if (before != now) {

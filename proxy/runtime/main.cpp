@@ -36,6 +36,7 @@ constexpr std::string_view usage_text =
     "usage: edgerelay [run] [--config FILE] [--workers N]\n"
     "       edgerelay check --config FILE\n"
     "       edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L]\n"
+    "                         [--transport tcp|udp]\n"
     "       edgerelay health --config FILE   (probes every backend once, prints its state)\n"
     "       edgerelay passwd            (reads a password on stdin, prints its hash)\n"
     "       edgerelay --version | --help\n"
@@ -49,6 +50,7 @@ struct arguments {
   std::optional<std::string> config_path;
   std::optional<unsigned> workers;
   std::string from, to, user, listener;
+  std::string transport = "tcp";
 };
 
 /// Parses argv; on error prints why and returns nullopt.
@@ -92,6 +94,8 @@ std::optional<arguments> parse_arguments(int argc, char** argv) {
       a.user = value;
     } else if (key == "--listener") {
       a.listener = value;
+    } else if (key == "--transport") {
+      a.transport = value;
     } else {
       std::cerr << "edgerelay: unknown option " << key << "\n" << usage_text;
       return std::nullopt;
@@ -207,8 +211,8 @@ int explain(const arguments& a) {
     std::cerr << "edgerelay explain: --from IP and --to HOST:PORT are required\n" << usage_text;
     return config::exit_usage;
   }
-  return emit(
-      config::explain_command(a.config_path.value_or(""), a.from, a.to, a.user, a.listener, resolve_for_explain));
+  return emit(config::explain_command(a.config_path.value_or(""), a.from, a.to, a.user, a.listener, resolve_for_explain,
+                                      a.transport));
 }
 
 /// One probe round of every backend (as the health checks do), printed one line per backend.

@@ -32,6 +32,11 @@ unsigned usable_cpus() {
   return cores == 0 ? 1 : cores;
 }
 
+/// How long the start waits for the backends' host names to resolve before opening listeners: a
+/// client that names a backend by address is routed to it from its first session, and a DNS server
+/// that does not answer delays the start by this much at most.
+constexpr std::chrono::milliseconds start_lookup_limit{2000};
+
 /// Enough checks waiting to ride out a burst of logins, few enough that the last of them is still
 /// answered within a handshake timeout (64 x 37 ms on one thread is about 2.4 s).
 constexpr std::size_t verify_queue_limit = 64;
@@ -64,6 +69,11 @@ void ensure_address_free(const std::string& listener, const tcp::endpoint& at) {
   if (ec) {
     throw std::runtime_error(concat("listener '", listener, "': cannot listen on ", to_string(at), ": ", ec.message()));
   }
+}
+
+net::awaitable<void> look_up(backend_addresses& table, std::string host) {
+  const auto found = co_await lookup_host(host);
+  table.store(host, found);
 }
 
 bool holds(const std::vector<std::pair<std::string, tcp::endpoint>>& bound, const tcp::endpoint& at) {
@@ -100,7 +110,7 @@ server::server(config::config cfg, server_options options)
   snapshot_ = std::move(built.snapshot);
   backends_ = std::make_unique<backend_runtime>(snapshot_->cfg);
   hooks_ = std::make_unique<session_hooks>(*backends_);
-  health_ = std::make_unique<health_monitor>(control_, backends_->health);
+  health_ = std::make_unique<health_monitor>(control_, backends_->health, addresses_);
   verifier_ = std::make_unique<verify_pool>(verify_threads(), verify_queue_limit);
 }
 
@@ -120,10 +130,13 @@ void server::start() {
     signals_.add(SIGHUP);
     wait_signal();
   }
+  addresses_.follow(snapshot_->cfg);
+  look_up_backends(resolve_within(addresses_, start_lookup_limit));
   const unsigned n = worker_count(options_, snapshot_->cfg);
   for (unsigned i = 0; i < n; ++i) {
     const session_services shared{.health = &backends_->health,
                                   .egress = &backends_->egress,
+                                  .addresses = &addresses_,
                                   .tls_failures = &tls_failures_,
                                   .kinds = &hooks_->kinds,
                                   .http_extension = &hooks_->sql602_http,
@@ -336,6 +349,9 @@ void server::commit(std::shared_ptr<const runtime_snapshot> snap, const listener
   }
   log::set_level(snap->cfg.log.level);
   snapshot_ = std::move(snap);
+  // Before the workers see the new backends: a host name kept keeps its addresses meanwhile.
+  addresses_.follow(snapshot_->cfg);
+  look_up_backends(addresses_.names());
   for (auto& w : workers_) w->publish(snapshot_, snapshot_->cfg.reload.recheck_sessions, changes);
   for (auto* door : started) door->start();
   const auto restarted = health_->follow(snapshot_->cfg);
@@ -373,6 +389,12 @@ void server::log_listener_changes(const listener_plan& plan, const opened_listen
   for (const auto& [name, door] : opened.doors) {
     log::info("listener", name, ": 602SQL discovery and breaks on udp ", door->local_endpoint().address().to_string(),
               ':', door->local_endpoint().port());
+  }
+}
+
+void server::look_up_backends(std::vector<std::string> names) {
+  for (auto& name : names) {
+    net::co_spawn(control_, look_up(addresses_, std::move(name)), [](const std::exception_ptr&) {});
   }
 }
 

@@ -17,6 +17,7 @@
 #include "proxy/auth/verify_pool.hpp"
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
+#include "proxy/outbound/backend_addresses.hpp"
 #include "proxy/runtime/config_watch.hpp"
 #include "proxy/runtime/health.hpp"
 #include "proxy/runtime/listener_plan.hpp"
@@ -69,6 +70,8 @@ class server {
   const udp_door_counters& udp_counters_of(std::string_view listener) const;
   /// Thread-safe: break table, egress pools and the health board.
   backend_runtime& backends() noexcept { return *backends_; }
+  /// Thread-safe: what the backends' host names resolve to, for routing sessions by address.
+  const backend_addresses& addresses() const noexcept { return addresses_; }
   /// Thread-safe: where logins are verified (its counters show how many ran).
   const verify_pool& verifier() const noexcept { return *verifier_; }
 
@@ -106,6 +109,8 @@ class server {
   void log_listener_changes(const listener_plan& plan, const opened_listeners& opened) const;
   void wait_signal();
   void file_settled();
+  /// Control thread: looks `names` up in the background, each answer going to addresses_.
+  void look_up_backends(std::vector<std::string> names);
 
   server_options options_;
   std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
@@ -118,6 +123,7 @@ class server {
   std::optional<file_identity> config_file_state_;  ///< the version of the file last read
   std::unique_ptr<config_watch> watch_;
   std::unique_ptr<backend_runtime> backends_;
+  backend_addresses addresses_;
   std::unique_ptr<session_hooks> hooks_;
   std::vector<std::unique_ptr<worker>> workers_;
   // After workers_, so destroyed before them: the pool posts the results still owed to the

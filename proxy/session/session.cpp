@@ -117,7 +117,7 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
     co_return false;
   }
 
-  route_to_backend(ctx.snapshot->cfg, req.where);
+  route_to_backend(ctx, req.where);
   const dial_identity who{to_config_address(ctx.peer.address()), rec.user, ctx.listener->name};
   dl.start(limits.connect_timeout);
   dialled_upstream dialled = co_await plan_for(ctx, req.where).dial(ctx, who, req.where, rec, dl);

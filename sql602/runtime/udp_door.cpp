@@ -214,7 +214,7 @@ net::awaitable<void> sql602_udp_door::receive_loop() {
 bool sql602_udp_door::admit(const runtime_snapshot& snapshot, const config::backend_config& b,
                             const udp::endpoint& from, std::string_view what, config::verdict& verdict) {
   const config::ip_address source = to_config_address(from.address());
-  const config::request req{source, {}, listener_, b.name, std::nullopt, b.portbase};
+  const config::request req{source, {}, listener_, b.name, std::nullopt, b.portbase, config::transport::udp};
   const config::decision d = snapshot.pol.decide(req);
   if (d.result == config::verdict::deny) {
     note_denied(from, b, what, d);
@@ -261,8 +261,9 @@ net::awaitable<std::optional<net::ip::address>> sql602_udp_door::server_for(
     co_return std::nullopt;
   }
   if (verdict == config::verdict::needs_address) {
-    const config::request req{to_config_address(from.address()), {},        listener_, b.name,
-                              to_config_address(*server),        b.portbase};
+    const config::ip_address source = to_config_address(from.address());
+    const config::ip_address dialled = to_config_address(*server);
+    const config::request req{source, {}, listener_, b.name, dialled, b.portbase, config::transport::udp};
     const config::decision d = snapshot.pol.decide(req);
     if (d.result != config::verdict::allow) {
       note_denied(from, b, what, d);

@@ -6,7 +6,7 @@
   0.0.0.0 and [::]) never reach the loopback service the kernel would deliver them to;
 - inet_aton numeric forms (2130706433, 0x7f.1, 127.1, 0177.0.0.1) are decided as 127.0.0.1 (denied);
 - multicast and broadcast are refused for TCP;
-- backend:NAME reaches portbase+1 only, not another port of the backend's host;
+- backend:NAME reaches portbase+1 only, not another port of the backend's host, nor portbase over TCP;
 - a tunnel whose client half-closed while the target neither reads nor closes ends at fin_timeout."""
 
 import socket
@@ -21,10 +21,14 @@ from gateway import check
 class Service:
     """A loopback TCP service that counts the connections it accepts and never reads."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", 0))
+        try:
+            self.sock.bind(("0.0.0.0", port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
@@ -45,6 +49,17 @@ class Service:
         self.sock.close()
         for c in self.held:
             c.close()
+
+
+def service_pair():
+    """Services on two consecutive ports: the backend's portbase and its portbase+1."""
+    for _ in range(50):  # bounded: the port below an ephemeral one is usually free
+        upper = Service()
+        try:
+            return Service(upper.port - 1), upper
+        except OSError:
+            upper.close()
+    raise gw.TestFailure("no two consecutive free ports")
 
 
 def exchange(port, data, want, timeout=5):
@@ -94,11 +109,12 @@ log: {level: info, access: json}
 
 def test(binary, workdir):
     svc = Service()
-    # The backend's service port is portbase+1; `svc` stands at another port of the same host.
-    backend_service = Service()
+    # The backend's service port is portbase+1; `svc` stands at another port of the same host, and
+    # `portbase_service` at portbase itself (the backend's UDP port, here taken by a TCP service).
+    portbase_service, backend_service = service_pair()
     pw_hash = gw.make_password_hash(binary, "alice-" + str(time.time()))
-    g = gw.Gateway(binary, CONFIG % {"svc": svc.port, "portbase": backend_service.port - 1, "hash": pw_hash}, workdir)
-    with gw.running(g, svc, backend_service):
+    g = gw.Gateway(binary, CONFIG % {"svc": svc.port, "portbase": portbase_service.port, "hash": pw_hash}, workdir)
+    with gw.running(g, svc, backend_service, portbase_service):
         g.start()
         port = g.port()
 
@@ -154,6 +170,15 @@ def test(binary, workdir):
         check(svc.accepted == 0, "backend:sql reached another port of its host")
         got = exchange(port, b"CONNECT sql:%d HTTP/1.1\r\n\r\n" % backend_service.port, 12)
         check(got.startswith(b"HTTP/1.1 200"), "CONNECT sql:<portbase+1> was answered %r, want 200" % got)
+        # A.4, TCP to portbase: backend:sql grants it for UDP datagrams only, so a TCP session there
+        # falls through to no-loopback.
+        got = exchange(port, b"CONNECT sql:%d HTTP/1.1\r\n\r\n" % portbase_service.port, 12)
+        check(got.startswith(b"HTTP/1.1 403"), "CONNECT sql:<portbase> was answered %r, want 403" % got)
+        target = "sql:%d" % portbase_service.port
+        recs = gw.wait_until(lambda: [r for r in g.access_records() if r["target"] == target], 5)
+        check(len(recs) == 1 and recs[0]["rule"] == "no-loopback",
+              "CONNECT sql:<portbase> was logged as %r, want one line by no-loopback" % recs)
+        check(portbase_service.accepted == 0, "backend:sql reached its portbase over TCP")
 
         # E: fin_timeout. The client half-closes; the target never reads nor closes.
         c = socket.create_connection(("127.0.0.1", port), timeout=10)

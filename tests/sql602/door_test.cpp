@@ -25,7 +25,7 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string door_config(std::uint16_t portbase, const std::string& backend_extra = "",
-                        const std::string& listener_extra = "") {
+                        const std::string& listener_extra = "", const std::string& backend_host = "127.0.0.1") {
   return R"(
 listeners:
   - name: door
@@ -40,7 +40,9 @@ listeners:
          R"(
 backends:
   - name: sql
-    host: 127.0.0.1
+    host: )" +
+         backend_host +
+         R"(
     portbase: )" +
          std::to_string(portbase) + R"(
     kind: sql602
@@ -162,9 +164,11 @@ TEST(Sql602Door, BreaksThroughTheForwardDoorReachTheirOwnSession) {
   EXPECT_EQ(b.request(to_bytes("b")).type, sql602::answer);
 }
 
-TEST(Sql602Door, SocksFirewallBreaksReachTheirOwnSession) {
+/// The stock Windows client behind a SOCKS4 firewall names the server by its IPv4 address, however
+/// the backend's host is written: as that address, or as a name that resolves to it.
+void socks_firewall_breaks_reach_their_own_session(const std::string& backend_host) {
   sql602::server db;
-  gateway gw(door_config(db.portbase(), "    egress: [\"127.0.0.20-127.0.0.21\"]\n"));
+  gateway gw(door_config(db.portbase(), "    egress: [\"127.0.0.20-127.0.0.21\"]\n", "", backend_host));
   const tcp::endpoint firewall = gw.endpoint("firewall");
   const tcp::endpoint server(v4("127.0.0.1"), db.port());
 
@@ -197,6 +201,14 @@ TEST(Sql602Door, SocksFirewallBreaksReachTheirOwnSession) {
   sql602::send_datagram(breaks_at, sql602::break_datagram(v4("127.0.0.5")), "127.0.0.5");
   ASSERT_TRUE(eventually([&] { return gw.server().udp_counters_of("firewall").breaks_dropped.load() == 1; }));
   EXPECT_EQ(db.datagrams().size(), 2U);
+}
+
+TEST(Sql602Door, SocksFirewallBreaksReachTheirOwnSession) {
+  socks_firewall_breaks_reach_their_own_session("127.0.0.1");
+}
+
+TEST(Sql602Door, SocksFirewallBreaksReachTheirOwnSessionWhenTheBackendHostIsAName) {
+  socks_firewall_breaks_reach_their_own_session("localhost");
 }
 
 TEST(Sql602Door, EgressSkipsHighOctetsAndFallsBackWhenExhausted) {

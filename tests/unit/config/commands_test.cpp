@@ -157,6 +157,32 @@ TEST_F(ConfigCommands, ExplainAllowedWhenOneAddressIsAllowed) {
       << r.out;
 }
 
+TEST_F(ConfigCommands, ExplainTransportDecidesWhichBackendPortIsItsService) {
+  const std::string path = write(
+      "listeners:\n"
+      "  - {name: door, bind: \"127.0.0.1:5002\", forward: sql, udp_bind: \"127.0.0.1:5001\"}\n"
+      "backends:\n"
+      "  - {name: sql, host: db.internal, portbase: 5001, kind: sql602}\n"
+      "rules:\n"
+      "  - {name: to-sql, action: allow, to: [\"backend:sql\"]}\n");
+  command_result r = explain_command(path, "192.0.2.7", "sql:5001", "", "door", {}, "udp");
+  EXPECT_EQ(r.exit_code, exit_ok);
+  EXPECT_EQ(r.out,
+            "request: from 192.0.2.7 to sql:5001 listener 'door' over udp\n"
+            "before resolving sql:\n"
+            "decision: allow by rule 'to-sql'\n"
+            "(not resolved: each address the gateway dials is checked again)\n");
+  r = explain_command(path, "192.0.2.7", "sql:5001", "", "door");
+  EXPECT_EQ(r.exit_code, exit_denied);
+  EXPECT_NE(r.out.find("does not match sql:5001 (backend:sql reaches only TCP port 5002"), std::string::npos) << r.out;
+  r = explain_command(path, "192.0.2.7", "sql:5002", "", "door", {}, "udp");
+  EXPECT_EQ(r.exit_code, exit_denied);
+  EXPECT_NE(r.out.find("does not match sql:5002 (udp) (backend:sql"), std::string::npos) << r.out;
+  r = explain_command(path, "192.0.2.7", "sql:5002", "", "door", {}, "sctp");
+  EXPECT_EQ(r.exit_code, exit_usage);
+  EXPECT_EQ(r.err, "edgerelay explain: --transport 'sctp': expected tcp or udp\n");
+}
+
 TEST_F(ConfigCommands, ExplainBuiltInDefaultAndUsageErrors) {
   command_result r = explain_command("", "127.0.0.1", "[::1]:22", "", "");
   EXPECT_EQ(r.exit_code, exit_ok);

@@ -207,9 +207,10 @@ const decide_case cases[] = {
      5002, deny, "default"},
     {"BackendNotByAddress", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "", "10.9.0.1", 5002,
      deny, "default"},
-    // backend:NAME is the backend's service (portbase 5001: TCP 5002, UDP 5001), not every port of its host
-    {"BackendUdpPortbase", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5001, allow,
-     "r1"},
+    // backend:NAME is the backend's service (portbase 5001: TCP 5002, UDP 5001), not every port of its host;
+    // these requests are TCP (PolicyBackendTransport has the UDP ones)
+    {"BackendPortbaseIsNoTcpService", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "",
+     5001, deny, "default"},
     {"BackendOtherPortDenied", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5022,
      deny, "default"},
     {"BackendPortBelowPortbase", R1("action: allow, to: [\"backend:sql\"]"), "192.0.2.1", "", "edge", "sql", "", 5000,
@@ -409,10 +410,28 @@ TEST(PolicyExplain, BackendOtherPortSaysWhichPortsItReaches) {
   req.host = "sql";
   req.port = 5022;
   EXPECT_EQ(pol.explain(req),
-            "rule 1 'r1': no match: to backend:sql does not match sql:5022 (backend:sql reaches only port 5002, "
-            "its TCP service portbase + 1, and port 5001, its UDP portbase; other ports of sql need their own "
-            "rule)\n"
+            "rule 1 'r1': no match: to backend:sql does not match sql:5022 (backend:sql reaches only TCP port 5002, "
+            "its sessions at portbase + 1, and UDP port 5001, its datagrams at portbase; other ports and transports "
+            "of sql need their own rule)\n"
             "decision: deny by default (no rule matched)\n");
+}
+
+TEST(PolicyExplain, BackendOtherTransportSaysWhichPortsItReaches) {
+  const policy pol = compile_rules(R1("action: allow, to: [\"backend:sql\"]"));
+  request req;
+  req.source = ip("192.0.2.1");
+  req.host = "sql";
+  req.port = 5001;
+  const std::string reaches =
+      " (backend:sql reaches only TCP port 5002, its sessions at portbase + 1, and UDP port 5001, its datagrams at "
+      "portbase; other ports and transports of sql need their own rule)\n"
+      "decision: deny by default (no rule matched)\n";
+  EXPECT_EQ(pol.explain(req), "rule 1 'r1': no match: to backend:sql does not match sql:5001" + reaches);
+  req.port = 5002;
+  req.transport = transport::udp;
+  EXPECT_EQ(pol.explain(req), "rule 1 'r1': no match: to backend:sql does not match sql:5002 (udp)" + reaches);
+  req.port = 5001;
+  EXPECT_EQ(pol.explain(req), "decision: allow by rule 'r1'\n");
 }
 
 TEST(PolicyDecide, BackendWithoutDefinitionNeverMatches) {
@@ -443,10 +462,86 @@ TEST(PolicyDecide, BackendPortbaseAtTopOfRange) {
   req.host = "top";
   req.port = 65535;
   EXPECT_EQ(pol.decide(req).result, verdict::allow);
-  req.port = 65534;
-  EXPECT_EQ(pol.decide(req).result, verdict::allow);
   req.port = 0;
   EXPECT_EQ(pol.decide(req).result, verdict::deny);
+  req.port = 65534;
+  EXPECT_EQ(pol.decide(req).result, verdict::deny);
+  req.transport = transport::udp;
+  EXPECT_EQ(pol.decide(req).result, verdict::allow);
+  req.port = 65535;
+  EXPECT_EQ(pol.decide(req).result, verdict::deny);
+}
+
+struct transport_case {
+  const char* name;
+  const char* rules;
+  transport via;
+  const char* host;
+  const char* address;  ///< "" before resolution
+  std::uint16_t port;
+  verdict expected;
+  const char* rule;
+};
+
+void PrintTo(const transport_case& c, std::ostream* os) {
+  *os << c.name;
+}
+
+constexpr transport tcp = transport::tcp;
+constexpr transport udp = transport::udp;
+
+// backend sql has portbase 5001: its sessions are TCP 5002, its datagrams UDP 5001.
+const transport_case transport_cases[] = {
+    {"TcpSessionPort", R1("action: allow, to: [\"backend:sql\"]"), tcp, "sql", "", 5002, allow, "r1"},
+    {"TcpToPortbase", R1("action: allow, to: [\"backend:sql\"]"), tcp, "sql", "", 5001, deny, "default"},
+    {"UdpDatagramPort", R1("action: allow, to: [\"backend:sql\"]"), udp, "sql", "", 5001, allow, "r1"},
+    {"UdpToSessionPort", R1("action: allow, to: [\"backend:sql\"]"), udp, "sql", "", 5002, deny, "default"},
+    {"UdpOtherPort", R1("action: allow, to: [\"backend:sql\"]"), udp, "sql", "", 5022, deny, "default"},
+    {"UdpAfterResolution", R1("action: allow, to: [\"backend:sql\"]"), udp, "sql", "10.9.0.1", 5001, allow, "r1"},
+    {"UdpSessionPortAfterResolution", R1("action: allow, to: [\"backend:sql\"]"), udp, "sql", "10.9.0.1", 5002, deny,
+     "default"},
+    {"TcpPortbaseFallsThrough", R1("action: allow, to: [\"backend:sql\"]") R2("action: deny, to: [sql]"), tcp, "sql",
+     "", 5001, deny, "r2"},
+    {"TcpPortbaseNeedsOwnRule", R1("action: allow, to: [\"backend:sql\", \"sql:5001\"]"), tcp, "sql", "", 5001, allow,
+     "r1"},
+    {"DenyBackendCoversUdpPortbase", R1("action: deny, to: [\"backend:sql\"]") R2("action: allow"), udp, "sql", "",
+     5001, deny, "r1"},
+    {"DenyBackendLeavesUdpSessionPort", R1("action: deny, to: [\"backend:sql\"]") R2("action: allow"), udp, "sql", "",
+     5002, allow, "r2"},
+    // every other destination means both transports
+    {"HostAnyPortUdp", R1("action: allow, to: [sql]"), udp, "sql", "", 5002, allow, "r1"},
+    {"HostPortUdp", R1("action: allow, to: [\"sql:5001\"]"), udp, "sql", "", 5001, allow, "r1"},
+    {"StarUdp", R1("action: allow, to: [\"*:53\"]"), udp, "dns.example", "", 53, allow, "r1"},
+    {"NetworkUdp", R1("action: allow, to: [\"10.0.0.0/8:53\"]"), udp, "", "10.1.2.3", 53, allow, "r1"},
+    {"NetworkUdpNeedsAddress", R1("action: allow, to: [\"10.0.0.0/8:53\"]"), udp, "dns.example", "", 53, needs, "r1"},
+};
+
+class PolicyBackendTransport : public testing::TestWithParam<transport_case> {};
+
+TEST_P(PolicyBackendTransport, DecidesByTransport) {
+  const transport_case& c = GetParam();
+  const policy pol = compile_rules(c.rules);
+  request req;
+  req.source = ip("192.0.2.1");
+  req.listener = "edge";
+  req.host = c.host;
+  if (*c.address != '\0') {
+    req.address = ip(c.address);
+  }
+  req.port = c.port;
+  req.transport = c.via;
+  const decision d = pol.decide(req);
+  EXPECT_EQ(d.result, c.expected) << pol.explain(req);
+  EXPECT_EQ(d.rule_name, c.rule) << pol.explain(req);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, PolicyBackendTransport, testing::ValuesIn(transport_cases),
+                         [](const testing::TestParamInfo<transport_case>& row) { return std::string(row.param.name); });
+
+TEST(PolicyDecide, RequestsAreTcpUnlessTheySayUdp) {
+  EXPECT_EQ(request{}.transport, transport::tcp);
+  EXPECT_EQ(to_string(transport::tcp), "tcp");
+  EXPECT_EQ(to_string(transport::udp), "udp");
 }
 
 TEST(PolicyExplain, NeedsAddress) {
