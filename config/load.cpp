@@ -303,6 +303,7 @@ class reader {
   void read_upstream(const YAML::Node& n, const source_mark& where, config& out);
   void read_limits(const YAML::Node& n, const source_mark& where, limits_config& out);
   void read_auth_failures(const YAML::Node& n, const source_mark& where, auth_failures_config& out);
+  void read_tls_handshakes(const YAML::Node& n, const source_mark& where, tls_handshakes_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
   void check_references(const config& cfg);
   void check_listeners(const config& cfg);
@@ -846,10 +847,12 @@ void reader::read_upstream(const YAML::Node& n, const source_mark& where, config
 void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
                {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
-                "shutdown_grace", "auth_failures"},
+                "shutdown_grace", "auth_failures", "tls_handshakes"},
                [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
                  if (k == "auth_failures") {
                    read_auth_failures(v, m, out.auth_failures);
+                 } else if (k == "tls_handshakes") {
+                   read_tls_handshakes(v, m, out.tls_handshakes);
                  } else if (k == "max_sessions" || k == "per_source") {
                    if (auto x = number(v, m, k, 1, 10'000'000)) {
                      (k == "max_sessions" ? out.max_sessions : out.per_source) = static_cast<std::uint32_t>(*x);
@@ -884,6 +887,30 @@ void reader::read_auth_failures(const YAML::Node& n, const source_mark& where, a
                    read_duration(v, m, what, out.user_delay, true);
                  }
                });
+}
+
+void reader::read_tls_handshakes(const YAML::Node& n, const source_mark& where, tls_handshakes_config& out) {
+  std::optional<source_mark> max_at;
+  std::optional<source_mark> per_source_at;
+  const bool is_map = for_each_key(n, where, "tls_handshakes", {"max", "per_source"},
+                                   [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+                                     const auto x = number(v, m, "tls_handshakes " + k, 1, 1'000'000);
+                                     if (!x) {
+                                       return;
+                                     }
+                                     (k == "max" ? out.max : out.per_source) = static_cast<std::uint32_t>(*x);
+                                     (k == "max" ? max_at : per_source_at) = m;
+                                   });
+  if (!is_map || out.per_source <= out.max) {
+    return;
+  }
+  if (per_source_at) {
+    error(*per_source_at, "tls_handshakes per_source " + std::to_string(out.per_source) + " is above max " +
+                              std::to_string(out.max) + " (one source cannot run more than the whole process)");
+  } else {
+    error(max_at.value_or(where), "tls_handshakes max " + std::to_string(out.max) + " is below per_source " +
+                                      std::to_string(out.per_source) + " (its default); set per_source too");
+  }
 }
 
 void reader::check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive) {

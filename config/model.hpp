@@ -110,6 +110,14 @@ struct auth_failures_config {
   duration user_delay{2000};  ///< cap of the delay before a failure reply for a name that failed `max` times
 };
 
+/// limits.tls_handshakes: how many client TLS handshakes run at once (docs/config.md, limits).
+/// A handshake holds its TLS state (about 100 KB) until it ends, so these bound the memory that
+/// clients who start one and go quiet can make the gateway hold.
+struct tls_handshakes_config {
+  std::uint32_t max = 512;        ///< handshakes in progress at once, process-wide
+  std::uint32_t per_source = 32;  ///< of those, from one client address (an IPv6 /64); at most `max`
+};
+
 struct limits_config {
   std::uint32_t max_sessions = 20000;
   std::uint32_t per_source = 512;
@@ -119,6 +127,7 @@ struct limits_config {
   duration fin_timeout{30000};  ///< how long a half-closed tunnel may go without traffic
   duration shutdown_grace{10000};
   auth_failures_config auth_failures;
+  tls_handshakes_config tls_handshakes;
 };
 
 enum class log_level : std::uint8_t { debug, info, warn, error };

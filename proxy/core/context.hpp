@@ -24,11 +24,13 @@ class backend_addresses;
 class http_door_extension;
 class verify_pool;
 class auth_throttle;
+class tls_handshake_slots;
 struct session_identity;
 
 /// What a worker lends its sessions. Each pointer is owned by the worker or the server and
 /// outlives every session; the per-worker ones are touched only on that worker's thread, the
-/// process-wide ones (health, egress, addresses, tls_failures, hooks, verifier, auth) are thread-safe or immutable.
+/// process-wide ones (health, egress, addresses, tls_failures, hooks, verifier, auth, tls_handshakes) are
+/// thread-safe or immutable.
 struct session_services {
   relay_pools* pools = nullptr;
   session_registry* registry = nullptr;
@@ -41,6 +43,7 @@ struct session_services {
   const http_door_extension* http_extension = nullptr;  ///< plain-HTTP doors beside forward proxying
   verify_pool* verifier = nullptr;                      ///< where password checks run, off the workers
   auth_throttle* auth = nullptr;                        ///< failed logins per source and per user name
+  tls_handshake_slots* tls_handshakes = nullptr;        ///< client TLS handshakes running, in all and per source
   /// The worker's current snapshot (per worker): a later request on a kept HTTP connection is
   /// served under it, as a new session would be. Null: sessions only know their own.
   const std::shared_ptr<const runtime_snapshot>* current_snapshot = nullptr;

@@ -18,6 +18,7 @@
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
 #include "proxy/outbound/backend_addresses.hpp"
+#include "proxy/inbound/tls_handshake_slots.hpp"
 #include "proxy/runtime/config_watch.hpp"
 #include "proxy/runtime/health.hpp"
 #include "proxy/runtime/listener_plan.hpp"
@@ -116,6 +117,9 @@ class server {
   std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
   std::atomic<std::int64_t> active_{0};
   source_limiter per_source_;
+  // Before workers_, so destroyed after them: a handshake's coroutine frame, destroyed with its
+  // worker's event loop, gives its slot back then.
+  tls_handshake_slots tls_handshakes_;
   tls_failure_log tls_failures_;
   net::io_context control_;
   net::executor_work_guard<net::io_context::executor_type> keep_running_;

@@ -514,6 +514,63 @@ TEST(ConfigErrors, BadAuthFailuresNameFileLineColumn) {
             (lines{"test.yaml:5:25: expected a map for auth_failures (keys: max, window, backoff, user_delay)"}));
 }
 
+TEST(ConfigLoad, TlsHandshakesInLimits) {
+  const load_result defaults = load_config_text(minimal, "m.yaml");
+  ASSERT_TRUE(defaults.value.has_value());
+  EXPECT_EQ(defaults.value->limits.tls_handshakes.max, 512U);
+  EXPECT_EQ(defaults.value->limits.tls_handshakes.per_source, 32U);
+
+  const load_result r =
+      load_config_text(std::string(minimal) + "limits: {tls_handshakes: {max: 256, per_source: 16}}\n", "t.yaml");
+  ASSERT_TRUE(r.value.has_value()) << (r.diagnostics.empty() ? "" : to_string(r.diagnostics[0]));
+  EXPECT_EQ(r.value->limits.tls_handshakes.max, 256U);
+  EXPECT_EQ(r.value->limits.tls_handshakes.per_source, 16U);
+  // Keys left out keep their defaults; per_source may equal max.
+  const load_result partial =
+      load_config_text(std::string(minimal) + "limits: {tls_handshakes: {max: 32}}\n", "p.yaml");
+  ASSERT_TRUE(partial.value.has_value());
+  EXPECT_EQ(partial.value->limits.tls_handshakes.max, 32U);
+  EXPECT_EQ(partial.value->limits.tls_handshakes.per_source, 32U);
+  const load_result big = load_config_text(
+      std::string(minimal) + "limits: {tls_handshakes: {max: 1000000, per_source: 1000000}}\n", "b.yaml");
+  ASSERT_TRUE(big.value.has_value());
+  EXPECT_EQ(big.value->limits.tls_handshakes.per_source, 1'000'000U);
+}
+
+TEST(ConfigErrors, BadTlsHandshakesNameFileLineColumn) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits:\n"
+                                                  "  tls_handshakes:\n"
+                                                  "    max: 0\n"
+                                                  "    per_source: -3\n"
+                                                  "    rate: 10\n"),
+            (lines{"test.yaml:7:10: bad value '0' for tls_handshakes max (expected a whole number 1-1000000)",
+                   "test.yaml:8:17: bad value '-3' for tls_handshakes per_source (expected a whole number 1-1000000)",
+                   "test.yaml:9:5: unknown key 'rate' in tls_handshakes (expected one of: max, per_source)"}));
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits: {tls_handshakes: {max: 1000001, per_source: many}}\n"),
+            (lines{"test.yaml:5:32: bad value '1000001' for tls_handshakes max (expected a whole number 1-1000000)",
+                   "test.yaml:5:53: bad value 'many' for tls_handshakes per_source (expected a whole number "
+                   "1-1000000)"}));
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits: {tls_handshakes: 64}\n"),
+            (lines{"test.yaml:5:26: expected a map for tls_handshakes (keys: max, per_source)"}));
+}
+
+TEST(ConfigErrors, TlsHandshakesPerSourceAboveMaxIsAnError) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits:\n"
+                                                  "  tls_handshakes:\n"
+                                                  "    max: 8\n"
+                                                  "    per_source: 9\n"),
+            (lines{"test.yaml:8:17: tls_handshakes per_source 9 is above max 8 (one source cannot run more than "
+                   "the whole process)"}));
+  // Only max written: the default per_source (32) is what it conflicts with, said at max.
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits: {tls_handshakes: {max: 16}}\n"),
+            (lines{"test.yaml:5:32: tls_handshakes max 16 is below per_source 32 (its default); set per_source "
+                   "too"}));
+  // Only per_source written, above the default max.
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "limits: {tls_handshakes: {per_source: 513}}\n"),
+            (lines{"test.yaml:5:39: tls_handshakes per_source 513 is above max 512 (one source cannot run more "
+                   "than the whole process)"}));
+}
+
 TEST(ConfigLoad, DefaultsWhenKeysAreLeftOut) {
   const load_result r = load_config_text(minimal, "m.yaml");
   ASSERT_TRUE(r.value.has_value());
