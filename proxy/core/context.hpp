@@ -16,6 +16,7 @@ namespace edgerelay::proxy {
 
 class relay_pools;
 class session_registry;
+class udp_associations;
 class tls_failure_log;
 class health_board;
 class egress_pools;
@@ -34,6 +35,7 @@ struct session_identity;
 struct session_services {
   relay_pools* pools = nullptr;
   session_registry* registry = nullptr;
+  udp_associations* associations = nullptr;  ///< the registry's list of live UDP associations
   config::password_cache* passwords = nullptr;
   health_board* health = nullptr;  ///< null when the process runs no health checks
   egress_pools* egress = nullptr;

@@ -143,6 +143,7 @@ worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
   services_.lent = shared;
   services_.lent.pools = &services_.pools;
   services_.lent.registry = &services_.registry;
+  services_.lent.associations = &services_.registry.associations();
   services_.lent.passwords = &services_.passwords;
   services_.lent.current_snapshot = &services_.snapshot;
 }
@@ -241,7 +242,7 @@ void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool rech
       spawn_accept_loop(std::move(slot));
     }
     if (recheck) {
-      const std::size_t closed = services_.registry.recheck(services_.snapshot->pol);
+      const std::size_t closed = services_.registry.recheck(services_.snapshot);
       if (closed > 0) {
         log::info("reload", "worker ", index_, ": closed ", closed, " session(s) the new rules deny");
       }

@@ -61,9 +61,11 @@ class worker {
   void stop_accepting();
   void close_sessions();
   /// New sessions use `snapshot` from now on; with `recheck`, live tunnels are decided again under
-  /// its rules and those now denied are closed. `changes` and the listeners opened since the last
-  /// publish take effect in the same step. Sessions in flight keep the snapshot they started with,
-  /// except that each new request on a kept HTTP connection is served under the current one.
+  /// its rules and those now denied are closed, and UDP associations decide their next datagrams
+  /// under it (closed when a destination they relayed to is now denied). `changes` and the
+  /// listeners opened since the last publish take effect in the same step. Sessions in flight keep
+  /// the snapshot they started with, except that each new request on a kept HTTP connection is
+  /// served under the current one.
   void publish(std::shared_ptr<const runtime_snapshot> snapshot, bool recheck, acceptor_changes changes = {});
   /// Last resort after the grace period: stop the event loop even if something still waits.
   void stop_loop() { ioc_.stop(); }

@@ -1,4 +1,4 @@
-// Intrusive session list, shutdown close and reload recheck.
+// Intrusive session list, shutdown close and reload recheck (tunnels here, UDP associations in theirs).
 #include "proxy/session/session_registry.hpp"
 
 #include "proxy/observe/log.hpp"
@@ -36,8 +36,9 @@ void session_registry::close_all() noexcept {
   }
 }
 
-std::size_t session_registry::recheck(const config::policy& policy) {
-  std::size_t closed = 0;
+std::size_t session_registry::recheck(const std::shared_ptr<const runtime_snapshot>& now) {
+  const config::policy& policy = now->pol;
+  std::size_t closed = associations_.recheck(now);
   for (entry* e = head_; e != nullptr; e = e->next_) {
     const session_identity& id = e->identity_;
     if (!id.dialled) {

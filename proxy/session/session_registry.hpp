@@ -1,9 +1,12 @@
 // Per-worker list of live sessions: shutdown closes what is still open, and a reload with
-// `recheck_sessions` closes the tunnels the new rules deny. Single-threaded (the worker's thread).
+// `recheck_sessions` closes the tunnels the new rules deny and has the UDP associations follow the
+// new rules (closing those that relayed to a destination they deny). Single-threaded (the worker's
+// thread).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,6 +14,8 @@
 #include "config/policy.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/core/asio.hpp"
+#include "proxy/core/snapshot.hpp"
+#include "proxy/inbound/udp_associate.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "tunnel/tls/client_stream.hpp"
 
@@ -41,15 +46,22 @@ class session_registry {
   /// Closes both legs of every live session; their pending operations end with operation_aborted.
   void close_all() noexcept;
 
-  /// Decides every established tunnel again under `policy` and closes those now denied, recording
-  /// why in their access record. Returns how many were closed.
-  std::size_t recheck(const config::policy& policy);
+  /// Decides every established tunnel again under `now`'s rules and closes those now denied,
+  /// recording why in their access record; every UDP association follows `now` from here on and
+  /// is closed the same way when a destination it relayed to is now denied. Returns how many
+  /// sessions were closed.
+  std::size_t recheck(const std::shared_ptr<const runtime_snapshot>& now);
 
   std::size_t size() const noexcept { return size_; }
+
+  /// Where the UDP associations of this worker list themselves (the sessions are listed here too:
+  /// shutdown closes an association through its control connection).
+  udp_associations& associations() noexcept { return associations_; }
 
  private:
   entry* head_ = nullptr;
   std::size_t size_ = 0;
+  udp_associations associations_;
 };
 
 }  // namespace edgerelay::proxy
