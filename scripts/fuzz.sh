@@ -35,8 +35,9 @@ case "$1" in
   -*) fail_usage "unknown option $1" ;;
   *)
     [ $# -eq 2 ] || fail_usage "give a target and a number of minutes"
-    [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le $max_minutes ] ||
+    if ! [[ "$2" =~ ^[0-9]{1,4}$ ]] || [ $((10#$2)) -lt 1 ] || [ $((10#$2)) -gt $max_minutes ]; then
       fail_usage "MINUTES must be a whole number from 1 to $max_minutes, not '$2'"
+    fi
     ;;
 esac
 
@@ -69,7 +70,7 @@ if [ "$1" = "--list" ]; then
   exit 0
 fi
 
-readonly target=$1 minutes=$2
+readonly target=$1 minutes=$((10#$2))
 line=$(awk -F'|' -v t="$target" '$1 == t' "$manifest")
 if [ -z "$line" ]; then
   echo "fuzz.sh: no fuzz target '$target'; the targets are: $(grep -v '^#' "$manifest" | cut -d'|' -f1 | tr '\n' ' ')" >&2
