@@ -1,9 +1,5 @@
-# Runs one libFuzzer target for a bounded time on a scratch copy of its checked-in corpus.
-# DICT (a libFuzzer dictionary) comes as -DDICT=... or, since edgerelay_fuzz_target() does not pass
-# one, from the test's EDGERELAY_FUZZ_DICT environment (set by the target's CMakeLists.txt).
-if(NOT DICT AND DEFINED ENV{EDGERELAY_FUZZ_DICT})
-  set(DICT "$ENV{EDGERELAY_FUZZ_DICT}")
-endif()
+# Runs one libFuzzer target for a bounded time on a scratch copy of its checked-in corpus, with its
+# dictionary when edgerelay_fuzz_target() was given one (-DDICT=..., empty for none).
 set(_dict_arg)
 if(DICT)
   if(NOT EXISTS ${DICT})

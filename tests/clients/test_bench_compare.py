@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """bench/compare end to end, small: the real edgerelay binary and the real load generator, every mode
-once (throughput, rate for each handshake kind, pingpong, idle), edgerelay at one and two workers.
+once (throughput, rate for each handshake kind, pingpong, idle, churn), edgerelay at one and two workers.
 
 Checks that the benchmark works from a build of a fresh clone: every row measured a number, no
 cycle failed, the idle tunnels all opened and stayed open, and every run's JSON line is written.
-The figures themselves are not judged here (that is what BENCHMARKS.md is for).
+The figures themselves are not judged here (that is what BENCHMARKS.md is for), with one exception:
+churn's descriptor growth over its 400 sessions stays within what the relay pools may keep, so a
+descriptor leaked per session fails.
 
 usage: test_bench_compare.py EDGERELAY LOADGEN COMPARE
 """
@@ -15,7 +17,11 @@ import subprocess
 import sys
 import tempfile
 
-SCENARIOS = ["tput-push-1", "rate-socks5", "rate-socks4", "rate-http", "rate-forward", "pingpong", "idle"]
+SCENARIOS = ["tput-push-1", "rate-socks5", "rate-socks4", "rate-http", "rate-forward", "pingpong", "idle", "churn"]
+CHURN_SESSIONS, CHURN_EVERY = 400, 100
+# The relay pools keep at most 16 pipes (2 descriptors each) per worker: the most churn's descriptor
+# count may grow without a leak, for two workers.
+CHURN_FD_SLACK = 2 * 16 * 2
 ROW_RE = re.compile(r"^\| (\S+(?: \S+)?) \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|(.*)$")
 
 
@@ -37,6 +43,29 @@ def number(cell):
     return float(cell.replace(",", ""))
 
 
+def check_churn(row, cells):
+    """churn's row: sessions, errors, sessions/s, descriptors at each sample, their growth, then the
+    VmRSS columns."""
+    problems = []
+    if cells[0].replace(",", "") != str(CHURN_SESSIONS) or cells[1] != "0":
+        problems.append(f"churn {row}: {cells[0]} sessions with errors {cells[1]!r}, expected {CHURN_SESSIONS} and 0")
+    samples = [s for s in cells[3].split(",") if s.strip()]
+    if len(samples) != CHURN_SESSIONS // CHURN_EVERY + 1:
+        problems.append(f"churn {row}: {len(samples)} descriptor samples {cells[3]!r}, expected one at the start and "
+                        f"one per {CHURN_EVERY} sessions")
+    else:
+        growth = int(samples[-1]) - int(samples[0])
+        if cells[4] != f"{growth:+d}":
+            problems.append(f"churn {row}: descriptor growth {cells[4]!r} is not the samples' {growth:+d}")
+        if growth > CHURN_FD_SLACK:
+            problems.append(f"churn {row}: descriptors grew by {growth} over {CHURN_SESSIONS} sessions (samples "
+                            f"{cells[3]}): more than the relay pools keep")
+    rss = [s for s in cells[5].split("|")[0].split(",") if s.strip()]
+    if len(rss) != len(samples) or not all(int(s) > 0 for s in rss):
+        problems.append(f"churn {row}: VmRSS samples {cells[5]!r}")
+    return problems
+
+
 def main():
     edgerelay, loadgen, compare = sys.argv[1:4]
     with tempfile.TemporaryDirectory(prefix="bench-compare-test-") as tmp:
@@ -44,7 +73,8 @@ def main():
         cmd = [sys.executable, compare, "--edgerelay", edgerelay, "--loadgen", loadgen, "--no-install",
                "--proxies", "direct,edgerelay", "--threads", "1,2", "--only", ",".join(SCENARIOS),
                "--rounds", "1", "--seconds", "0.5", "--warmup", "0", "--concurrency", "8",
-               "--idle-tunnels", "200", "--max-minutes", "3", "--out", runs]
+               "--idle-tunnels", "200", "--churn-sessions", str(CHURN_SESSIONS), "--churn-every", str(CHURN_EVERY),
+               "--max-minutes", "3", "--out", runs]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
         if r.returncode != 0:
             raise SystemExit(f"compare exited {r.returncode}:\n{r.stderr[-3000:]}")
@@ -57,6 +87,7 @@ def main():
             "rate-forward": ["edgerelay:1t forward", "edgerelay:2t forward"],
             "pingpong": ["direct", "edgerelay:1t socks5", "edgerelay:2t socks5", "edgerelay:1t forward"],
             "idle": ["edgerelay:1t socks5", "edgerelay:2t socks5"],
+            "churn": ["edgerelay:1t socks5", "edgerelay:2t socks5"],
         }
         problems = []
         for scn, rows in expected.items():
@@ -68,6 +99,9 @@ def main():
                 cells = got.get(row)
                 if cells is None:
                     problems.append(f"{scn}: no measured row {row!r} (rows: {sorted(got)})")
+                    continue
+                if scn == "churn":
+                    problems += check_churn(row, cells)
                     continue
                 try:
                     value = number(cells[0])
