@@ -1,9 +1,12 @@
-// Rules compiled into CIDRs, host patterns and port ranges; decide() walks them first-match-wins without allocating.
+// Rules compiled into CIDRs, host patterns and port ranges, and indexed by what they name, so that
+// decide() evaluates only the rules that can match a request (first match wins) without allocating.
 #include "config/policy.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "config/address.hpp"
+#include "config/lookup_tables.hpp"
 
 namespace edgerelay::config {
 
@@ -31,8 +34,8 @@ struct compiled_rule {
   std::vector<std::string> users;
   std::vector<std::string> listeners;
   std::vector<compiled_target> to;
-  std::vector<std::string> from_text;  ///< as written, for explain()
-  std::vector<std::string> to_text;
+  std::string from_text;  ///< as written, joined with ", ", for explain()
+  std::string to_text;
 };
 
 enum class tri : std::uint8_t { no, maybe, yes };
@@ -146,9 +149,17 @@ rule_result evaluate(const compiled_rule& r, const normalized& req) noexcept {
 }
 
 std::string join(const std::vector<std::string>& items) {
-  std::string out;
+  std::size_t size = 0;
   for (const auto& i : items) {
-    out += (out.empty() ? "" : ", ") + i;
+    size += i.size() + 2;
+  }
+  std::string out;
+  out.reserve(size);
+  for (const auto& i : items) {
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out += i;
   }
   return out;
 }
@@ -178,7 +189,7 @@ std::string describe_target(const normalized& req) {
 std::string describe_miss(const compiled_rule& r, failed why, const normalized& req) {
   switch (why) {
     case failed::invalid: return "the rule has an entry that does not parse, so it never matches";
-    case failed::from: return "from " + join(r.from_text) + " does not contain " + to_string(req.source);
+    case failed::from: return "from " + r.from_text + " does not contain " + to_string(req.source);
     case failed::user:
       if (req.user.empty()) {
         return "users " + join(r.users) + " needs an authenticated user, the request has none";
@@ -187,7 +198,7 @@ std::string describe_miss(const compiled_rule& r, failed why, const normalized& 
     case failed::listener:
       return "listeners " + join(r.listeners) + " does not include '" + std::string(req.listener) + "'";
     case failed::to: {
-      std::string out = "to " + join(r.to_text) + " does not match " + describe_target(req);
+      std::string out = "to " + r.to_text + " does not match " + describe_target(req);
       // The one surprising miss: the name is the backend's but the port is not its service.
       for (const auto& t : r.to) {
         if (t.pattern.kind == target_kind::backend && !req.host.empty() && host_equals(req.host, t.pattern.name)) {
@@ -211,8 +222,133 @@ std::string_view to_string(transport t) noexcept {
   return t == transport::udp ? "udp" : "tcp";
 }
 
+namespace {
+
+/// Rules filed by the first condition they have among from, users and listeners, or else in
+/// `rest`. A rule can match a request only if the request finds it here: its source is in one of
+/// the rule's `from` networks, its user is one of the rule's users, or its listener one of the
+/// rule's listeners.
+struct condition_index {
+  prefix_table from;
+  name_table users{false};     ///< exact: user names are credentials
+  name_table listeners{true};  ///< case-insensitive, as evaluate() compares them
+  std::vector<std::uint32_t> rest;
+
+  void add(const compiled_rule& r, std::uint32_t index) {
+    if (!r.from.empty()) {
+      for (const cidr& c : r.from) {
+        from.add(c, index);
+      }
+    } else if (!r.users.empty()) {
+      for (const auto& u : r.users) {
+        users.add(u, index);
+      }
+    } else if (!r.listeners.empty()) {
+      for (const auto& l : r.listeners) {
+        listeners.add(l, index);
+      }
+    } else {
+      rest.push_back(index);
+    }
+  }
+
+  void seal() {
+    from.seal();
+    users.seal();
+    listeners.seal();
+    rest.shrink_to_fit();
+  }
+
+  template <class Visit>
+  void candidates(const normalized& req, Visit&& visit) const {
+    from.for_each_containing(req.source, 128, visit);
+    if (!req.user.empty()) {
+      visit(users.find(req.user));
+    }
+    visit(listeners.find(req.listener));
+    visit(rule_list(rest));
+  }
+};
+
+/// Every rule that can match a request is in at least one list these return for it, so the lowest
+/// matching rule among them is the lowest matching rule of all (first match wins).
+struct rule_index {
+  /// Rules whose `to` is empty or has a "*" entry: filed by their other conditions.
+  condition_index any_destination;
+  /// Of the others, every host and backend name, every *.suffix (by suffix), every network.
+  name_table names{true};
+  name_table suffixes{true};
+  prefix_table networks;
+  /// Rules with a network entry, by their other conditions: before resolution each may answer
+  /// needs_address, whatever network it names.
+  condition_index unresolved;
+
+  void add(const compiled_rule& r, std::uint32_t index) {
+    if (!r.valid) {
+      return;  // never matches
+    }
+    const bool any = r.to.empty() || std::any_of(r.to.begin(), r.to.end(), [](const compiled_target& t) {
+                       return t.pattern.kind == target_kind::any;
+                     });
+    if (any) {
+      any_destination.add(r, index);
+      return;
+    }
+    bool has_network = false;
+    for (const compiled_target& t : r.to) {
+      switch (t.pattern.kind) {
+        case target_kind::backend:
+        case target_kind::host: names.add(t.pattern.name, index); break;
+        case target_kind::subdomains: suffixes.add(t.pattern.name, index); break;
+        case target_kind::network:
+          networks.add(t.pattern.network, index);
+          has_network = true;
+          break;
+        case target_kind::any: break;
+      }
+    }
+    if (has_network) {
+      unresolved.add(r, index);
+    }
+  }
+
+  void seal() {
+    any_destination.seal();
+    names.seal();
+    suffixes.seal();
+    networks.seal();
+    unresolved.seal();
+  }
+
+  template <class Visit>
+  void candidates(const normalized& req, Visit&& visit) const {
+    any_destination.candidates(req, visit);
+    // host_equals() and host_is_subdomain_of() each ignore one more trailing dot.
+    std::string_view host = req.host;
+    if (!host.empty() && host.back() == '.') {
+      host.remove_suffix(1);
+    }
+    if (!host.empty()) {
+      visit(names.find(host));
+      // Every proper suffix after a dot that has a label before it: "a.b.c" looks up "b.c" and "c".
+      for (std::size_t dot = host.find('.', 1); dot != std::string_view::npos && dot + 1 < host.size();
+           dot = host.find('.', dot + 1)) {
+        visit(suffixes.find(host.substr(dot + 1)));
+      }
+    }
+    if (req.address) {
+      networks.for_each_containing(*req.address, 128, visit);
+    } else {
+      unresolved.candidates(req, visit);
+    }
+  }
+};
+
+}  // namespace
+
 struct policy::compiled {
   std::vector<compiled_rule> rules;
+  rule_index index;
 };
 
 policy::policy(std::unique_ptr<compiled> c) : impl_(std::move(c)) {}
@@ -229,8 +365,8 @@ policy policy::compile(const config& cfg) {
     out.allow = r.allow;
     out.users = r.users;
     out.listeners = r.listeners;
-    out.from_text = r.from;
-    out.to_text = r.to;
+    out.from_text = join(r.from);
+    out.to_text = join(r.to);
     for (const auto& f : r.from) {
       if (auto net = parse_cidr(f)) {
         out.from.push_back(*net);
@@ -256,25 +392,43 @@ policy policy::compile(const config& cfg) {
       }
       out.to.push_back(std::move(ct));
     }
+    c->index.add(out, static_cast<std::uint32_t>(c->rules.size()));
     c->rules.push_back(std::move(out));
   }
+  c->index.seal();
   return policy(std::move(c));
 }
 
 decision policy::decide(const request& req) const noexcept {
-  if (impl_) {
-    const normalized n = normalize(req);
-    for (std::size_t i = 0; i < impl_->rules.size(); ++i) {
-      const compiled_rule& r = impl_->rules[i];
-      const rule_result res = evaluate(r, n);
-      if (res.result == tri::no) {
-        continue;
-      }
-      const verdict v = res.result == tri::maybe ? verdict::needs_address : r.allow ? verdict::allow : verdict::deny;
-      return decision{v, static_cast<int>(i), r.name};
-    }
+  if (!impl_) {
+    return decision{verdict::deny, -1, "default"};
   }
-  return decision{verdict::deny, -1, "default"};
+  const normalized n = normalize(req);
+  constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
+  std::uint32_t best = none;
+  tri best_result = tri::no;
+  // Each list is ascending: its first rule that matches is its best, and rules past the best
+  // found so far cannot win.
+  auto visit = [&](rule_list rules) {
+    for (const std::uint32_t i : rules) {
+      if (i >= best) {
+        return;
+      }
+      const rule_result res = evaluate(impl_->rules[i], n);
+      if (res.result != tri::no) {
+        best = i;
+        best_result = res.result;
+        return;
+      }
+    }
+  };
+  impl_->index.candidates(n, visit);
+  if (best == none) {
+    return decision{verdict::deny, -1, "default"};
+  }
+  const compiled_rule& r = impl_->rules[best];
+  const verdict v = best_result == tri::maybe ? verdict::needs_address : r.allow ? verdict::allow : verdict::deny;
+  return decision{v, static_cast<int>(best), r.name};
 }
 
 std::string policy::explain(const request& req) const {
@@ -290,7 +444,7 @@ std::string policy::explain(const request& req) const {
       continue;
     }
     if (res.result == tri::maybe) {
-      out += head + "depends on the address: to " + join(r.to_text) + " names networks and " + std::string(n.host) +
+      out += head + "depends on the address: to " + r.to_text + " names networks and " + std::string(n.host) +
              " is not resolved yet\n";
       out += "decision: needs address (resolve " + std::string(n.host) + " and decide again for each address)\n";
       return out;
