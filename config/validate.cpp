@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "config/address.hpp"
+#include "config/lookup_tables.hpp"
 
 namespace edgerelay::config {
 namespace {
@@ -71,6 +72,127 @@ bool to_covers(const std::vector<target_pattern>& outer, const std::vector<targe
 
 }  // namespace
 
+namespace {
+
+/// host_equals() as a key: lower case, one trailing dot dropped.
+std::string name_key(std::string_view name) {
+  return normalize_host(name);
+}
+
+bool is_any_destination(const parsed_rule& p) {
+  return p.to.empty() || std::any_of(p.to.begin(), p.to.end(), [](const target_pattern& t) {
+           return t.kind == target_kind::any && t.ports.is_any();
+         });
+}
+
+/// Earlier rules filed so that every rule that can cover a later one is in a list the later rule
+/// looks up: by the first of from, users and listeners a rule has (for rules that reach any
+/// destination), or by each `to` entry (for the others).
+class coverer_index {
+ public:
+  void add(const rule_config& r, const parsed_rule& p, std::uint32_t index) {
+    if (is_any_destination(p)) {
+      if (!p.from.empty()) {
+        for (const cidr& c : p.from) {
+          from_.add(c, index);
+        }
+      } else if (!r.users.empty()) {
+        for (const auto& u : r.users) {
+          users_.add(u, index);
+        }
+      } else if (!r.listeners.empty()) {
+        for (const auto& l : r.listeners) {
+          listeners_.add(name_key(l), index);
+        }
+      } else {
+        anything_.push_back(index);
+      }
+      return;
+    }
+    for (const target_pattern& t : p.to) {
+      switch (t.kind) {
+        case target_kind::host:
+        case target_kind::backend: names_.add(name_key(t.name), index); break;
+        case target_kind::subdomains: suffixes_.add(name_key(t.name), index); break;
+        case target_kind::network: networks_.add(t.network, index); break;
+        case target_kind::any: some_ports_.push_back(index); break;
+      }
+    }
+  }
+
+  void seal() {
+    from_.seal();
+    users_.seal();
+    listeners_.seal();
+    names_.seal();
+    suffixes_.seal();
+    networks_.seal();
+  }
+
+  /// Calls `f(rule_list)` with lists that hold every rule that may cover `r`.
+  template <class F>
+  void candidates(const rule_config& r, const parsed_rule& p, F&& f) const {
+    // A coverer of any destination: its from (if any) contains all of r's, so r's first.
+    if (!p.from.empty()) {
+      from_.for_each_containing(p.from.front().base, p.from.front().prefix, f);
+    }
+    if (!r.users.empty()) {
+      f(users_.find(r.users.front()));
+    }
+    if (!r.listeners.empty()) {
+      f(listeners_.find(name_key(r.listeners.front())));
+    }
+    f(rule_list(anything_));
+    if (p.to.empty()) {
+      return;  // only a rule that reaches any destination covers one that does
+    }
+    // Otherwise one of its entries covers r's first entry.
+    f(rule_list(some_ports_));
+    const target_pattern& first = p.to.front();
+    switch (first.kind) {
+      case target_kind::host:
+      case target_kind::backend:
+      case target_kind::subdomains: {
+        const std::string name = name_key(first.name);
+        if (first.kind != target_kind::subdomains) {
+          f(names_.find(name));
+        } else {
+          f(suffixes_.find(name));
+        }
+        for (std::size_t dot = name.find('.', 1); dot != std::string::npos && dot + 1 < name.size();
+             dot = name.find('.', dot + 1)) {
+          f(suffixes_.find(std::string_view(name).substr(dot + 1)));
+        }
+        break;
+      }
+      case target_kind::network: networks_.for_each_containing(first.network.base, first.network.prefix, f); break;
+      case target_kind::any: break;
+    }
+  }
+
+ private:
+  prefix_table from_;
+  name_table users_{false};
+  name_table listeners_{false};
+  std::vector<std::uint32_t> anything_;
+  name_table names_{false};
+  name_table suffixes_{false};
+  prefix_table networks_;
+  std::vector<std::uint32_t> some_ports_;
+};
+
+bool covers_rule(const rule_config& a, const parsed_rule& pa, const rule_config& b, const parsed_rule& pb) {
+  return list_covers(pa.from, pb.from, [](const cidr& o, const cidr& n) { return contains(o, n); }) &&
+         list_covers(a.users, b.users, [](const std::string& o, const std::string& n) { return o == n; }) &&
+         list_covers(a.listeners, b.listeners, lower_equal) && to_covers(pa.to, pb.to);
+}
+
+/// How many earlier candidates one rule is compared with at most: keeps the check linear on lists
+/// where thousands of rules name the same thing; past it a shadowed rule may go unreported.
+constexpr std::size_t max_comparisons_per_rule = 512;
+
+}  // namespace
+
 std::vector<diagnostic> find_shadowed_rules(const config& cfg) {
   std::vector<diagnostic> out;
   std::vector<parsed_rule> parsed;
@@ -78,21 +200,51 @@ std::vector<diagnostic> find_shadowed_rules(const config& cfg) {
   for (const auto& r : cfg.rules) {
     parsed.push_back(parse(r));
   }
+  // Built in two passes over the same rules: each rule looks up only the earlier ones.
+  coverer_index index;
+  for (std::size_t i = 0; i < cfg.rules.size(); ++i) {
+    if (parsed[i].valid) {
+      index.add(cfg.rules[i], parsed[i], static_cast<std::uint32_t>(i));
+    }
+  }
+  index.seal();
+  std::vector<rule_list> lists;
   for (std::size_t j = 0; j < cfg.rules.size(); ++j) {
     if (!parsed[j].valid) {
       continue;
     }
-    for (std::size_t i = 0; i < j; ++i) {
-      const rule_config& a = cfg.rules[i];
-      const rule_config& b = cfg.rules[j];
-      if (!parsed[i].valid) {
-        continue;
+    const rule_config& b = cfg.rules[j];
+    lists.clear();
+    index.candidates(b, parsed[j], [&](rule_list l) {
+      if (!l.empty() && l.front() < j) {
+        lists.push_back(l);
       }
-      const bool covered =
-          list_covers(parsed[i].from, parsed[j].from, [](const cidr& o, const cidr& n) { return contains(o, n); }) &&
-          list_covers(a.users, b.users, [](const std::string& o, const std::string& n) { return o == n; }) &&
-          list_covers(a.listeners, b.listeners, lower_equal) && to_covers(parsed[i].to, parsed[j].to);
-      if (covered) {
+    });
+    // Merge the ascending lists, so the first earlier rule that covers b is the one reported.
+    std::size_t compared = 0;
+    std::uint32_t last = static_cast<std::uint32_t>(j);
+    bool first_candidate = true;
+    while (compared < max_comparisons_per_rule) {
+      std::size_t pick = lists.size();
+      for (std::size_t k = 0; k < lists.size(); ++k) {
+        if (!lists[k].empty() && lists[k].front() < j &&
+            (pick == lists.size() || lists[k].front() < lists[pick].front())) {
+          pick = k;
+        }
+      }
+      if (pick == lists.size()) {
+        break;
+      }
+      const std::uint32_t i = lists[pick].front();
+      lists[pick] = lists[pick].subspan(1);
+      if (!first_candidate && i == last) {
+        continue;  // listed twice
+      }
+      first_candidate = false;
+      last = i;
+      ++compared;
+      const rule_config& a = cfg.rules[i];
+      if (covers_rule(a, parsed[i], b, parsed[j])) {
         out.push_back(diagnostic{severity::warning, b.mark,
                                  "rule '" + b.name + "' can never match: the earlier rule '" + a.name + "' (line " +
                                      std::to_string(a.mark.line) + ") matches every request it would match"});
