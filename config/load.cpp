@@ -6,8 +6,7 @@
 #include <unistd.h>
 #include <sstream>
 
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml-cpp/exceptions.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,6 +21,7 @@
 #include "config/duration.hpp"
 #include "config/password.hpp"
 #include "config/validate.hpp"
+#include "config/yaml_tree.hpp"
 
 namespace edgerelay::config {
 
@@ -92,15 +92,14 @@ class reader {
   reader(std::string file, std::filesystem::path base_dir, std::vector<diagnostic>& diags)
       : file_(std::move(file)), base_dir_(std::move(base_dir)), diags_(diags) {}
 
-  void read_document(const YAML::Node& root, config& out);
+  void read_document(const yaml_node& root, config& out);
 
  private:
-  source_mark mark(const YAML::Node& n, const source_mark& fallback) const {
-    const YAML::Mark m = n.Mark();
-    if (m.is_null() || m.line < 0) {
+  source_mark mark(const yaml_node& n, const source_mark& fallback) const {
+    if (n.line() <= 0) {
       return fallback;
     }
-    return source_mark{file_, m.line + 1, m.column + 1};
+    return source_mark{file_, n.line(), n.column()};
   }
 
   void error(const source_mark& where, std::string message) {
@@ -112,20 +111,20 @@ class reader {
 
   /// Walk a map: reports non-map values, duplicate keys and unknown keys (naming the allowed
   /// ones), then calls `f(key, value, value_mark)` for each allowed key. False if not a map.
-  bool for_each_key(const YAML::Node& n, const source_mark& where, std::string_view what, keys allowed,
-                    const std::function<void(const std::string&, const YAML::Node&, const source_mark&)>& f) {
-    if (!n.IsMap()) {
+  bool for_each_key(const yaml_node& n, const source_mark& where, std::string_view what, keys allowed,
+                    const std::function<void(const std::string&, const yaml_node&, const source_mark&)>& f) {
+    if (!n.is_map()) {
       error(mark(n, where), "expected a map for " + std::string(what) + " (keys: " + join(allowed) + ")");
       return false;
     }
     std::map<std::string, source_mark> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
       const source_mark km = mark(it->first, where);
-      if (!it->first.IsScalar()) {
+      if (!it->first.is_scalar()) {
         error(km, "expected a plain key in " + std::string(what));
         continue;
       }
-      const std::string key = it->first.Scalar();
+      const std::string key = it->first.scalar();
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         error(km, "unknown key '" + key + "' in " + std::string(what) + " (expected one of: " + join(allowed) + ")");
         continue;
@@ -136,42 +135,42 @@ class reader {
         continue;
       }
       // A missing value ("key:" then nothing) has no position of its own worth showing: use the key's.
-      f(key, it->second, it->second.IsNull() ? km : mark(it->second, km));
+      f(key, it->second, it->second.is_null() ? km : mark(it->second, km));
     }
     return true;
   }
 
-  std::optional<std::string> scalar(const YAML::Node& v, const source_mark& where, std::string_view what,
+  std::optional<std::string> scalar(const yaml_node& v, const source_mark& where, std::string_view what,
                                     std::string_view expected) {
-    if (!v.IsScalar()) {
-      error(where, std::string(v.IsNull() ? "missing value for " : "expected a single value for ") + std::string(what) +
-                       " (expected " + std::string(expected) + ")");
+    if (!v.is_scalar()) {
+      error(where, std::string(v.is_null() ? "missing value for " : "expected a single value for ") +
+                       std::string(what) + " (expected " + std::string(expected) + ")");
       return std::nullopt;
     }
-    return v.Scalar();
+    return v.scalar();
   }
 
   /// A list of scalars; a single scalar is taken as a one-element list.
-  std::optional<std::vector<scalar_item>> scalar_list(const YAML::Node& v, const source_mark& where,
+  std::optional<std::vector<scalar_item>> scalar_list(const yaml_node& v, const source_mark& where,
                                                       std::string_view what, std::string_view expected) {
     std::vector<scalar_item> out;
-    if (v.IsScalar()) {
-      out.push_back({v.Scalar(), where});
+    if (v.is_scalar()) {
+      out.push_back({v.scalar(), where});
       return out;
     }
-    if (!v.IsSequence()) {
+    if (!v.is_sequence()) {
       error(where, "expected a list for " + std::string(what) + " (of " + std::string(expected) + ")");
       return std::nullopt;
     }
     bool ok = true;
     for (const auto& item : v) {
       const source_mark m = mark(item, where);
-      if (!item.IsScalar()) {
+      if (!item.is_scalar()) {
         error(m, "expected " + std::string(expected) + " in " + std::string(what));
         ok = false;
         continue;
       }
-      out.push_back({item.Scalar(), m});
+      out.push_back({item.scalar(), m});
     }
     if (!ok) {
       return std::nullopt;
@@ -179,7 +178,7 @@ class reader {
     return out;
   }
 
-  std::optional<bool> boolean(const YAML::Node& v, const source_mark& where, std::string_view what) {
+  std::optional<bool> boolean(const yaml_node& v, const source_mark& where, std::string_view what) {
     auto s = scalar(v, where, what, "true or false");
     if (!s) {
       return std::nullopt;
@@ -195,7 +194,7 @@ class reader {
     return std::nullopt;
   }
 
-  std::optional<std::uint64_t> number(const YAML::Node& v, const source_mark& where, std::string_view what,
+  std::optional<std::uint64_t> number(const yaml_node& v, const source_mark& where, std::string_view what,
                                       std::uint64_t min, std::uint64_t max) {
     const std::string range = std::to_string(min) + "-" + std::to_string(max);
     auto s = scalar(v, where, what, "a whole number " + range);
@@ -211,7 +210,7 @@ class reader {
     return value;
   }
 
-  void read_duration(const YAML::Node& v, const source_mark& where, std::string_view what, duration& out,
+  void read_duration(const yaml_node& v, const source_mark& where, std::string_view what, duration& out,
                      bool allow_zero) {
     auto s = scalar(v, where, what, "a duration like 250ms, 10s or 5m");
     if (!s) {
@@ -236,8 +235,7 @@ class reader {
   }
 
   /// One of a fixed set of words.
-  std::optional<std::string> choice(const YAML::Node& v, const source_mark& where, std::string_view what,
-                                    keys allowed) {
+  std::optional<std::string> choice(const yaml_node& v, const source_mark& where, std::string_view what, keys allowed) {
     const std::string expected = "one of: " + join(allowed);
     auto s = scalar(v, where, what, expected);
     if (!s) {
@@ -250,7 +248,7 @@ class reader {
     return s;
   }
 
-  std::optional<endpoint_spec> endpoint(const YAML::Node& v, const source_mark& where, std::string_view what) {
+  std::optional<endpoint_spec> endpoint(const yaml_node& v, const source_mark& where, std::string_view what) {
     auto s = scalar(v, where, what, "\"host:port\" or \"[v6]:port\"");
     if (!s) {
       return std::nullopt;
@@ -264,7 +262,7 @@ class reader {
     return e;
   }
 
-  std::optional<std::string> name_value(const YAML::Node& v, const source_mark& where, std::string_view what) {
+  std::optional<std::string> name_value(const yaml_node& v, const source_mark& where, std::string_view what) {
     auto s = scalar(v, where, what, "a name of letters, digits, '-', '_' or '.'");
     if (s && !is_config_name(*s)) {
       error(where, "bad name '" + *s + "' for " + std::string(what) + " (expected letters, digits, '-', '_' or '.')");
@@ -281,12 +279,12 @@ class reader {
   }
 
   /// Read a sequence of maps, calling `item(node, mark, index)` for each.
-  void for_each_item(const YAML::Node& v, const source_mark& where, std::string_view what,
-                     const std::function<void(const YAML::Node&, const source_mark&)>& item) {
-    if (v.IsNull()) {
+  void for_each_item(const yaml_node& v, const source_mark& where, std::string_view what,
+                     const std::function<void(const yaml_node&, const source_mark&)>& item) {
+    if (v.is_null()) {
       return;
     }
-    if (!v.IsSequence()) {
+    if (!v.is_sequence()) {
       error(where, "expected a list of " + std::string(what) + "s");
       return;
     }
@@ -295,15 +293,15 @@ class reader {
     }
   }
 
-  void read_listener(const YAML::Node& n, const source_mark& where, config& out);
-  void read_listener_tls(const YAML::Node& n, const source_mark& where, tls_files& tls);
-  void read_backend(const YAML::Node& n, const source_mark& where, config& out);
-  void read_user(const YAML::Node& n, const source_mark& where, config& out);
-  void read_rule(const YAML::Node& n, const source_mark& where, config& out);
-  void read_upstream(const YAML::Node& n, const source_mark& where, config& out);
-  void read_limits(const YAML::Node& n, const source_mark& where, limits_config& out);
-  void read_auth_failures(const YAML::Node& n, const source_mark& where, auth_failures_config& out);
-  void read_tls_handshakes(const YAML::Node& n, const source_mark& where, tls_handshakes_config& out);
+  void read_listener(const yaml_node& n, const source_mark& where, config& out);
+  void read_listener_tls(const yaml_node& n, const source_mark& where, tls_files& tls);
+  void read_backend(const yaml_node& n, const source_mark& where, config& out);
+  void read_user(const yaml_node& n, const source_mark& where, config& out);
+  void read_rule(const yaml_node& n, const source_mark& where, config& out);
+  void read_upstream(const yaml_node& n, const source_mark& where, config& out);
+  void read_limits(const yaml_node& n, const source_mark& where, limits_config& out);
+  void read_auth_failures(const yaml_node& n, const source_mark& where, auth_failures_config& out);
+  void read_tls_handshakes(const yaml_node& n, const source_mark& where, tls_handshakes_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
   void check_references(const config& cfg);
   void check_listeners(const config& cfg);
@@ -315,9 +313,9 @@ class reader {
   std::vector<definition> listener_names_, backend_names_, user_names_, rule_names_, upstream_names_;
 };
 
-void reader::read_document(const YAML::Node& root, config& out) {
+void reader::read_document(const yaml_node& root, config& out) {
   const source_mark top{file_, 1, 1};
-  if (!root.IsDefined() || root.IsNull()) {
+  if (!root.is_defined() || root.is_null()) {
     error(top, "empty config (expected a map with listeners, backends, users, rules, ...)");
     return;
   }
@@ -326,30 +324,30 @@ void reader::read_document(const YAML::Node& root, config& out) {
   const bool is_map = for_each_key(
       root, top, "config",
       {"listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers"},
-      [&](const std::string& key, const YAML::Node& v, const source_mark& m) {
+      [&](const std::string& key, const yaml_node& v, const source_mark& m) {
         if (key == "listeners") {
           saw_listeners = true;
           for_each_item(v, m, "listener",
-                        [&](const YAML::Node& n, const source_mark& im) { read_listener(n, im, out); });
+                        [&](const yaml_node& n, const source_mark& im) { read_listener(n, im, out); });
         } else if (key == "backends") {
-          for_each_item(v, m, "backend", [&](const YAML::Node& n, const source_mark& im) { read_backend(n, im, out); });
+          for_each_item(v, m, "backend", [&](const yaml_node& n, const source_mark& im) { read_backend(n, im, out); });
         } else if (key == "users") {
-          for_each_item(v, m, "user", [&](const YAML::Node& n, const source_mark& im) { read_user(n, im, out); });
+          for_each_item(v, m, "user", [&](const yaml_node& n, const source_mark& im) { read_user(n, im, out); });
         } else if (key == "rules") {
           saw_rules = true;
-          for_each_item(v, m, "rule", [&](const YAML::Node& n, const source_mark& im) { read_rule(n, im, out); });
+          for_each_item(v, m, "rule", [&](const yaml_node& n, const source_mark& im) { read_rule(n, im, out); });
         } else if (key == "upstreams") {
           for_each_item(v, m, "upstream",
-                        [&](const YAML::Node& n, const source_mark& im) { read_upstream(n, im, out); });
+                        [&](const yaml_node& n, const source_mark& im) { read_upstream(n, im, out); });
         } else if (key == "limits") {
           read_limits(v, m, out.limits);
         } else if (key == "admin") {
-          for_each_key(v, m, "admin", {"bind"}, [&](const std::string&, const YAML::Node& av, const source_mark& am) {
+          for_each_key(v, m, "admin", {"bind"}, [&](const std::string&, const yaml_node& av, const source_mark& am) {
             out.admin.bind = endpoint(av, am, "admin bind");
           });
         } else if (key == "log") {
           for_each_key(v, m, "log", {"level", "access"},
-                       [&](const std::string& k, const YAML::Node& lv, const source_mark& lm) {
+                       [&](const std::string& k, const yaml_node& lv, const source_mark& lm) {
                          if (k == "level") {
                            if (auto c = choice(lv, lm, "log level", {"debug", "info", "warn", "error"})) {
                              out.log.level = *c == "debug"  ? log_level::debug
@@ -363,7 +361,7 @@ void reader::read_document(const YAML::Node& root, config& out) {
                        });
         } else if (key == "reload") {
           for_each_key(v, m, "reload", {"recheck_sessions"},
-                       [&](const std::string&, const YAML::Node& rv, const source_mark& rm) {
+                       [&](const std::string&, const yaml_node& rv, const source_mark& rm) {
                          if (auto b = boolean(rv, rm, "recheck_sessions")) {
                            out.reload.recheck_sessions = *b;
                          }
@@ -400,10 +398,10 @@ void reader::read_document(const YAML::Node& root, config& out) {
   check_listeners(out);
 }
 
-void reader::read_listener_tls(const YAML::Node& n, const source_mark& where, tls_files& tls) {
+void reader::read_listener_tls(const yaml_node& n, const source_mark& where, tls_files& tls) {
   source_mark cert_mark = where;
   for_each_key(n, where, "listener tls", {"cert", "key", "client_ca", "min_version", "required", "certs"},
-               [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+               [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                  if (k == "cert" || k == "key" || k == "client_ca") {
                    auto s = scalar(v, m, "tls " + k, "a file path");
                    if (!s) {
@@ -420,22 +418,22 @@ void reader::read_listener_tls(const YAML::Node& n, const source_mark& where, tl
                      tls.required = *b;
                    }
                  } else {
-                   for_each_item(v, m, "tls cert", [&](const YAML::Node& cn, const source_mark& cm) {
+                   for_each_item(v, m, "tls cert", [&](const yaml_node& cn, const source_mark& cm) {
                      tls_cert c;
                      for_each_key(cn, cm, "tls certs entry", {"cert", "key"},
-                                  [&](const std::string& ck, const YAML::Node& cv, const source_mark& cvm) {
+                                  [&](const std::string& ck, const yaml_node& cv, const source_mark& cvm) {
                                     if (auto s = scalar(cv, cvm, "tls certs " + ck, "a file path")) {
                                       (ck == "cert" ? c.cert : c.key) = path_value(*s);
                                     }
                                   });
-                     if (cn.IsMap() && (c.cert.empty() || c.key.empty())) {
+                     if (cn.is_map() && (c.cert.empty() || c.key.empty())) {
                        error(cm, "tls certs entry needs both cert and key");
                      }
                      tls.certs.push_back(std::move(c));
                    });
                  }
                });
-  if (!n.IsMap()) {
+  if (!n.is_map()) {
     return;
   }
   if (tls.cert.empty() != tls.key.empty()) {
@@ -445,7 +443,7 @@ void reader::read_listener_tls(const YAML::Node& n, const source_mark& where, tl
   }
 }
 
-void reader::read_listener(const YAML::Node& n, const source_mark& where, config& out) {
+void reader::read_listener(const yaml_node& n, const source_mark& where, config& out) {
   listener_config l;
   l.mark = where;
   const std::size_t first_ref = refs_.size();
@@ -460,7 +458,7 @@ void reader::read_listener(const YAML::Node& n, const source_mark& where, config
       n, where, "listener",
       {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback",
        "udp_bind"},
-      [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+      [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;
           if (auto s = name_value(v, m, "listener name")) {
@@ -567,13 +565,13 @@ void reader::read_listener(const YAML::Node& n, const source_mark& where, config
   out.listeners.push_back(std::move(l));
 }
 
-void reader::read_backend(const YAML::Node& n, const source_mark& where, config& out) {
+void reader::read_backend(const yaml_node& n, const source_mark& where, config& out) {
   backend_config b;
   b.mark = where;
   bool has_portbase = false;
   const bool ok = for_each_key(
       n, where, "backend", {"name", "host", "portbase", "kind", "egress", "health_check", "tls"},
-      [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+      [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           if (auto s = name_value(v, m, "backend name")) {
             b.name = *s;
@@ -624,7 +622,7 @@ void reader::read_backend(const YAML::Node& n, const source_mark& where, config&
           health_check_config h;
           source_mark timeout_mark = m;
           if (for_each_key(v, m, "health_check", {"interval", "timeout"},
-                           [&](const std::string& hk, const YAML::Node& hv, const source_mark& hm) {
+                           [&](const std::string& hk, const yaml_node& hv, const source_mark& hm) {
                              read_duration(hv, hm, "health_check " + hk, hk == "interval" ? h.interval : h.timeout,
                                            false);
                              timeout_mark = hk == "timeout" ? hm : timeout_mark;
@@ -638,7 +636,7 @@ void reader::read_backend(const YAML::Node& n, const source_mark& where, config&
         } else {
           backend_tls t;
           for_each_key(v, m, "backend tls", {"ca", "server_name"},
-                       [&](const std::string& tk, const YAML::Node& tv, const source_mark& tm) {
+                       [&](const std::string& tk, const yaml_node& tv, const source_mark& tm) {
                          if (auto s = scalar(tv, tm, "tls " + tk, tk == "ca" ? "a file path" : "a host name")) {
                            if (tk == "ca") {
                              t.ca = path_value(*s);
@@ -666,12 +664,12 @@ void reader::read_backend(const YAML::Node& n, const source_mark& where, config&
   out.backends.push_back(std::move(b));
 }
 
-void reader::read_user(const YAML::Node& n, const source_mark& where, config& out) {
+void reader::read_user(const yaml_node& n, const source_mark& where, config& out) {
   user_config u;
   u.mark = where;
   bool has_password = false;
   const bool ok = for_each_key(
-      n, where, "user", {"name", "password"}, [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+      n, where, "user", {"name", "password"}, [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           auto s = scalar(v, m, "user name", "a user name");
           if (!s) {
@@ -692,22 +690,22 @@ void reader::read_user(const YAML::Node& n, const source_mark& where, config& ou
         } else {
           has_password = true;
           // The value may be a pasted plain-text password: never quote it in a message.
-          if (!v.IsScalar()) {
+          if (!v.is_scalar()) {
             error(m,
                   "expected a password hash for user '" + u.name + "' (run `edgerelay passwd` and paste its output)");
             return;
           }
           std::string why;
-          if (!is_password_hash(v.Scalar(), &why)) {
+          if (!is_password_hash(v.scalar(), &why)) {
             // With the scheme prefix it is a hash with a bad part, not a pasted password.
-            const bool looks_hashed = v.Scalar().rfind("pbkdf2-sha256$", 0) == 0;
+            const bool looks_hashed = v.scalar().rfind("pbkdf2-sha256$", 0) == 0;
             error(m,
                   "password of user '" + u.name + "' " +
                       (looks_hashed ? "is not a usable hash: " : "is not a hash: plain-text passwords are refused; ") +
                       why);
             return;
           }
-          u.password_hash = v.Scalar();
+          u.password_hash = v.scalar();
         }
       });
   if (!ok) {
@@ -722,7 +720,7 @@ void reader::read_user(const YAML::Node& n, const source_mark& where, config& ou
   out.users.push_back(std::move(u));
 }
 
-void reader::read_rule(const YAML::Node& n, const source_mark& where, config& out) {
+void reader::read_rule(const yaml_node& n, const source_mark& where, config& out) {
   rule_config r;
   r.mark = where;
   const std::size_t first_ref = refs_.size();
@@ -730,9 +728,9 @@ void reader::read_rule(const YAML::Node& n, const source_mark& where, config& ou
   bool has_action = false;
   const bool ok = for_each_key(
       n, where, "rule", {"name", "action", "from", "to", "users", "listeners", "via"},
-      [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+      [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         // Left out, a condition matches anything; an empty list must not silently mean the same.
-        if (k != "name" && k != "action" && k != "via" && v.IsSequence() && v.size() == 0) {
+        if (k != "name" && k != "action" && k != "via" && v.is_sequence() && v.size() == 0) {
           const char* any = k == "from"    ? "any source"
                             : k == "to"    ? "any destination"
                             : k == "users" ? "anyone"
@@ -802,11 +800,11 @@ void reader::read_rule(const YAML::Node& n, const source_mark& where, config& ou
   out.rules.push_back(std::move(r));
 }
 
-void reader::read_upstream(const YAML::Node& n, const source_mark& where, config& out) {
+void reader::read_upstream(const yaml_node& n, const source_mark& where, config& out) {
   upstream_config u;
   u.mark = where;
   const bool ok = for_each_key(
-      n, where, "upstream", {"name", "url"}, [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+      n, where, "upstream", {"name", "url"}, [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           if (auto s = name_value(v, m, "upstream name")) {
             u.name = *s;
@@ -844,11 +842,11 @@ void reader::read_upstream(const YAML::Node& n, const source_mark& where, config
   out.upstreams.push_back(std::move(u));
 }
 
-void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_config& out) {
+void reader::read_limits(const yaml_node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
                {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
                 "shutdown_grace", "auth_failures", "tls_handshakes"},
-               [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+               [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                  if (k == "auth_failures") {
                    read_auth_failures(v, m, out.auth_failures);
                  } else if (k == "tls_handshakes") {
@@ -871,9 +869,9 @@ void reader::read_limits(const YAML::Node& n, const source_mark& where, limits_c
                });
 }
 
-void reader::read_auth_failures(const YAML::Node& n, const source_mark& where, auth_failures_config& out) {
+void reader::read_auth_failures(const yaml_node& n, const source_mark& where, auth_failures_config& out) {
   for_each_key(n, where, "auth_failures", {"max", "window", "backoff", "user_delay"},
-               [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+               [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                  const std::string what = "auth_failures " + k;
                  if (k == "max") {
                    if (auto x = number(v, m, what, 1, 1'000'000)) {
@@ -889,11 +887,11 @@ void reader::read_auth_failures(const YAML::Node& n, const source_mark& where, a
                });
 }
 
-void reader::read_tls_handshakes(const YAML::Node& n, const source_mark& where, tls_handshakes_config& out) {
+void reader::read_tls_handshakes(const yaml_node& n, const source_mark& where, tls_handshakes_config& out) {
   std::optional<source_mark> max_at;
   std::optional<source_mark> per_source_at;
   const bool is_map = for_each_key(n, where, "tls_handshakes", {"max", "per_source"},
-                                   [&](const std::string& k, const YAML::Node& v, const source_mark& m) {
+                                   [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                                      const auto x = number(v, m, "tls_handshakes " + k, 1, 1'000'000);
                                      if (!x) {
                                        return;
@@ -995,42 +993,6 @@ void reader::check_listeners(const config& cfg) {
   }
 }
 
-/// Counts document starts, remembering where the second one begins.
-class document_counter : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    if (++documents_ == 2) {
-      second_ = mark;
-    }
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-  const YAML::Mark& second() const noexcept { return second_; }
-
- private:
-  int documents_ = 0;
-  YAML::Mark second_ = YAML::Mark::null_mark();
-};
-
-/// Where a second YAML document starts, if `text` has one. Asks the parser for two documents at
-/// most: yaml-cpp 0.7's LoadAll never returns on some malformed input (a NUL byte after a flow
-/// collection), which the config fuzzer found.
-std::optional<YAML::Mark> second_document(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  document_counter counter;
-  if (!parser.HandleNextDocument(counter) || !parser.HandleNextDocument(counter)) {
-    return std::nullopt;
-  }
-  return counter.second();
-}
-
 load_result load_impl(std::string_view yaml, const std::string& source_name, const std::filesystem::path& base_dir) {
   load_result result;
   config cfg;
@@ -1038,11 +1000,12 @@ load_result load_impl(std::string_view yaml, const std::string& source_name, con
   try {
     const std::string text(yaml);
     reader r(source_name, base_dir, result.diagnostics);
-    r.read_document(YAML::Load(text), cfg);
-    if (const auto m = second_document(text)) {
+    const std::unique_ptr<yaml_tree> tree = yaml_tree::parse(text);
+    r.read_document(tree->root(), cfg);
+    if (const auto m = tree->second_document()) {
       // Only the first document would be used: a concatenated or half-merged file must not load.
       const source_mark where =
-          m->is_null() ? source_mark{source_name, 0, 0} : source_mark{source_name, m->line + 1, m->column + 1};
+          m->first < 0 ? source_mark{source_name, 0, 0} : source_mark{source_name, m->first, m->second};
       result.diagnostics.push_back({severity::error, where,
                                     "a second YAML document starts here; a config file holds exactly one (remove "
                                     "the '---' line and everything after it)"});
