@@ -100,8 +100,11 @@ std::string summarize(const config& cfg) {
 }
 
 command_result check_command(const std::string& path) {
+  return check_command(load_config_file(path));
+}
+
+command_result check_command(const load_result& loaded) {
   command_result r;
-  const load_result loaded = load_config_file(path);
   std::vector<diagnostic> findings = loaded.diagnostics;
   if (loaded.value) {
     // Only check asks: an open proxy may be intended, so starting the gateway stays quiet about it.

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "load.hpp"
 #include "model.hpp"
 
 namespace edgerelay::config {
@@ -30,6 +31,10 @@ std::string summarize(const config& cfg);
 /// `edgerelay check --config FILE`: every diagnostic (file:line:col: message) on `err`, then the
 /// summary on `out` when the config is valid. Exit 0 when valid (warnings allowed), 1 otherwise.
 command_result check_command(const std::string& path);
+
+/// The same for a config already loaded from its file, so that a caller who goes on to build from
+/// it (the gateway's check of certificates) reads and parses a large file once.
+command_result check_command(const load_result& loaded);
 
 /// Resolves a host name to the addresses the gateway would dial; empty when it does not resolve.
 using resolve_function = std::function<std::vector<ip_address>(std::string_view host)>;

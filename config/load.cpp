@@ -16,6 +16,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <unordered_set>
 
 #include "config/address.hpp"
 #include "config/duration.hpp"
@@ -53,6 +54,10 @@ std::string join(keys list) {
   return out;
 }
 
+char lower_char(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -82,9 +87,12 @@ struct reference {
   std::string owner;  ///< e.g. "listener 'door'", filled in once the owner's name is known
 };
 
+/// A name defined in the config and where (in this file): one per rule, so kept small.
 struct definition {
+  definition(std::string n, const source_mark& where) : name(std::move(n)), line(where.line), column(where.column) {}
   std::string name;
-  source_mark where;
+  int line = 0;
+  int column = 0;
 };
 
 class reader {
@@ -335,6 +343,8 @@ void reader::read_document(const yaml_node& root, config& out) {
           for_each_item(v, m, "user", [&](const yaml_node& n, const source_mark& im) { read_user(n, im, out); });
         } else if (key == "rules") {
           saw_rules = true;
+          out.rules.reserve(v.size());  // a list of 100,000 rules must not be copied as it grows
+          rule_names_.reserve(v.size());
           for_each_item(v, m, "rule", [&](const yaml_node& n, const source_mark& im) { read_rule(n, im, out); });
         } else if (key == "upstreams") {
           for_each_item(v, m, "upstream",
@@ -912,12 +922,30 @@ void reader::read_tls_handshakes(const yaml_node& n, const source_mark& where, t
 }
 
 void reader::check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive) {
-  std::map<std::string, source_mark> first;
-  for (const auto& d : defs) {
-    auto [it, inserted] = first.emplace(case_sensitive ? d.name : lower(d.name), d.where);
-    if (!inserted) {
-      error(d.where, "duplicate " + std::string(kind) + " name '" + d.name + "' (first defined at " +
-                         std::to_string(it->second.line) + ":" + std::to_string(it->second.column) + ")");
+  // Sorted positions rather than a map of copies: a list of 100,000 rules defines 100,000 names.
+  auto less = [&](const std::string& a, const std::string& b) {
+    if (case_sensitive) {
+      return a < b;
+    }
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                        [](char x, char y) { return lower_char(x) < lower_char(y); });
+  };
+  std::vector<std::uint32_t> order(defs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    order[i] = static_cast<std::uint32_t>(i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return less(defs[a].name, defs[b].name); });
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    std::size_t first = i - 1;
+    while (i < order.size() && !less(defs[order[first]].name, defs[order[i]].name)) {
+      // Equal to the group's first, which (stable sort) is the earliest definition.
+      const definition& d = defs[order[i]];
+      const definition& f = defs[order[first]];
+      error(source_mark{file_, d.line, d.column}, "duplicate " + std::string(kind) + " name '" + d.name +
+                                                      "' (first defined at " + std::to_string(f.line) + ":" +
+                                                      std::to_string(f.column) + ")");
+      ++i;
     }
   }
 }
@@ -928,6 +956,18 @@ void reader::check_references(const config& cfg) {
   const bool certificate_users = std::any_of(cfg.listeners.begin(), cfg.listeners.end(), [](const listener_config& l) {
     return l.tls && !l.tls->client_ca.empty();
   });
+  // Sets, not scans: a large rule list refers to users and listeners tens of thousands of times.
+  auto names_of = [](const std::vector<definition>& defs, bool case_sensitive) {
+    std::unordered_set<std::string> out;
+    for (const auto& d : defs) {
+      out.insert(case_sensitive ? d.name : lower(d.name));
+    }
+    return out;
+  };
+  const std::unordered_set<std::string> backends = names_of(backend_names_, false);
+  const std::unordered_set<std::string> users = names_of(user_names_, true);
+  const std::unordered_set<std::string> listeners = names_of(listener_names_, false);
+  const std::unordered_set<std::string> upstreams = names_of(upstream_names_, false);
   for (const auto& ref : refs_) {
     if (ref.kind == "user" && certificate_users) {
       continue;
@@ -936,11 +976,11 @@ void reader::check_references(const config& cfg) {
                                           : ref.kind == "user"     ? user_names_
                                           : ref.kind == "listener" ? listener_names_
                                                                    : upstream_names_;
-    const bool case_sensitive = ref.kind == "user";
-    const bool found = std::any_of(defs.begin(), defs.end(), [&](const definition& d) {
-      return case_sensitive ? d.name == ref.name : lower(d.name) == lower(ref.name);
-    });
-    if (found) {
+    const std::unordered_set<std::string>& known_names = ref.kind == "backend"    ? backends
+                                                         : ref.kind == "user"     ? users
+                                                         : ref.kind == "listener" ? listeners
+                                                                                  : upstreams;
+    if (known_names.count(ref.kind == "user" ? ref.name : lower(ref.name)) != 0) {
       continue;
     }
     std::string known;
@@ -998,9 +1038,8 @@ load_result load_impl(std::string_view yaml, const std::string& source_name, con
   config cfg;
   cfg.source = source_name;
   try {
-    const std::string text(yaml);
     reader r(source_name, base_dir, result.diagnostics);
-    const std::unique_ptr<yaml_tree> tree = yaml_tree::parse(text);
+    const std::unique_ptr<yaml_tree> tree = yaml_tree::parse(yaml);
     r.read_document(tree->root(), cfg);
     if (const auto m = tree->second_document()) {
       // Only the first document would be used: a concatenated or half-merged file must not load.

@@ -4,7 +4,8 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-#include <sstream>
+#include <istream>
+#include <streambuf>
 
 namespace edgerelay::config {
 
@@ -145,16 +146,30 @@ class document_start : public YAML::EventHandler {
 
 }  // namespace
 
+namespace {
+
+/// Reads the caller's text in place: a config of megabytes is not copied into a stream.
+class view_buffer : public std::streambuf {
+ public:
+  explicit view_buffer(std::string_view text) {
+    char* begin = const_cast<char*>(text.data());  // NOLINT: a get area is never written through
+    setg(begin, begin, begin + text.size());
+  }
+};
+
+}  // namespace
+
 struct yaml_tree::parser_state {
-  std::istringstream in;
+  view_buffer buffer;
+  std::istream in;
   YAML::Parser parser;
-  explicit parser_state(const std::string& text) : in(text), parser(in) {}
+  explicit parser_state(std::string_view text) : buffer(text), in(&buffer), parser(in) {}
 };
 
 yaml_tree::yaml_tree() = default;
 yaml_tree::~yaml_tree() = default;
 
-std::unique_ptr<yaml_tree> yaml_tree::parse(const std::string& text) {
+std::unique_ptr<yaml_tree> yaml_tree::parse(std::string_view text) {
   auto tree = std::make_unique<yaml_tree>();
   tree->parser_ = std::make_unique<parser_state>(text);
   yaml_tree_builder builder(*tree);
@@ -162,9 +177,6 @@ std::unique_ptr<yaml_tree> yaml_tree::parse(const std::string& text) {
   if (builder.empty()) {
     tree->nodes_.push_back(node{});  // no document: a null root, as YAML::Load gives
   }
-  tree->nodes_.shrink_to_fit();
-  tree->children_.shrink_to_fit();
-  tree->text_.shrink_to_fit();
   return tree;
 }
 

@@ -83,8 +83,8 @@ class yaml_node::iterator {
 class yaml_tree {
  public:
   /// Parses the first document of `text`; throws YAML::Exception (from yaml-cpp) on a syntax
-  /// error. A text with no document gives a null root.
-  static std::unique_ptr<yaml_tree> parse(const std::string& text);
+  /// error. A text with no document gives a null root. `text` must outlive second_document().
+  static std::unique_ptr<yaml_tree> parse(std::string_view text);
 
   yaml_tree();
   ~yaml_tree();
