@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <limits>
 #include <string>
 
 #include "config/load.hpp"
@@ -45,9 +46,9 @@ TEST(Exposition, FormatsValues) {
   EXPECT_EQ(admin::format_value(3), "3");
   EXPECT_EQ(admin::format_value(0.25), "0.25");
   EXPECT_EQ(admin::format_value(-2), "-2");
-  EXPECT_EQ(admin::format_value(1.0 / 0.0), "+Inf");
-  EXPECT_EQ(admin::format_value(-1.0 / 0.0), "-Inf");
-  EXPECT_EQ(admin::format_value(0.0 / 0.0), "NaN");
+  EXPECT_EQ(admin::format_value(std::numeric_limits<double>::infinity()), "+Inf");
+  EXPECT_EQ(admin::format_value(-std::numeric_limits<double>::infinity()), "-Inf");
+  EXPECT_EQ(admin::format_value(std::numeric_limits<double>::quiet_NaN()), "NaN");
 }
 
 TEST(Exposition, HistogramBucketsAreCumulativeEndWithInfAndCarrySumAndCount) {
