@@ -6,7 +6,8 @@ A. Sessions then /metrics: two SOCKS5 tunnels and one HTTP CONNECT tunnel to an 
    `promtool check metrics` accepts the text; /status shows a live tunnel on its listener;
    /healthz and /readyz answer 200, an unknown path 404, a POST 405; after SIGTERM, while a tunnel
    drains, /readyz answers 503 and /healthz still 200, and the process exits 0 once it closes.
-B. allow [127.0.0.2/32]: a connection from 127.0.0.1 is closed unanswered, one from 127.0.0.2 served.
+B. allow [127.0.0.2/32]: a connection from 127.0.0.1 is closed unanswered, one from 127.0.0.2 served;
+   a failed reload shows in /status, a good one allowing 127.0.0.1 applies, both counted.
 C. users [ops]: no credentials or wrong ones get 401, the right ones 200.
 D. A real Prometheus server scrapes the admin listener every second; its query API returns
    edgerelay_sessions_total with the count of sessions that ran."""
@@ -206,6 +207,24 @@ def case_not_allowed(binary, workdir):
         check(got == b"", "a source outside admin allow got an answer: %r" % got)
         status, _, body = request(port, "/metrics", source="127.0.0.2")
         check(status == 200 and b"edgerelay_sessions_active" in body, "allowed source 127.0.0.2: %r" % status)
+
+        # A reload that fails is reported; one that succeeds applies the new allow list.
+        g.write_config(config(extra_admin=", allow: [not-a-cidr]"))
+        g.signal(signal.SIGHUP)
+        failed = gw.wait_until(lambda: json.loads(request(port, "/status", source="127.0.0.2")[2])
+                               ["last_reload"]["result"] == "failed", 5)
+        check(failed, "/status does not report the failed reload")
+        st = json.loads(request(port, "/status", source="127.0.0.2")[2])
+        check("not-a-cidr" in st["last_reload"]["message"] and st["generation"] == 1, "failed reload: %r" % st)
+        g.write_config(config(extra_admin=", allow: [127.0.0.1/32]"))
+        g.signal(signal.SIGHUP)
+        check(g.wait_stderr(r"reload: ok: generation 2", timeout=5), "the good reload did not apply")
+        status, _, body = request(port, "/metrics")
+        check(status == 200, "127.0.0.1 after the reload allowed it: %r" % status)
+        m = parse_metrics(body.decode())
+        check(value(m, "edgerelay_config_reloads_total", result="failed") == 1
+              and value(m, "edgerelay_config_reloads_total", result="ok") == 1
+              and value(m, "edgerelay_config_generation") == 2, "reload counters:\n" + body.decode())
         g.stop_ok()
 
 
