@@ -308,11 +308,13 @@ class reader {
   void read_rule(const yaml_node& n, const source_mark& where, config& out);
   void read_upstream(const yaml_node& n, const source_mark& where, config& out);
   void read_limits(const yaml_node& n, const source_mark& where, limits_config& out);
+  void read_admin(const yaml_node& n, const source_mark& where, admin_config& out);
   void read_auth_failures(const yaml_node& n, const source_mark& where, auth_failures_config& out);
   void read_tls_handshakes(const yaml_node& n, const source_mark& where, tls_handshakes_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
   void check_references(const config& cfg);
   void check_listeners(const config& cfg);
+  void check_admin_users(const config& cfg);
 
   std::string file_;
   std::filesystem::path base_dir_;
@@ -352,9 +354,7 @@ void reader::read_document(const yaml_node& root, config& out) {
         } else if (key == "limits") {
           read_limits(v, m, out.limits);
         } else if (key == "admin") {
-          for_each_key(v, m, "admin", {"bind"}, [&](const std::string&, const yaml_node& av, const source_mark& am) {
-            out.admin.bind = endpoint(av, am, "admin bind");
-          });
+          read_admin(v, m, out.admin);
         } else if (key == "log") {
           for_each_key(v, m, "log", {"level", "access"},
                        [&](const std::string& k, const yaml_node& lv, const source_mark& lm) {
@@ -406,6 +406,50 @@ void reader::read_document(const yaml_node& root, config& out) {
   check_names("upstream", upstream_names_, false);
   check_references(out);
   check_listeners(out);
+  check_admin_users(out);
+}
+
+void reader::read_admin(const yaml_node& n, const source_mark& where, admin_config& out) {
+  out.mark = where;
+  for_each_key(n, where, "admin", {"bind", "allow", "users"},
+               [&](const std::string& k, const yaml_node& v, const source_mark& m) {
+                 if (k == "bind") {
+                   out.bind = endpoint(v, m, "admin bind");
+                   return;
+                 }
+                 auto list = scalar_list(v, m, "admin " + k, k == "allow" ? "CIDRs like 127.0.0.0/8" : "user names");
+                 if (!list) {
+                   return;
+                 }
+                 if (list->empty()) {
+                   error(m, "empty list for admin " + k + " (leave it out for the default)");
+                   return;
+                 }
+                 std::vector<std::string>& into = k == "allow" ? out.allow : out.users;
+                 into.clear();
+                 for (const auto& item : *list) {
+                   std::string why;
+                   if (k == "allow" && !parse_cidr(item.text, &why)) {
+                     error(item.where, "bad CIDR '" + item.text + "' in admin allow: " + why);
+                   }
+                   into.push_back(item.text);
+                 }
+               });
+}
+
+void reader::check_admin_users(const config& cfg) {
+  // Admin logins are verified against password hashes: a certificate identity cannot stand here.
+  for (const auto& name : cfg.admin.users) {
+    const bool known =
+        std::any_of(cfg.users.begin(), cfg.users.end(), [&name](const user_config& u) { return u.name == name; });
+    if (!known) {
+      std::string names;
+      for (const auto& u : cfg.users) names += (names.empty() ? "" : ", ") + u.name;
+      error(cfg.admin.mark,
+            "unknown user '" + name + "' in admin users" +
+                (names.empty() ? std::string(" (no users are defined)") : " (known users: " + names + ")"));
+    }
+  }
 }
 
 void reader::read_listener_tls(const yaml_node& n, const source_mark& where, tls_files& tls) {

@@ -137,8 +137,14 @@ struct log_config {
   bool access_json = true;  ///< access: json | off
 };
 
+/// The admin listener (docs/config.md, admin): health, status and metrics over plain HTTP.
 struct admin_config {
-  std::optional<endpoint_spec> bind;
+  std::optional<endpoint_spec> bind;  ///< unset: no admin listener
+  /// CIDRs as written whose clients may connect; others are closed unanswered. Loopback by default.
+  std::vector<std::string> allow{"127.0.0.0/8", "::1/128"};
+  /// Names from the top-level `users` whose Basic credentials are asked for; empty: none asked.
+  std::vector<std::string> users;
+  source_mark mark;
 };
 
 struct reload_config {

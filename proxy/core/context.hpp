@@ -27,6 +27,7 @@ class verify_pool;
 class auth_throttle;
 class tls_handshake_slots;
 struct session_identity;
+struct worker_metrics;
 
 /// What a worker lends its sessions. Each pointer is owned by the worker or the server and
 /// outlives every session; the per-worker ones are touched only on that worker's thread, the
@@ -46,6 +47,7 @@ struct session_services {
   verify_pool* verifier = nullptr;                      ///< where password checks run, off the workers
   auth_throttle* auth = nullptr;                        ///< failed logins per source and per user name
   tls_handshake_slots* tls_handshakes = nullptr;        ///< client TLS handshakes running, in all and per source
+  worker_metrics* metrics = nullptr;                    ///< the worker's counters (per worker); null: none kept
   /// The worker's current snapshot (per worker): a later request on a kept HTTP connection is
   /// served under it, as a new session would be. Null: sessions only know their own.
   const std::shared_ptr<const runtime_snapshot>* current_snapshot = nullptr;

@@ -18,9 +18,6 @@ std::vector<std::string> unsupported_features(const config::config& cfg) {
   for (const auto& r : cfg.rules) {
     if (!r.via.empty()) refuse(r.mark, concat("rule '", r.name, "': via (upstream chaining)"));
   }
-  if (cfg.admin.bind) {
-    refuse({}, "admin listener");
-  }
   return out;
 }
 

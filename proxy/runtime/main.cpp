@@ -145,7 +145,7 @@ int run(const arguments& a) {
   // up to its last access line on the SIGTERM path, is queued here and flushed on the way out.
   proxy::log::sink log_writer;
   raise_descriptor_limit();
-  proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true};
+  proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true, EDGERELAY_VERSION};
   std::unique_ptr<proxy::server> srv;
   try {
     srv = std::make_unique<proxy::server>(std::move(*cfg), options);

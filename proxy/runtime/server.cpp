@@ -16,6 +16,7 @@
 #include "proxy/outbound/connector.hpp"
 #include "proxy/core/sleep.hpp"
 #include "proxy/observe/log.hpp"
+#include "proxy/observe/log_sink.hpp"
 
 namespace edgerelay::proxy {
 namespace {
@@ -89,6 +90,22 @@ auto* entry_named(Entries& entries, std::string_view name) {
   return found;
 }
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// One scrape's copies of the workers' counters, collected on the control thread.
+struct metrics_gather {
+  metrics_gather(const net::any_io_executor& ex, std::size_t workers) : timer(ex), parts(workers) {}
+  net::steady_timer timer;
+  std::vector<std::optional<worker_metrics>> parts;
+  std::size_t pending = 0;
+};
+
+/// A worker answers within an event-loop turn; one that does not within this is reported without
+/// its counters rather than holding the scrape.
+constexpr std::chrono::milliseconds gather_limit{1000};
+
 }  // namespace
 
 server::server(config::config cfg, server_options options)
@@ -154,12 +171,92 @@ void server::start() {
     bound_ = std::move(opened.bound);
     udp_doors_ = std::move(opened.doors);
   }
+  if (const auto& a = snapshot_->cfg.admin; a.bind) {
+    admin_ = std::make_unique<admin::admin_server>(control_, *this, *verifier_);
+    const tcp::endpoint at = admin_->open(endpoint_of_spec(*a.bind), admin::access_rules::from(snapshot_->cfg));
+    {
+      std::lock_guard lock(listeners_mu_);
+      admin_endpoint_ = at;
+    }
+    log::info("admin", "listening on ", to_string(at), a.users.empty() ? "" : " (Basic auth)");
+  }
   for (auto& [name, door] : udp_doors_) {
     door->start();
   }
   health_->start(snapshot_->cfg);
   for (auto& w : workers_) {
     w->start();
+  }
+  reloads_.last_ok_at = unix_now();
+  reloads_.last_ok_generation = snapshot_->generation;
+  started_ = true;
+}
+
+std::optional<tcp::endpoint> server::admin_endpoint() const {
+  std::lock_guard lock(listeners_mu_);
+  return admin_endpoint_;
+}
+
+net::awaitable<admin::scrape> server::take_scrape() {
+  admin::scrape s;
+  s.generation = snapshot_->generation;
+  s.ready = ready();
+  s.sessions_active = active_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(listeners_mu_);
+    for (const auto& [name, at] : bound_) s.listeners.push_back({name, to_string(at)});
+  }
+  for (const auto& b : snapshot_->cfg.backends) {
+    s.backends.push_back({b.name, std::string(to_string(backends_->health.state(b.name)))});
+  }
+  s.reloads = reloads_;
+  s.log_lines_dropped = log::lines_dropped();
+  s.version = options_.version;
+
+  auto gather = std::make_shared<metrics_gather>(control_.get_executor(), workers_.size());
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i]->finished()) {
+      gather->parts[i] = workers_[i]->final_metrics();
+      continue;
+    }
+    ++gather->pending;
+    workers_[i]->read_metrics([g = gather, i, ex = control_.get_executor()](const worker_metrics& m) mutable {
+      // The copy is made here, on the worker's thread; the control thread only sees it posted.
+      net::post(ex, [g = std::move(g), i, copy = m]() mutable {
+        g->parts[i] = std::move(copy);
+        if (--g->pending == 0) g->timer.cancel();
+      });
+    });
+  }
+  if (gather->pending > 0) {
+    gather->timer.expires_after(gather_limit);
+    co_await gather->timer.async_wait(use_ec);
+  }
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    // A worker whose loop ran out of work after the request was posted never runs it; its
+    // thread is done, so its counters can be read here.
+    if (!gather->parts[i] && workers_[i]->finished()) gather->parts[i] = workers_[i]->final_metrics();
+    if (gather->parts[i]) {
+      s.sessions.merge(*gather->parts[i]);
+    } else {
+      log::warn("admin", "worker ", i, " did not answer a scrape within ", gather_limit.count(), " ms");
+    }
+  }
+  co_return s;
+}
+
+void server::note_reload(bool ok, std::string why) {
+  reloads_.last_at = unix_now();
+  if (ok) {
+    ++reloads_.ok;
+    reloads_.last_result = "ok";
+    reloads_.last_message.clear();
+    reloads_.last_ok_at = reloads_.last_at;
+    reloads_.last_ok_generation = snapshot_->generation;
+  } else {
+    ++reloads_.failed;
+    reloads_.last_result = "failed";
+    reloads_.last_message = std::move(why);
   }
 }
 
@@ -218,6 +315,8 @@ net::awaitable<void> server::shutdown_sequence() {
     log::info("server", "closing ", active_.load(), " session(s) still open");
     for (auto& w : workers_) w->close_sessions();
   }
+  // Still on while the workers run: a scrape in flight reads them. Closed before their loops stop.
+  if (admin_) co_await admin_->stop(std::chrono::milliseconds(1000));
   // Closed sessions finish within a few event-loop turns; stop any loop that still lingers.
   const auto last_call = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   for (auto& w : workers_) {
@@ -239,9 +338,11 @@ void server::do_reload() {
     return;
   }
   std::erase_if(retired_doors_, [](const auto& door) { return door->finished(); });
-  auto snap = load_next();
+  std::string why;
+  auto snap = load_next(why);
   if (!snap) {
     log::error("reload", "failed; keeping generation ", snapshot_->generation);
+    note_reload(false, std::move(why));
     return;
   }
   if (options_.workers == 0 && snap->cfg.workers != snapshot_->cfg.workers) {
@@ -254,18 +355,28 @@ void server::do_reload() {
   } catch (const std::exception& e) {
     log::error("reload", e.what());
     log::error("reload", "failed; keeping generation ", snapshot_->generation, " and every listener as it was");
+    note_reload(false, e.what());
     return;
   }
   log_listener_changes(plan, opened);
+  const auto& was_admin = snapshot_->cfg.admin.bind;
+  const auto& next_admin = snap->cfg.admin.bind;
+  if (was_admin.has_value() != next_admin.has_value() ||
+      (was_admin && (was_admin->host != next_admin->host || was_admin->port != next_admin->port))) {
+    log::warn("reload", "admin bind: a change takes a restart; the admin listener stays as it was");
+  }
   commit(std::move(snap), plan, std::move(opened));
+  if (admin_) admin_->follow(admin::access_rules::from(snapshot_->cfg));
+  note_reload(true, {});
   log::info("reload", "ok: generation ", snapshot_->generation, " (", snapshot_->cfg.rules.size(), " rules)");
 }
 
-std::shared_ptr<const runtime_snapshot> server::load_next() {
+std::shared_ptr<const runtime_snapshot> server::load_next(std::string& why) {
   config_file_state_ = identify(options_.config_path);
   auto loaded = config::load_config_file(options_.config_path);
   for (const auto& d : loaded.diagnostics) {
     if (d.level == config::severity::error) {
+      if (why.empty()) why = config::to_string(d);
       log::error("reload", config::to_string(d));
     } else {
       log::warn("reload", config::to_string(d));
@@ -275,11 +386,13 @@ std::shared_ptr<const runtime_snapshot> server::load_next() {
   config::config& next = *loaded.value;
   if (const auto missing = unsupported_features(next); !missing.empty()) {
     for (const auto& m : missing) log::error("reload", m);
+    why = missing.front();
     return nullptr;
   }
   // Certificates are read now: a bad file fails the whole reload and the running contexts stay.
   auto built = make_snapshot(std::move(next), snapshot_->generation + 1);
   for (const auto& e : built.errors) log::error("reload", e);
+  if (!built.snapshot && !built.errors.empty()) why = built.errors.front();
   return std::move(built.snapshot);
 }
 

@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "proxy/admin/admin_server.hpp"
 #include "proxy/auth/auth_throttle.hpp"
 #include "proxy/auth/verify_pool.hpp"
 #include "proxy/core/asio.hpp"
@@ -48,14 +49,15 @@ struct server_options {
   std::string config_path;  ///< empty: the built-in default (reload then only re-applies it)
   unsigned workers = 0;     ///< 0: config's `workers`, else one per core
   bool handle_signals = true;
+  std::string version = "0.0.0";  ///< for the admin listener's build_info
 };
 
-class server {
+class server final : public admin::status_source {
  public:
   server(config::config cfg, server_options options);
   server(const server&) = delete;
   server& operator=(const server&) = delete;
-  ~server();
+  ~server() override;
 
   /// Binds every listener on every worker and starts the worker threads. Throws on bind errors.
   void start();
@@ -86,6 +88,12 @@ class server {
   /// Runs the control loop in the calling thread until shutdown has completed. Returns the exit code.
   int run();
 
+  /// Thread-safe. The admin listener's address; std::nullopt without one.
+  std::optional<tcp::endpoint> admin_endpoint() const;
+  /// Control thread (admin::status_source).
+  bool ready() const override { return started_ && !shutting_down_; }
+  net::awaitable<admin::scrape> take_scrape() override;
+
  private:
   using udp_doors = std::vector<std::pair<std::string, std::unique_ptr<sql602_udp_door>>>;
   /// What the open phase of a start or reload bound: every listener of the new config with its
@@ -99,7 +107,10 @@ class server {
   net::awaitable<void> shutdown_sequence();
   void do_reload();
   /// The next snapshot from the config file, or null (the reasons logged).
-  std::shared_ptr<const runtime_snapshot> load_next();
+  /// `why` gets the first reason when it fails.
+  std::shared_ptr<const runtime_snapshot> load_next(std::string& why);
+  /// Control thread: counts a reload's result for /status and /metrics.
+  void note_reload(bool ok, std::string why);
   /// Binds every acceptor and udp_bind socket `plan` needs for `next`, before anything changes.
   /// Throws std::runtime_error naming the listener and address; nothing it opened stays open then.
   opened_listeners open_listeners(const config::config& next, const listener_plan& plan);
@@ -143,6 +154,11 @@ class server {
   std::vector<std::pair<std::string, tcp::endpoint>> bound_;
   bool shutting_down_ = false;
   bool force_close_ = false;
+  bool started_ = false;
+  admin::reload_history reloads_;  ///< control thread only
+  // Last, so destroyed first: its connections wait on the verifier and read the workers.
+  std::unique_ptr<admin::admin_server> admin_;
+  std::optional<tcp::endpoint> admin_endpoint_;  ///< under listeners_mu_
 };
 
 }  // namespace edgerelay::proxy

@@ -113,6 +113,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
         last_warning = now;
         log::warn("listener", name, ": max_sessions (", limit, ") reached; refusing connections");
       }
+      services.metrics.limit_rejected("max_sessions");
       continue;  // `sock` closes here
     }
     const config::ip_address source = to_config_address(peer.address());
@@ -123,9 +124,11 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
         log::warn("listener", name, ": per_source limit (", snapshot->cfg.limits.per_source, ") reached for ",
                   config::to_string(source), "; refusing connections");
       }
+      services.metrics.limit_rejected("per_source");
       continue;
     }
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
+    services.metrics.session_started(listener->name);
     net::co_spawn(acceptor.get_executor(),
                   run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
                   session_done{services.active_sessions, services.per_source, source});
@@ -146,6 +149,7 @@ worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
   services_.lent.associations = &services_.registry.associations();
   services_.lent.passwords = &services_.passwords;
   services_.lent.current_snapshot = &services_.snapshot;
+  services_.lent.metrics = &services_.metrics;
 }
 
 worker::~worker() {
@@ -248,6 +252,10 @@ void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool rech
       }
     }
   });
+}
+
+void worker::read_metrics(std::function<void(const worker_metrics&)> reader) {
+  net::post(ioc_, [this, reader = std::move(reader)] { reader(services_.metrics); });
 }
 
 void worker::join() {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "config/password.hpp"
 #include "proxy/core/asio.hpp"
 #include "proxy/core/context.hpp"
+#include "proxy/observe/metrics.hpp"
 #include "proxy/observe/tls_failures.hpp"
 #include "proxy/relay/relay_pools.hpp"
 #include "proxy/runtime/source_limiter.hpp"
@@ -30,6 +32,7 @@ struct worker_services {
   std::shared_ptr<const runtime_snapshot> snapshot;      ///< the current one; sessions copy it at start
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
   source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
+  worker_metrics metrics;                                ///< this worker's counters, summed at a scrape
   session_services lent;                                 ///< points into this object and into the server
 };
 
@@ -70,6 +73,11 @@ class worker {
   /// Last resort after the grace period: stop the event loop even if something still waits.
   void stop_loop() { ioc_.stop(); }
   bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  /// Thread-safe: calls `reader` on the worker's thread with its counters (it must copy what it
+  /// keeps). Never called once the event loop has stopped: read final_metrics() then.
+  void read_metrics(std::function<void(const worker_metrics&)> reader);
+  /// The counters of a worker whose thread has finished(); nothing touches them any more.
+  const worker_metrics& final_metrics() const noexcept { return services_.metrics; }
   void join();
 
  private:

@@ -20,6 +20,7 @@
 #include "proxy/inbound/udp_associate.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/observe/log.hpp"
+#include "proxy/observe/metrics.hpp"
 #include "proxy/outbound/backend_kind.hpp"
 #include "proxy/outbound/dial_plan.hpp"
 #include "proxy/relay/relay_pools.hpp"
@@ -174,6 +175,7 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   }
   client.close();
   upstream.close();
+  if (ctx.services->metrics != nullptr) ctx.services->metrics->session_ended(rec);
   if (ctx.snapshot->cfg.log.access_json) {
     write_access_line(rec);
   }

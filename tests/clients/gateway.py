@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Shared helpers for the `clients` tests: run the real edgerelay binary with a temporary config,
 read back the ports it bound (port 0), collect its stdout (access log) and stderr (operator log),
-stop it with bounded waits; local HTTP and echo servers on loopback; a tiny SOCKS5 client; curl.
+stop it with bounded waits; local HTTP, echo and connection-counting servers on loopback; a tiny
+SOCKS5 client and raw request bytes for hostile ones; curl.
 
 Standard library only. Every wait is bounded in time; every child process is killed on the way out.
 """
@@ -238,10 +239,15 @@ class Gateway:
         self.finish_readers()
         return status
 
-    def stop_ok(self, timeout=10, what=""):
-        """stop(), then fails the test unless edgerelay exited with status 0 (`what` prefixes the message)."""
+    def stop_ok(self, timeout=10, what="", check_log=False):
+        """stop(), then fails the test unless edgerelay exited with status 0 (`what` prefixes the
+        message). With check_log every access-log line is then checked (check_access_record): the
+        lines of sessions the shutdown ended are written only now."""
         status = self.stop(timeout=timeout)
         check(status == 0, "%sedgerelay exit status %r after SIGTERM, expected 0" % (what, status))
+        if check_log:
+            for rec in self.access_records():
+                check_access_record(rec)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -441,6 +447,54 @@ class EchoServer(ServerThread):
         super().__init__(_TCPServer((host, 0), _EchoHandler))
 
 
+class CountingService:
+    """A TCP service on raw sockets that counts the connections it accepts: the target a bypass
+    would reach, so a test checks `accepted` stays 0. keep=True holds each connection open unread
+    (a target that neither reads nor closes), keep=False closes it at once. serve(conn, peer), if
+    given, takes each connection instead, on the accept thread (start a thread for a slow one);
+    held connections, served ones too, are closed by close(). Binds host:port (port 0: the OS
+    picks; host "0.0.0.0": also reached by a client that dials the unspecified address)."""
+
+    def __init__(self, host="127.0.0.1", port=0, keep=False, serve=None, backlog=64):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
+        self.sock.listen(backlog)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.keep = keep
+        self.serve = serve
+        self.accepted = 0
+        self.held = []
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.serve is None and not self.keep:
+                c.close()
+                continue
+            with self._lock:
+                self.held.append(c)
+            if self.serve is not None:
+                self.serve(c, peer)
+
+    def close(self):
+        self.sock.close()
+        with self._lock:
+            for c in self.held:
+                c.close()
+
+
 # -- clients ----------------------------------------------------------------------------------
 
 class SocksError(Exception):
@@ -508,6 +562,39 @@ def socks5_handshake(s, host, port, user=None, password=None):
         raise SocksError("SOCKS5 reply 0x%02x" % rep, code=rep)
 
 
+def exchange(port, data, want, timeout=5, host="127.0.0.1"):
+    """Sends `data` to the gateway in one go, returns the first `want` bytes of the answer (fewer
+    on close): the exact bytes a hostile client gets, without a client library's checks between."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        got = b""
+        while len(got) < want:
+            chunk = s.recv(want - len(got))
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def socks5_request(atyp, addr, port):
+    """The no-auth greeting and a CONNECT to `addr` (raw bytes of address type `atyp`) in one
+    send: the request reaches the gateway exactly as written, however malformed."""
+    return b"\x05\x01\x00" + b"\x05\x01\x00" + bytes([atyp]) + addr + struct.pack(">H", port)
+
+
+def socks5_domain(name, port):
+    """socks5_request for the domain `name` (bytes, sent as they are: a NUL or a space too)."""
+    return socks5_request(3, bytes([len(name)]) + name, port)
+
+
+def socks5_rep(port, request):
+    """Sends a socks5_request to the gateway, returns the REP byte of its reply (None when it
+    closed before one), after checking it chose no-auth."""
+    got = exchange(port, request, 4)
+    check(got[:2] == b"\x05\x00", "SOCKS5 method selection answered %r" % got)
+    return got[3] if len(got) >= 4 else None
+
+
 def curl(args, timeout=30):
     """Runs curl with -sS and --max-time 20 (and a process timeout); returns CompletedProcess."""
     cmd = ["curl", "-sS", "--max-time", "20", "--connect-timeout", "10"] + list(args)
@@ -550,6 +637,25 @@ def cpu_seconds(pid):
     # fields[0] is state (field 3); utime is field 14, stime field 15.
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def vm_rss_kib(pid):
+    """The resident memory of a process (VmRSS in /proc/PID/status), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise TestFailure("no VmRSS in /proc/%d/status" % pid)
+
+
+def run_parts(binary, workdir, parts, *shared):
+    """Runs each part(binary, folder, *shared) in a folder of its own below workdir, so one part's
+    config and files never meet the next's; logs each part's name first so a failure names it."""
+    for part in parts:
+        log("==== %s" % part.__name__)
+        folder = os.path.join(workdir, part.__name__)
+        os.makedirs(folder)
+        part(binary, folder, *shared)
 
 
 def main(test_function):

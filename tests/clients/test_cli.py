@@ -39,22 +39,12 @@ rules:
 rules: []
 """
 
-EMPTY_USERS = """listeners:
+# A rule whose `users`, `from` or `to` (the %s) is an empty list: it reads as "nothing" yet would
+# match everything, so it is refused at the list's line and column (the same for all three).
+EMPTY_LIST = """listeners:
   - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
 rules:
-  - {name: all, action: allow, users: []}
-"""
-
-EMPTY_FROM = """listeners:
-  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
-rules:
-  - {name: all, action: allow, from: []}
-"""
-
-EMPTY_TO = """listeners:
-  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}
-rules:
-  - {name: all, action: allow, to: []}
+  - {name: all, action: allow, %s: []}
 """
 
 LONG_HEALTH_INTERVAL = """listeners:
@@ -129,9 +119,9 @@ def test(binary, workdir):
         check(r.stdout == "", "edgerelay printed on stdout with a bad config: %r" % r.stdout)
 
     for name, text, line, col, words in (("second-document.yaml", SECOND_DOCUMENT, 5, 1, ["second YAML document"]),
-                                         ("empty-users.yaml", EMPTY_USERS, 4, 39, ["empty list", "users"]),
-                                         ("empty-from.yaml", EMPTY_FROM, 4, 38, ["empty list", "from"]),
-                                         ("empty-to.yaml", EMPTY_TO, 4, 36, ["empty list", "to"]),
+                                         ("empty-users.yaml", EMPTY_LIST % "users", 4, 39, ["empty list", "users"]),
+                                         ("empty-from.yaml", EMPTY_LIST % "from", 4, 38, ["empty list", "from"]),
+                                         ("empty-to.yaml", EMPTY_LIST % "to", 4, 36, ["empty list", "to"]),
                                          ("long-health-interval.yaml", LONG_HEALTH_INTERVAL, 4, 74,
                                           ["1441m", "at most"]),
                                          ("long-duration.yaml", LONG_DURATION, 5, 24, ["1441m", "at most"])):

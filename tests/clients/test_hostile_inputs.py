@@ -29,45 +29,6 @@ from gateway import check
 OPERATOR_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warn|error) [a-z0-9_-]+: ")
 
 
-class CountingService:
-    """A loopback TCP service that counts the connections it accepts (the origin a bypass would reach)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            c.close()
-
-    def close(self):
-        self.sock.close()
-
-
-def exchange(port, data, want, timeout=5):
-    """Sends `data` to the gateway, returns the first `want` bytes of the answer (fewer on close)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        got = b""
-        while len(got) < want:
-            chunk = s.recv(want - len(got))
-            if not chunk:
-                break
-            got += chunk
-        return got
-
-
 def name_of_length(total, suffix):
     """A host name of exactly `total` bytes ending in `suffix`, its other labels 63 bytes or shorter."""
     prefix_len = total - len(suffix) - 1
@@ -111,10 +72,6 @@ def socks4a(name, port, user_id=b""):
     return b"\x04\x01" + struct.pack(">H", port) + b"\x00\x00\x00\x01" + user_id + b"\x00" + name + b"\x00"
 
 
-def socks5_domain(name, port):
-    return b"\x05\x01\x00" + b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port)
-
-
 def connect_request(authority):
     return b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
 
@@ -124,7 +81,7 @@ def forward_get(host_port):
 
 
 def names_at_the_door(binary, workdir):
-    svc = CountingService()
+    svc = gw.CountingService()
     g = gw.Gateway(binary, NAMES_CONFIG % {"svc": svc.port}, workdir)
     with gw.running(g, svc):
         g.start()
@@ -132,14 +89,14 @@ def names_at_the_door(binary, workdir):
 
         def one(what, request, want, expect_reply, expect_result):
             before = len(g.stdout_lines())
-            got = exchange(port, request, want)
+            got = gw.exchange(port, request, want)
             check(expect_reply(got), "%s was answered %r" % (what, got))
             rec = g.one_new_record(before, what, settle=0.05)
             check(rec["result"] == expect_result, "%s logged %r, expected result %r" % (what, rec, expect_result))
             return rec
 
         socks4_refused = lambda got: got == b"\x00\x5b" + bytes(6)
-        socks5_rep = lambda rep: (lambda got: len(got) == 4 and got[:3] == b"\x05\x00\x05" and got[3] == rep)
+        socks5_rep_is = lambda rep: (lambda got: len(got) == 4 and got[:3] == b"\x05\x00\x05" and got[3] == rep)
         http_status = lambda code: (lambda got: got.startswith(b"HTTP/1.1 %d " % code))
 
         # A NUL inside a name: getaddrinfo would read `localhost`, and the corp rule would let the
@@ -147,7 +104,7 @@ def names_at_the_door(binary, workdir):
         # `localhost` (a loopback address, denied); the rest is the client's first data.
         nul = b"localhost\x00.corp.example"
         one("SOCKS4a localhost\\0.corp.example", socks4a(nul, svc.port), 8, socks4_refused, "denied")
-        one("SOCKS5 localhost\\0.corp.example", socks5_domain(nul, svc.port), 4, socks5_rep(0x04), "malformed")
+        one("SOCKS5 localhost\\0.corp.example", gw.socks5_domain(nul, svc.port), 4, socks5_rep_is(0x04), "malformed")
         one("CONNECT localhost\\0.corp.example", connect_request(nul + b":%d" % svc.port), 16, http_status(400),
             "malformed")
         one("forward GET localhost\\0.corp.example", forward_get(nul + b":%d" % svc.port), 16, http_status(400),
@@ -160,7 +117,7 @@ def names_at_the_door(binary, workdir):
         for name in BAD_NAMES:
             one("SOCKS4a %r" % name, socks4a(name, 80), 8, socks4_refused, "malformed")
             if len(name) <= 255:
-                one("SOCKS5 %r" % name, socks5_domain(name, 80), 4, socks5_rep(0x04), "malformed")
+                one("SOCKS5 %r" % name, gw.socks5_domain(name, 80), 4, socks5_rep_is(0x04), "malformed")
             one("CONNECT %r" % name, connect_request(name + b":80"), 16, http_status(400), "malformed")
             one("forward GET %r" % name, forward_get(name + b":80"), 16, http_status(400), "malformed")
         # A forward-proxy URL with a space or a percent-encoded NUL in its host is no host name.
@@ -170,7 +127,7 @@ def names_at_the_door(binary, workdir):
         # The boundary: the same shapes one byte within the limits are names, and the rules decide them.
         for name in GOOD_NAMES:
             one("SOCKS4a %r" % name, socks4a(name, 80), 8, socks4_refused, "denied")
-            one("SOCKS5 %r" % name, socks5_domain(name, 80), 4, socks5_rep(0x02), "denied")
+            one("SOCKS5 %r" % name, gw.socks5_domain(name, 80), 4, socks5_rep_is(0x02), "denied")
             one("CONNECT %r" % name, connect_request(name + b":80"), 16, http_status(403), "denied")
             one("forward GET %r" % name, forward_get(name + b":80"), 16, http_status(403), "denied")
 
@@ -241,7 +198,7 @@ def client_strings_in_the_logs(binary, workdir):
         # A SOCKS4 USERID: logged as claimed_user.
         before = len(g.stdout_lines())
         req = b"\x04\x01" + struct.pack(">H", echo.port) + bytes([127, 0, 0, 1]) + FORGED_BYTES + b"\x00"
-        got = exchange(g.port("test"), req, 8)
+        got = gw.exchange(g.port("test"), req, 8)
         check(got[:2] == b"\x00\x5a", "SOCKS4 with a forged USERID was answered %r" % got)
         check_escaped_line(g, before, "SOCKS4 USERID", "claimed_user", FORGED)
 
@@ -259,8 +216,8 @@ def client_strings_in_the_logs(binary, workdir):
         # not logged); a Basic user with CSI, a quote and a backslash stays inside its JSON string.
         def basic_connect(user):
             creds = base64.b64encode(user.encode("utf-8") + b":wrong")
-            got = exchange(g.port("login"), b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                           b"Proxy-Authorization: Basic %s\r\n\r\n" % (echo.port, echo.port, creds), 12)
+            got = gw.exchange(g.port("login"), b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                              b"Proxy-Authorization: Basic %s\r\n\r\n" % (echo.port, echo.port, creds), 12)
             check(got == b"HTTP/1.1 407", "CONNECT with the Basic user %r was answered %r" % (user, got))
 
         before = len(g.stdout_lines())
@@ -430,11 +387,7 @@ def discovery_datagrams(binary, workdir):
 
 
 def test(binary, workdir):
-    for part in (names_at_the_door, client_strings_in_the_logs, discovery_datagrams):
-        gw.log("==== %s" % part.__name__)
-        sub = os.path.join(workdir, part.__name__)
-        os.makedirs(sub)
-        part(binary, sub)
+    gw.run_parts(binary, workdir, (names_at_the_door, client_strings_in_the_logs, discovery_datagrams))
 
 
 if __name__ == "__main__":

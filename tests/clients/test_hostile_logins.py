@@ -191,11 +191,7 @@ def checks_off_the_worker(binary, workdir):
 
 
 def test(binary, workdir):
-    for part in (iteration_bound, unknown_user_timing, checks_off_the_worker):
-        gw.log("==== %s" % part.__name__)
-        sub = os.path.join(workdir, part.__name__)
-        os.makedirs(sub)
-        part(binary, sub)
+    gw.run_parts(binary, workdir, (iteration_bound, unknown_user_timing, checks_off_the_worker))
 
 
 if __name__ == "__main__":

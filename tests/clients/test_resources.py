@@ -25,7 +25,6 @@ import selectors
 import socket
 import ssl
 import sys
-import threading
 import time
 
 import gateway as gw
@@ -61,14 +60,6 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise gw.TestFailure("no VmRSS in /proc/%d/status" % pid)
-
-
 def wait_fds_back(g, baseline, what, timeout=10):
     """The gateway's descriptors are back at (or below: a relay pipe that still held bytes is
     closed, not pooled) their baseline."""
@@ -101,25 +92,16 @@ def warm_up(g, echo, count=16):
 
 
 class Flooder:
-    """A loopback target that accepts one connection and writes FLOOD_BYTES into it as fast as it
-    can, counting what the kernel took; records how its writing ended."""
+    """A loopback target that writes FLOOD_BYTES into the connection it accepts as fast as it can,
+    counting what the kernel took; records how its writing ended."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
         self.sent = 0
         self.ended = None  # "all" or the exception that stopped the writes
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.service = gw.CountingService(serve=self._flood, backlog=4)
+        self.port = self.service.port
 
-    def _run(self):
-        try:
-            c, _ = self.sock.accept()
-        except OSError as e:
-            self.ended = e
-            return
+    def _flood(self, c, _peer):
         chunk = b"\xa5" * gw.MIB
         try:
             c.settimeout(60)  # a bound, not a test condition: the test ends the tunnel long before
@@ -132,33 +114,7 @@ class Flooder:
             c.close()
 
     def close(self):
-        self.sock.close()
-
-
-class Sink:
-    """A loopback target that accepts connections and never reads from them (nor closes them)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.held = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(c)
-
-    def close(self):
-        self.sock.close()
-        for c in self.held:
-            c.close()
+        self.service.close()
 
 
 def steady(read, settle=1.0, timeout=15.0):
@@ -180,7 +136,7 @@ def rss_growth_while(g, baseline_kib, seconds=1.0):
     """The largest VmRSS over baseline in a few samples across `seconds`."""
     worst = 0
     for _ in range(5):
-        worst = max(worst, vm_rss_kib(g.pid) - baseline_kib)
+        worst = max(worst, gw.vm_rss_kib(g.pid) - baseline_kib)
         time.sleep(seconds / 5)
     return worst
 
@@ -316,7 +272,7 @@ def case_flood(binary, workdir, tls=False):
                 s.close()
         time.sleep(0.3)
         baseline_fds = fd_count(g.pid)
-        baseline_rss = vm_rss_kib(g.pid)
+        baseline_rss = gw.vm_rss_kib(g.pid)
         before = len(g.stdout_lines())
 
         client = connect()
@@ -347,14 +303,14 @@ def case_flood(binary, workdir, tls=False):
 def case_stuck_target(binary, workdir):
     raise_nofile()
     echo = gw.EchoServer()
-    sink = Sink()
+    sink = gw.CountingService(keep=True)  # a target that never reads from its connections
     g = gw.Gateway(binary, config(), workdir)
     with gw.running(g, echo, sink):
         g.start()
         warm_up(g, echo)
         time.sleep(0.3)
         baseline_fds = fd_count(g.pid)
-        baseline_rss = vm_rss_kib(g.pid)
+        baseline_rss = gw.vm_rss_kib(g.pid)
 
         # (a) A little data, then the client's FIN: both reach the target's socket, so the gateway
         # sees the half-close and fin_timeout applies.

@@ -7,7 +7,7 @@ A. grace 10s: a SOCKS5 tunnel to an echo server is open; after SIGTERM new conne
    before the grace period ends.
 B. grace 1s: the tunnel stays open; the gateway closes it after about 1 s and exits 0."""
 
-import errno
+import contextlib
 import signal
 import socket
 import time
@@ -157,12 +157,8 @@ def case_grace_expires(binary, workdir, echo):
 
 
 def test(binary, workdir):
-    echo = gw.EchoServer()
-    try:
-        case_drain(binary, workdir, echo)
-        case_grace_expires(binary, workdir, echo)
-    finally:
-        echo.close()
+    with contextlib.closing(gw.EchoServer()) as echo:
+        gw.run_parts(binary, workdir, (case_drain, case_grace_expires), echo)
 
 
 if __name__ == "__main__":

@@ -119,11 +119,7 @@ def tls_config(pki, limits):
 
 
 def vm_rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise gw.TestFailure("no VmRSS for pid %d" % pid)
+    return gw.vm_rss_kib(pid) / 1024.0
 
 
 def check_slots(binary, workdir, pki, echo, hello):

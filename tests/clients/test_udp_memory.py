@@ -17,14 +17,6 @@ import udp_assoc
 from gateway import check
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise gw.TestFailure("no VmRSS for pid %d" % pid)
-
-
 def relay_once(assoc, service, payload):
     assoc.send(udp_assoc.header_v4(service.host, service.port), payload)
     got = assoc.receive(5)
@@ -47,14 +39,14 @@ def measure(binary, workdir, count, max_kib):
                 a.close()
             check(gw.wait_until(lambda: len(g.stdout_lines()) >= 16, 10), "warm-up associations did not end")
             time.sleep(0.5)
-            before = rss_kib(g.pid)
+            before = gw.vm_rss_kib(g.pid)
             started = time.monotonic()
             for i in range(count):
                 a = udp_assoc.Association(g.address())
                 held.append(a)
                 relay_once(a, service, b"datagram %d" % i)
             time.sleep(1.0)
-            after = rss_kib(g.pid)
+            after = gw.vm_rss_kib(g.pid)
             per = (after - before) / count
             gw.log("%d idle associations, each relayed one datagram (opened in %.1f s): RSS %d KiB -> %d KiB, "
                    "%.1f KiB per association" % (count, time.monotonic() - started, before, after, per))
