@@ -249,6 +249,40 @@ TEST(ConfigErrors, SecondYamlDocumentIsAnError) {
   EXPECT_EQ(diagnostics_of("---\n" + std::string(minimal)), lines{});
 }
 
+TEST(ConfigLoad, AliasesReadAsTheNodeTheirAnchorNames) {
+  // An alias is the anchored node itself: its values, and its positions in diagnostics (the same
+  // lines and columns as yaml-cpp's YAML::Load gave).
+  const std::string yaml =
+      "listeners: [{name: edge, bind: \"127.0.0.1:0\", protocols: [http]}]\n"
+      "rules:\n"
+      "  - &office {name: office, action: allow, from: &nets [10.1.0.0/16, \"2001:db8::/32\"]}\n"
+      "  - {name: lab, action: deny, from: *nets, to: [&host lab.example]}\n"
+      "  - {name: again, action: allow, to: [*host, \"bad:port:x\"]}\n";
+  const load_result r = load_config_text(yaml, "test.yaml");
+  ASSERT_EQ(r.diagnostics.size(), 1U);
+  EXPECT_EQ(to_string(r.diagnostics[0]).substr(0, 16), "test.yaml:5:46: ");
+  const load_result ok = load_config_text(
+      "listeners: [{name: edge, bind: \"127.0.0.1:0\", protocols: [http]}]\n"
+      "rules:\n"
+      "  - {name: office, action: allow, from: &nets [10.1.0.0/16, \"2001:db8::/32\"]}\n"
+      "  - {name: lab, action: deny, from: *nets, to: [&host lab.example]}\n"
+      "  - {name: again, action: allow, to: [*host]}\n",
+      "test.yaml");
+  ASSERT_TRUE(ok.value.has_value());
+  EXPECT_EQ(ok.value->rules[1].from, (std::vector<std::string>{"10.1.0.0/16", "2001:db8::/32"}));
+  EXPECT_EQ(ok.value->rules[2].to, std::vector<std::string>{"lab.example"});
+  // The anchored rule twice is the same name twice, reported at the anchor's position.
+  EXPECT_EQ(diagnostics_of("listeners: [{name: edge, bind: \"127.0.0.1:0\", protocols: [http]}]\n"
+                           "rules:\n"
+                           "  - &r {name: one, action: allow, users: [nobody]}\n"
+                           "  - *r\n"),
+            (lines{"test.yaml:3:15: duplicate rule name 'one' (first defined at 3:15)",
+                   "test.yaml:3:43: unknown user 'nobody' in users of rule 'one' (no users are defined); certificate "
+                   "identities can be named when a listener has tls client_ca",
+                   "test.yaml:3:43: unknown user 'nobody' in users of rule 'one' (no users are defined); certificate "
+                   "identities can be named when a listener has tls client_ca"}));
+}
+
 TEST(ConfigErrors, EmptyListsInRulesAreErrors) {
   // An empty list used to be read as "left out", which matches anything: the opposite of what it says.
   EXPECT_EQ(diagnostics_of("listeners:\n"
