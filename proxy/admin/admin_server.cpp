@@ -13,29 +13,10 @@
 #include "proxy/observe/log.hpp"
 #include "tunnel/basic_auth.hpp"
 #include "tunnel/http_connect_codec.hpp"
+#include "proxy/core/endpoint.hpp"
 
 namespace edgerelay::proxy::admin {
 namespace {
-
-config::ip_address to_ip(const net::ip::address& a) noexcept {
-  config::ip_address out;
-  if (a.is_v4()) {
-    const auto b = a.to_v4().to_bytes();
-    std::copy(b.begin(), b.end(), out.bytes.begin());
-    return out;
-  }
-  const auto v6 = a.to_v6();
-  if (v6.is_v4_mapped()) return to_ip(net::ip::make_address_v4(net::ip::v4_mapped, v6));
-  const auto b = v6.to_bytes();
-  out.v6 = true;
-  std::copy(b.begin(), b.end(), out.bytes.begin());
-  return out;
-}
-
-std::string endpoint_text(const tcp::endpoint& ep) {
-  const auto a = ep.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
-}
 
 std::string_view reason(unsigned status) {
   switch (status) {
@@ -84,7 +65,7 @@ access_rules access_rules::from(const config::config& cfg) {
 }
 
 bool access_rules::allows(const net::ip::address& source) const noexcept {
-  const config::ip_address a = to_ip(source);
+  const config::ip_address a = to_config_address(source);
   return std::any_of(allow.begin(), allow.end(), [&a](const config::cidr& c) { return config::contains(c, a); });
 }
 
@@ -101,7 +82,7 @@ tcp::endpoint admin_server::open(const tcp::endpoint& at, access_rules rules) {
   if (ec) {
     error_code ignored;
     acceptor_.close(ignored);
-    throw std::runtime_error(concat("admin: cannot listen on ", endpoint_text(at), ": ", ec.message()));
+    throw std::runtime_error(concat("admin: cannot listen on ", to_string(at), ": ", ec.message()));
   }
   net::co_spawn(control_, accept_loop(), [](const std::exception_ptr& ep) {
     if (!ep) return;

@@ -8,6 +8,7 @@
 
 #include "config/policy.hpp"
 #include "proxy/core/asio.hpp"
+#include "proxy/core/endpoint.hpp"
 #include "proxy/core/context.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/observe/outcome.hpp"
@@ -46,8 +47,6 @@ target backend_target(const config::backend_config& b);
 target from_socks(const socks::target_address& t);
 /// "host:port" or "[v6]:port", for logs.
 std::string to_string(const target& t);
-std::string to_string(const tcp::endpoint& ep);
-config::ip_address to_config_address(const net::ip::address& a) noexcept;
 
 /// Who asks, for the policy.
 struct dial_identity {
