@@ -26,8 +26,16 @@ add_custom_command(OUTPUT ${_changelog_gz}
   COMMAND gzip -n -9 -c ${PROJECT_SOURCE_DIR}/deploy/debian/changelog > ${_changelog_gz}
   DEPENDS ${PROJECT_SOURCE_DIR}/deploy/debian/changelog
   COMMENT "Compressing the Debian changelog")
-add_custom_target(edgerelay_changelog ALL DEPENDS ${_changelog_gz})
+# The manual page, compressed the same way.
+set(_man_gz ${CMAKE_CURRENT_BINARY_DIR}/packaging/edgerelay.1.gz)
+add_custom_command(OUTPUT ${_man_gz}
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/packaging
+  COMMAND gzip -n -9 -c ${PROJECT_SOURCE_DIR}/deploy/debian/edgerelay.1 > ${_man_gz}
+  DEPENDS ${PROJECT_SOURCE_DIR}/deploy/debian/edgerelay.1
+  COMMENT "Compressing the manual page")
+add_custom_target(edgerelay_package_docs ALL DEPENDS ${_changelog_gz} ${_man_gz})
 install(FILES ${_changelog_gz} DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${_man_gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
 # The unit and the default config: their destinations depend on the prefix given at install time
 # (cpack installs with /usr), so they are computed then, not when configuring. The config goes
