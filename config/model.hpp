@@ -66,6 +66,7 @@ struct listener_config {
   std::string fallback = "404";  ///< "404" (default) or a backend name
   std::optional<endpoint_spec> udp_bind;
   source_mark mark;
+  std::uint32_t max_sessions = 0;  ///< sessions at once on this listener; 0: only limits.max_sessions
 };
 
 struct health_check_config {
@@ -169,6 +170,16 @@ struct rule_config {
   source_mark mark;
 };
 
+/// `user`, `group` and `allow_root` (docs/operations-systemd.md): whom the process runs as once
+/// its listeners are bound.
+struct run_as_config {
+  std::string user;   ///< empty: no drop
+  std::string group;  ///< empty: the user's primary group
+  bool allow_root = false;
+  source_mark user_mark;
+  source_mark group_mark;
+};
+
 struct config {
   std::string source;    ///< file path, or "<built-in>"
   unsigned workers = 0;  ///< 0: one per core
@@ -181,6 +192,7 @@ struct config {
   log_config log;
   admin_config admin;
   reload_config reload;
+  run_as_config run_as;
 };
 
 }  // namespace edgerelay::config
