@@ -426,10 +426,9 @@ void reader::read_run_as(const std::string& key, const yaml_node& v, const sourc
   }
   auto s = scalar(v, where, key, key == "user" ? "an account name like edgerelay" : "a group name like edgerelay");
   if (!s) return;
-  const bool ok = !s->empty() && s->size() <= 32 && s->front() != '-' &&
-                  std::all_of(s->begin(), s->end(), [](char c) {
-                    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
-                  });
+  const bool ok = !s->empty() && s->size() <= 32 && s->front() != '-' && std::all_of(s->begin(), s->end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+  });
   if (!ok) {
     error(where, "bad " + key + " name '" + *s + "' (expected letters, digits, '_', '-' or '.', at most 32)");
     return;
@@ -539,8 +538,8 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
   bool has_fallback = false;
   const bool ok = for_each_key(
       n, where, "listener",
-      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback",
-       "udp_bind", "max_sessions"},
+      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind",
+       "max_sessions"},
       [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;

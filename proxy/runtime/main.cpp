@@ -143,9 +143,9 @@ void raise_descriptor_limit() {
 /// security update may have changed since the build.
 std::string version_text() {
   return proxy::concat("edgerelay ", EDGERELAY_VERSION, "\n", "git revision: ", EDGERELAY_GIT_REVISION, "\n",
-                "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n", "Boost: ", BOOST_VERSION / 100000, ".",
-                BOOST_VERSION / 100 % 1000, ".", BOOST_VERSION % 100, "\n", "build type: ", EDGERELAY_BUILD_TYPE,
-                "\n");
+                       "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n", "Boost: ", BOOST_VERSION / 100000, ".",
+                       BOOST_VERSION / 100 % 1000, ".", BOOST_VERSION % 100, "\n", "build type: ", EDGERELAY_BUILD_TYPE,
+                       "\n");
 }
 
 int run(const arguments& a) {

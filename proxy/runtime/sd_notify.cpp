@@ -32,8 +32,7 @@ std::optional<notify_address> parse_notify_socket(std::string_view value, std::s
     return std::nullopt;
   }
   if (out.path.size() > sizeof(sockaddr_un::sun_path) - 1) {
-    why = concat("'", value, "' is longer than a unix socket address (", sizeof(sockaddr_un::sun_path) - 1,
-                 " bytes)");
+    why = concat("'", value, "' is longer than a unix socket address (", sizeof(sockaddr_un::sun_path) - 1, " bytes)");
     return std::nullopt;
   }
   return out;
@@ -88,8 +87,8 @@ sd_notifier sd_notifier::from_environment() {
   std::string why;
   auto to = parse_notify_socket(socket_var, why);
   if (!to) throw std::runtime_error("NOTIFY_SOCKET: " + why);
-  auto watchdog = watchdog_interval(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"),
-                                    static_cast<long>(::getpid()), why);
+  auto watchdog =
+      watchdog_interval(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), static_cast<long>(::getpid()), why);
   if (!why.empty()) throw std::runtime_error(why);
   return sd_notifier(std::move(*to), watchdog);
 }

@@ -176,9 +176,9 @@ class server final : public admin::status_source {
   bool shutting_down_ = false;
   bool force_close_ = false;
   bool started_ = false;
-  std::optional<tick_rounds> rounds_;       ///< with a watchdog; control thread only
+  std::optional<tick_rounds> rounds_;  ///< with a watchdog; control thread only
   std::optional<net::steady_timer> watchdog_timer_;
-  bool watchdog_stalled_ = false;           ///< the last period found a worker that had not answered
+  bool watchdog_stalled_ = false;  ///< the last period found a worker that had not answered
   admin::reload_history reloads_;  ///< control thread only
   // Last, so destroyed first: its connections wait on the verifier and read the workers.
   std::unique_ptr<admin::admin_server> admin_;

@@ -38,14 +38,10 @@ std::vector<std::string> split_names(std::string_view s) {
 
 std::string family_name(int family) {
   switch (family) {
-    case AF_INET:
-      return "IPv4";
-    case AF_INET6:
-      return "IPv6";
-    case AF_UNIX:
-      return "unix";
-    default:
-      return concat("family ", family);
+    case AF_INET: return "IPv4";
+    case AF_INET6: return "IPv6";
+    case AF_UNIX: return "unix";
+    default: return concat("family ", family);
   }
 }
 

@@ -144,18 +144,18 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
     }
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
     services.metrics.session_started(listener->name);
-    net::co_spawn(acceptor.get_executor(),
-                  run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
-                  session_done{services.active_sessions, services.per_source, source, services.per_listener,
-                               listener->name});
+    net::co_spawn(
+        acceptor.get_executor(),
+        run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
+        session_done{services.active_sessions, services.per_source, source, services.per_listener, listener->name});
   }
 }
 
 }  // namespace
 
 worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
-               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source,
-               listener_sessions& per_listener, session_services shared)
+               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, listener_sessions& per_listener,
+               session_services shared)
     : index_(index) {
   services_.per_listener = &per_listener;
   services_.snapshot = std::move(snapshot);
@@ -224,7 +224,8 @@ tcp::endpoint worker::adopt_listener(const std::string& listener, int fd) {
   slot->acceptor.set_option(net::socket_base::keep_alive(true), ec);
   const tcp::endpoint bound = slot->acceptor.local_endpoint(ec);
   if (ec) {
-    throw std::runtime_error(concat("listener '", listener, "': cannot read the address of fd ", fd, ": ", ec.message()));
+    throw std::runtime_error(
+        concat("listener '", listener, "': cannot read the address of fd ", fd, ": ", ec.message()));
   }
   opened_.push_back(std::move(slot));
   return bound;
