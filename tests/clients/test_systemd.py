@@ -13,6 +13,8 @@
   listener has, a socket of the wrong family and one not listening are refused, naming the fd;
 - privileges: as root, `user: nobody` drops to uid/gid 65534 (/proc/PID/status) after binding, sessions
   and a reload still work; without `user` or `allow_root: true` edgerelay refuses to run as root;
+  after the drop a reload fails while the TLS key is root's alone (TLS still served) and succeeds
+  once the key is readable by the account's group;
 - max_sessions: a listener's own max_sessions and limits.max_sessions refuse connections beyond
   them at accept (closed with no reply to the handshake), counted in
   edgerelay_limit_rejections_total{limit="max_sessions"} and logged once per second.
@@ -390,6 +392,55 @@ def privileges(binary, workdir):
         g.stop_ok()
 
 
+def tls_handshake(address):
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(address, timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.version()
+
+
+def keys_after_the_drop(binary, workdir):
+    """The rule docs/operations-systemd.md gives: keys are read as root at start; a reload after
+    the drop reads them as the new account, so a key only root can read fails the reload (the
+    running config and TLS contexts stay) until the account may read it."""
+    check(os.geteuid() == 0, "the privilege test needs root (CI runs as root)")
+    os.chmod(workdir, 0o755)
+    os.chmod(os.path.dirname(workdir), 0o755)
+    cert, key = os.path.join(workdir, "gw.pem"), os.path.join(workdir, "gw.key")
+    r = gw.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", key, "-out", cert, "-subj", "/CN=localhost", "-days", "2"], timeout=30)
+    check(r.returncode == 0, "openssl req failed: " + r.stderr)
+    os.chown(key, 0, 0)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    tls = ", tls: {cert: %s, key: %s}" % (cert, key)
+    g = gw.Gateway(binary, config_text(listener_extra=tls, tail="user: nobody\n"), workdir)
+    with gw.running(g):
+        g.start()
+        check(proc_ids(g.pid, "Uid") == ["65534"] * 4, "not dropped")
+        check(tls_handshake(g.address()) is not None, "no TLS after the drop")
+        mark = len(g.stderr_lines())
+        g.write_config(config_text(listener_extra=tls, tail="user: nobody\n",
+                                   extra_rules=['{name: extra, action: deny, to: ["10.0.0.0/8"]}']))
+        line = g.wait_stderr(r"reload: failed; keeping generation 1", timeout=10, start=mark)
+        check(line is not None, "a reload that cannot read the key did not fail:\n" + g.stderr_text())
+        named = [x for x in g.stderr_lines()[mark:] if key in x]
+        check(named, "the failed reload does not name the key file:\n" + "\n".join(g.stderr_lines()[mark:]))
+        log("reload as nobody, key 0600 root:", named[0])
+        check(tls_handshake(g.address()) is not None, "the running TLS context was lost")
+        os.chown(key, 0, 65534)
+        os.chmod(key, 0o640)  # root:nogroup 0640, as docs/operations-systemd.md says
+        mark = len(g.stderr_lines())
+        g.signal(signal.SIGHUP)
+        check(g.wait_stderr(r"reload: ok: generation 2", timeout=10, start=mark) is not None,
+              "a key readable by the group did not reload:\n" + g.stderr_text())
+        check(tls_handshake(g.address()) is not None, "no TLS after the reload")
+        g.stop_ok()
+
+
 def metric(admin, name):
     with urllib.request.urlopen("http://%s:%d/metrics" % admin, timeout=5) as resp:
         text = resp.read().decode()
@@ -465,7 +516,7 @@ def main(binary, workdir):
     gw.run_parts(binary, workdir, PARTS)
 
 
-PARTS = [notify_sequence, watchdog, socket_activation, privileges, max_sessions]
+PARTS = [notify_sequence, watchdog, socket_activation, privileges, keys_after_the_drop, max_sessions]
 
 if __name__ == "__main__":
     if len(sys.argv) > 2:
