@@ -169,20 +169,22 @@ def watchdog(binary, workdir):
         t0 = time.monotonic()
         time.sleep(2.0)
         n = len(pings_between(manager, t0, time.monotonic()))
-        # Every 200 ms: about 10 in 2 s.
-        check(7 <= n <= 12, "expected about 10 WATCHDOG=1 in 2 s at a 400 ms WatchdogSec, got %d" % n)
+        # Every 200 ms: about 10 in 2 s (fewer on a loaded machine, never many more).
+        check(5 <= n <= 12, "expected about 10 WATCHDOG=1 in 2 s at a 400 ms WatchdogSec, got %d" % n)
         os.kill(g.pid, signal.SIGSTOP)
         try:
-            stopped_at = time.monotonic()
+            # A ping sent just before the stop may still be read meanwhile: count from a moment on.
+            time.sleep(0.3)
+            settled = len(manager.timed("WATCHDOG=1"))
             time.sleep(1.5)
-            frozen = pings_between(manager, stopped_at + 0.05, time.monotonic())
+            frozen = len(manager.timed("WATCHDOG=1")) - settled
         finally:
             os.kill(g.pid, signal.SIGCONT)
-        check(frozen == [], "WATCHDOG=1 arrived while the process was stopped: %r" % frozen)
+        check(frozen == 0, "%d WATCHDOG=1 arrived while the process was stopped" % frozen)
         resumed_at = time.monotonic()
         time.sleep(1.5)
         n = len(pings_between(manager, resumed_at, time.monotonic()))
-        check(n >= 4, "expected the pings to resume after SIGCONT, got %d in 1.5 s" % n)
+        check(n >= 3, "expected the pings to resume after SIGCONT, got %d in 1.5 s" % n)
         # Sessions still work through the frozen-and-thawed process.
         echo = gw.EchoServer()
         try:
