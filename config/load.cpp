@@ -931,7 +931,7 @@ void reader::read_upstream(const yaml_node& n, const source_mark& where, config&
 void reader::read_limits(const yaml_node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
                {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
-                "shutdown_grace", "auth_failures", "tls_handshakes"},
+                "shutdown_grace", "auth_failures", "tls_handshakes", "per_source_rate"},
                [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                  if (k == "auth_failures") {
                    read_auth_failures(v, m, out.auth_failures);
@@ -941,6 +941,8 @@ void reader::read_limits(const yaml_node& n, const source_mark& where, limits_co
                    if (auto x = number(v, m, k, 1, 10'000'000)) {
                      (k == "max_sessions" ? out.max_sessions : out.per_source) = static_cast<std::uint32_t>(*x);
                    }
+                 } else if (k == "per_source_rate") {
+                   if (auto x = number(v, m, k, 1, 1'000'000)) out.per_source_rate = static_cast<std::uint32_t>(*x);
                  } else if (k == "handshake_timeout") {
                    read_duration(v, m, k, out.handshake_timeout, false);
                  } else if (k == "connect_timeout") {

@@ -122,6 +122,7 @@ struct tls_handshakes_config {
 struct limits_config {
   std::uint32_t max_sessions = 20000;
   std::uint32_t per_source = 512;
+  std::uint32_t per_source_rate = 0;  ///< new connections a second from one address; 0: no limit
   duration handshake_timeout{10000};
   duration connect_timeout{10000};
   duration idle_timeout{600000};

@@ -162,7 +162,8 @@ void server::start() {
                                   .verifier = verifier_.get(),
                                   .auth = &auth_,
                                   .tls_handshakes = &tls_handshakes_};
-    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, per_listener_, shared));
+    workers_.push_back(
+        std::make_unique<worker>(i, snapshot_, active_, per_source_, per_listener_, source_rates_, shared));
   }
   const config::config none;
   const listener_plan plan = plan_listeners(none, snapshot_->cfg);

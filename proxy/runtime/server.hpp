@@ -149,6 +149,7 @@ class server final : public admin::status_source {
   std::atomic<std::int64_t> active_{0};
   source_limiter per_source_;
   listener_sessions per_listener_;
+  source_rate source_rates_;
   // Before workers_, so destroyed after them: a handshake's coroutine frame, destroyed with its
   // worker's event loop, gives its slot back then.
   tls_handshake_slots tls_handshakes_;

@@ -121,6 +121,17 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       services.metrics.limit_rejected("max_sessions");
       continue;  // `sock` closes here
     }
+    const config::ip_address source = to_config_address(peer.address());
+    if (!services.source_rates->try_take(source, snapshot->cfg.limits.per_source_rate)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(1)) {
+        last_warning = now;
+        log::warn("listener", name, ": per_source_rate (", snapshot->cfg.limits.per_source_rate, "/s) exceeded by ",
+                  config::to_string(source), "; refusing its new connections");
+      }
+      services.metrics.limit_rejected("per_source_rate");
+      continue;
+    }
     if (!services.per_listener->try_acquire(listener->name, listener->max_sessions)) {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_warning > std::chrono::seconds(1)) {
@@ -130,7 +141,6 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       services.metrics.limit_rejected("max_sessions");
       continue;
     }
-    const config::ip_address source = to_config_address(peer.address());
     if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
       services.per_listener->release(listener->name);
       const auto now = std::chrono::steady_clock::now();
@@ -155,9 +165,10 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
 
 worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
                std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, listener_sessions& per_listener,
-               session_services shared)
+               source_rate& source_rates, session_services shared)
     : index_(index) {
   services_.per_listener = &per_listener;
+  services_.source_rates = &source_rates;
   services_.snapshot = std::move(snapshot);
   services_.active_sessions = &active_sessions;
   services_.per_source = &per_source;

@@ -19,6 +19,7 @@
 #include "proxy/relay/relay_pools.hpp"
 #include "proxy/runtime/listener_sessions.hpp"
 #include "proxy/runtime/source_limiter.hpp"
+#include "proxy/runtime/source_rate.hpp"
 #include "proxy/session/session_registry.hpp"
 #include "sql602/runtime/break_table.hpp"
 
@@ -34,6 +35,7 @@ struct worker_services {
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
   source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
   listener_sessions* per_listener = nullptr;             ///< process-wide, owned by the server
+  source_rate* source_rates = nullptr;                   ///< process-wide, owned by the server
   worker_metrics metrics;                                ///< this worker's counters, summed at a scrape
   session_services lent;                                 ///< points into this object and into the server
 };
@@ -48,7 +50,8 @@ struct acceptor_changes {
 class worker {
  public:
   worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions,
-         source_limiter& per_source, listener_sessions& per_listener, session_services shared);
+         source_limiter& per_source, listener_sessions& per_listener, source_rate& source_rates,
+         session_services shared);
   /// `shared` holds the process-wide services; the worker adds its own (pools, registry, passwords).
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;

@@ -17,7 +17,8 @@
   once the key is readable by the account's group;
 - max_sessions: a listener's own max_sessions and limits.max_sessions refuse connections beyond
   them at accept (closed with no reply to the handshake), counted in
-  edgerelay_limit_rejections_total{limit="max_sessions"} and logged once per second.
+  edgerelay_limit_rejections_total{limit="max_sessions"} and logged once per second;
+  limits.per_source_rate refuses one address's connections beyond its rate, others go on.
 """
 
 import os
@@ -506,6 +507,37 @@ def max_sessions(binary, workdir):
         g.stop_ok()
 
 
+def per_source_rate(binary, workdir):
+    admin_port = free_port()
+    text = ("listeners:\n"
+            '  - {name: test, bind: "127.0.0.1:0", protocols: [socks5]}\n'
+            "rules:\n  - %s\n"
+            "limits: {per_source_rate: 5, shutdown_grace: 1s}\n"
+            'admin: {bind: "127.0.0.1:%d"}\n' % (RULES[0], admin_port))
+    g = gw.Gateway(binary, text, workdir, workers=1)
+    echo = gw.EchoServer()
+    with gw.running(g, echo):
+        g.start()
+        admin = ("127.0.0.1", admin_port)
+        name = 'edgerelay_limit_rejections_total{limit="per_source_rate"}'
+        started = time.monotonic()
+        for i in range(5):
+            echo_through(g.address(), echo, b"burst %d" % i)
+        refused = sum(1 for _ in range(3) if refused_at_accept(g.address()))
+        check(time.monotonic() - started < 0.5, "the burst took too long to test a rate of 5/s")
+        check(refused == 3, "expected 3 of 3 connections beyond 5 in a second refused, got %d" % refused)
+        check(gw.wait_until(lambda: metric(admin, name) == 3, 5), "rejections counted: %d" % metric(admin, name))
+        check(g.wait_stderr(r"per_source_rate \(5/s\) exceeded by 127\.0\.0\.1; refusing", timeout=2),
+              "no warning naming the source")
+        # Another address is not held back by 127.0.0.1's rate.
+        with socket.create_connection(g.address(), timeout=5, source_address=("127.0.0.2", 0)) as s:
+            gw.socks5_handshake(s, echo.host, echo.port)
+        # A second later 127.0.0.1 has a second's worth again.
+        time.sleep(1.1)
+        echo_through(g.address(), echo, b"after a second")
+        g.stop_ok()
+
+
 def _try_echo(address, echo):
     try:
         echo_through(address, echo)
@@ -518,7 +550,7 @@ def main(binary, workdir):
     gw.run_parts(binary, workdir, PARTS)
 
 
-PARTS = [notify_sequence, watchdog, socket_activation, privileges, keys_after_the_drop, max_sessions]
+PARTS = [notify_sequence, watchdog, socket_activation, privileges, keys_after_the_drop, max_sessions, per_source_rate]
 
 if __name__ == "__main__":
     if len(sys.argv) > 2:

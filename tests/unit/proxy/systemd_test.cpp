@@ -11,6 +11,7 @@
 #include "proxy/runtime/privileges.hpp"
 #include "proxy/runtime/sd_notify.hpp"
 #include "proxy/runtime/socket_activation.hpp"
+#include "proxy/runtime/source_rate.hpp"
 
 namespace edgerelay::proxy {
 namespace {
@@ -174,6 +175,44 @@ TEST(ListenerSessions, CountsPerNameUpToItsLimit) {
   EXPECT_FALSE(s.try_acquire("open", 5));
   for (int i = 0; i < 5; ++i) s.release("open");
   EXPECT_EQ(s.count("open"), 0U);
+}
+
+config::ip_address v4(std::uint8_t last) {
+  config::ip_address a;
+  a.bytes[0] = 127;
+  a.bytes[3] = last;
+  return a;
+}
+
+TEST(SourceRate, ABurstOfOneSecondThenTheRate) {
+  source_rate r;
+  const auto t0 = source_rate::clock::time_point{} + std::chrono::hours(1);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(r.try_take(v4(1), 5, t0)) << i;
+  EXPECT_FALSE(r.try_take(v4(1), 5, t0));
+  EXPECT_TRUE(r.try_take(v4(2), 5, t0)) << "another address has its own bucket";
+  // 200 ms gives back one token at 5 a second, not more.
+  EXPECT_TRUE(r.try_take(v4(1), 5, t0 + std::chrono::milliseconds(200)));
+  EXPECT_FALSE(r.try_take(v4(1), 5, t0 + std::chrono::milliseconds(200)));
+  // Idle for a minute: back to a full second's worth, not sixty.
+  const auto later = t0 + std::chrono::minutes(1);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(r.try_take(v4(1), 5, later)) << i;
+  EXPECT_FALSE(r.try_take(v4(1), 5, later));
+  EXPECT_TRUE(r.try_take(v4(1), 0, later)) << "0: no limit";
+}
+
+TEST(SourceRate, ManySourcesCostBoundedMemory) {
+  source_rate r;
+  const auto t0 = source_rate::clock::time_point{} + std::chrono::hours(1);
+  config::ip_address a;
+  a.v6 = true;
+  for (std::uint32_t i = 0; i < source_rate::max_sources + 1000; ++i) {
+    a.bytes[12] = static_cast<std::uint8_t>(i >> 24);
+    a.bytes[13] = static_cast<std::uint8_t>(i >> 16);
+    a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+    a.bytes[15] = static_cast<std::uint8_t>(i);
+    EXPECT_TRUE(r.try_take(a, 10, t0 + std::chrono::milliseconds(i / 1000)));
+    ASSERT_LE(r.tracked(), source_rate::max_sources);
+  }
 }
 
 config::config load(const std::string& yaml) {
