@@ -9,6 +9,7 @@
 #include <yaml-cpp/exceptions.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -309,6 +310,7 @@ class reader {
   void read_upstream(const yaml_node& n, const source_mark& where, config& out);
   void read_limits(const yaml_node& n, const source_mark& where, limits_config& out);
   void read_admin(const yaml_node& n, const source_mark& where, admin_config& out);
+  void read_run_as(const std::string& key, const yaml_node& v, const source_mark& where, run_as_config& out);
   void read_auth_failures(const yaml_node& n, const source_mark& where, auth_failures_config& out);
   void read_tls_handshakes(const yaml_node& n, const source_mark& where, tls_handshakes_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
@@ -333,7 +335,8 @@ void reader::read_document(const yaml_node& root, config& out) {
   bool saw_rules = false;
   const bool is_map = for_each_key(
       root, top, "config",
-      {"listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers"},
+      {"listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers", "user",
+       "group", "allow_root"},
       [&](const std::string& key, const yaml_node& v, const source_mark& m) {
         if (key == "listeners") {
           saw_listeners = true;
@@ -388,6 +391,8 @@ void reader::read_document(const yaml_node& root, config& out) {
             return;
           }
           out.workers = w;
+        } else {
+          read_run_as(key, v, m, out.run_as);
         }
       });
   if (!is_map) {
@@ -407,6 +412,29 @@ void reader::read_document(const yaml_node& root, config& out) {
   check_references(out);
   check_listeners(out);
   check_admin_users(out);
+  if (!out.run_as.group.empty() && out.run_as.user.empty()) {
+    error(out.run_as.group_mark, "group '" + out.run_as.group + "' needs user (the account edgerelay drops to)");
+  }
+}
+
+/// user, group, allow_root: account names as getpwnam(3) takes them; looked up at start, since
+/// `check` may run on another machine than the gateway.
+void reader::read_run_as(const std::string& key, const yaml_node& v, const source_mark& where, run_as_config& out) {
+  if (key == "allow_root") {
+    if (auto b = boolean(v, where, "allow_root")) out.allow_root = *b;
+    return;
+  }
+  auto s = scalar(v, where, key, key == "user" ? "an account name like edgerelay" : "a group name like edgerelay");
+  if (!s) return;
+  const bool ok = !s->empty() && s->size() <= 32 && s->front() != '-' && std::all_of(s->begin(), s->end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+  });
+  if (!ok) {
+    error(where, "bad " + key + " name '" + *s + "' (expected letters, digits, '_', '-' or '.', at most 32)");
+    return;
+  }
+  (key == "user" ? out.user : out.group) = *s;
+  (key == "user" ? out.user_mark : out.group_mark) = where;
 }
 
 void reader::read_admin(const yaml_node& n, const source_mark& where, admin_config& out) {
@@ -510,8 +538,8 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
   bool has_fallback = false;
   const bool ok = for_each_key(
       n, where, "listener",
-      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback",
-       "udp_bind"},
+      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind",
+       "max_sessions"},
       [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;
@@ -526,6 +554,10 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
           }
         } else if (k == "udp_bind") {
           l.udp_bind = endpoint(v, m, "udp_bind");
+        } else if (k == "max_sessions") {
+          if (auto x = number(v, m, "listener max_sessions", 1, 10'000'000)) {
+            l.max_sessions = static_cast<std::uint32_t>(*x);
+          }
         } else if (k == "protocols") {
           protocols_mark = m;
           has_protocols = true;
@@ -899,7 +931,7 @@ void reader::read_upstream(const yaml_node& n, const source_mark& where, config&
 void reader::read_limits(const yaml_node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
                {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
-                "shutdown_grace", "auth_failures", "tls_handshakes"},
+                "shutdown_grace", "auth_failures", "tls_handshakes", "per_source_rate"},
                [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                  if (k == "auth_failures") {
                    read_auth_failures(v, m, out.auth_failures);
@@ -909,6 +941,8 @@ void reader::read_limits(const yaml_node& n, const source_mark& where, limits_co
                    if (auto x = number(v, m, k, 1, 10'000'000)) {
                      (k == "max_sessions" ? out.max_sessions : out.per_source) = static_cast<std::uint32_t>(*x);
                    }
+                 } else if (k == "per_source_rate") {
+                   if (auto x = number(v, m, k, 1, 1'000'000)) out.per_source_rate = static_cast<std::uint32_t>(*x);
                  } else if (k == "handshake_timeout") {
                    read_duration(v, m, k, out.handshake_timeout, false);
                  } else if (k == "connect_timeout") {

@@ -66,6 +66,7 @@ struct listener_config {
   std::string fallback = "404";  ///< "404" (default) or a backend name
   std::optional<endpoint_spec> udp_bind;
   source_mark mark;
+  std::uint32_t max_sessions = 0;  ///< sessions at once on this listener; 0: only limits.max_sessions
 };
 
 struct health_check_config {
@@ -121,6 +122,7 @@ struct tls_handshakes_config {
 struct limits_config {
   std::uint32_t max_sessions = 20000;
   std::uint32_t per_source = 512;
+  std::uint32_t per_source_rate = 0;  ///< new connections a second from one address; 0: no limit
   duration handshake_timeout{10000};
   duration connect_timeout{10000};
   duration idle_timeout{600000};
@@ -169,6 +171,16 @@ struct rule_config {
   source_mark mark;
 };
 
+/// `user`, `group` and `allow_root` (docs/operations-systemd.md): whom the process runs as once
+/// its listeners are bound.
+struct run_as_config {
+  std::string user;   ///< empty: no drop
+  std::string group;  ///< empty: the user's primary group
+  bool allow_root = false;
+  source_mark user_mark;
+  source_mark group_mark;
+};
+
 struct config {
   std::string source;    ///< file path, or "<built-in>"
   unsigned workers = 0;  ///< 0: one per core
@@ -181,6 +193,7 @@ struct config {
   log_config log;
   admin_config admin;
   reload_config reload;
+  run_as_config run_as;
 };
 
 }  // namespace edgerelay::config

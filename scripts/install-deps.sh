@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(cmake ninja-build g++ ccache pkg-config libboost1.81-dev libssl-dev libyaml-cpp-dev)
 test_packages=(libgtest-dev clang clang-format clang-tidy libclang-rt-14-dev python3 curl iproute2 openssl procps ncat chromium prometheus
                iptables proxychains4 squid haproxy dante-server dante-client microsocks lftp python3-pyftpdlib stunnel4
-               httptunnel python3-websockets podman lintian dpkg-dev python3-yaml)
+               httptunnel python3-websockets podman lintian dpkg-dev python3-yaml systemd)
 bench_packages=(iperf3 haproxy dante-server microsocks squid)
 
 wanted=("${build_packages[@]}")

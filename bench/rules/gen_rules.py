@@ -75,6 +75,7 @@ def main():
             out.append(f"  - {{name: {name}, action: allow, from: [\"192.168.{i & 255}.0/24\"], "
                        f"to: [\"backend:{rnd.choice(backends)}\"]}}")
     out.append("  - {name: loopback, action: allow, from: [127.0.0.0/8, \"::1\"]}")
+    out.append("allow_root: true")  # the bench runs as root (CI, this machine)
     print("\n".join(out))
 
 

@@ -19,13 +19,23 @@
 #include "proxy/runtime/health.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/version.hpp>
+#include <openssl/crypto.h>
 #include "proxy/observe/log.hpp"
 #include "proxy/observe/log_sink.hpp"
+#include "proxy/runtime/sd_notify.hpp"
 #include "proxy/runtime/server.hpp"
+#include "proxy/runtime/socket_activation.hpp"
 #include "proxy/core/snapshot.hpp"
 
 #ifndef EDGERELAY_VERSION
 #define EDGERELAY_VERSION "0.0.0"
+#endif
+#ifndef EDGERELAY_GIT_REVISION
+#define EDGERELAY_GIT_REVISION "unknown"
+#endif
+#ifndef EDGERELAY_BUILD_TYPE
+#define EDGERELAY_BUILD_TYPE "unknown"
 #endif
 
 namespace {
@@ -129,7 +139,26 @@ void raise_descriptor_limit() {
   }
 }
 
+/// `edgerelay --version`: what a bug report needs. OpenSSL is the library loaded now, which a
+/// security update may have changed since the build.
+std::string version_text() {
+  return proxy::concat("edgerelay ", EDGERELAY_VERSION, "\n", "git revision: ", EDGERELAY_GIT_REVISION, "\n",
+                       "OpenSSL: ", OpenSSL_version(OPENSSL_VERSION), "\n", "Boost: ", BOOST_VERSION / 100000, ".",
+                       BOOST_VERSION / 100 % 1000, ".", BOOST_VERSION % 100, "\n", "build type: ", EDGERELAY_BUILD_TYPE,
+                       "\n");
+}
+
 int run(const arguments& a) {
+  // Before any thread starts: taking the sockets unsets the variables.
+  std::vector<proxy::passed_socket> passed;
+  proxy::sd_notifier notifier;
+  try {
+    passed = proxy::take_passed_sockets();
+    notifier = proxy::sd_notifier::from_environment();
+  } catch (const std::exception& e) {
+    std::cerr << "edgerelay: not starting: " << e.what() << "\n";
+    return 1;
+  }
   auto cfg = load(a);
   if (!cfg) {
     std::cerr << "edgerelay: not starting: the config has errors\n";
@@ -140,12 +169,21 @@ int run(const arguments& a) {
     std::cerr << "edgerelay: not starting: the config asks for what this build cannot do\n";
     return 1;
   }
+  try {
+    proxy::check_passed_sockets(passed, *cfg);
+  } catch (const std::exception& e) {
+    std::cerr << "edgerelay: not starting: " << e.what() << "\n";
+    return 1;
+  }
   std::signal(SIGPIPE, SIG_IGN);
   // Made before the server and destroyed after it (and its threads): every line the server logs,
   // up to its last access line on the SIGTERM path, is queued here and flushed on the way out.
   proxy::log::sink log_writer;
   raise_descriptor_limit();
   proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true, EDGERELAY_VERSION};
+  options.notify = &notifier;
+  options.passed = std::move(passed);
+  options.settle_identity = true;
   std::unique_ptr<proxy::server> srv;
   try {
     srv = std::make_unique<proxy::server>(std::move(*cfg), options);
@@ -154,6 +192,7 @@ int run(const arguments& a) {
     srv.reset();
     log_writer.flush(std::chrono::seconds(2));  // what the start logged comes before why it failed
     std::cerr << "edgerelay: not starting: " << e.what() << "\n";
+    notifier.send(proxy::concat("STATUS=not starting: ", e.what()));
     return 1;
   }
   proxy::log::info("server", "edgerelay ", EDGERELAY_VERSION, " running with ",
@@ -264,7 +303,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (args->command == "version") {
-      std::cout << "edgerelay " << EDGERELAY_VERSION << "\n";
+      std::cout << version_text();
       return 0;
     }
     if (args->command == "run") return run(*args);

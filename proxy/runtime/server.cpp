@@ -2,6 +2,7 @@
 #include "proxy/runtime/server.hpp"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -13,6 +14,7 @@
 
 #include "config/load.hpp"
 #include "proxy/runtime/capabilities.hpp"
+#include "proxy/runtime/privileges.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/core/sleep.hpp"
 #include "proxy/observe/log.hpp"
@@ -160,11 +162,14 @@ void server::start() {
                                   .verifier = verifier_.get(),
                                   .auth = &auth_,
                                   .tls_handshakes = &tls_handshakes_};
-    workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, shared));
+    workers_.push_back(
+        std::make_unique<worker>(i, snapshot_, active_, per_source_, per_listener_, source_rates_, shared));
   }
   const config::config none;
   const listener_plan plan = plan_listeners(none, snapshot_->cfg);
   opened_listeners opened = open_listeners(snapshot_->cfg, plan);
+  // Every worker holds its own dup now; systemd keeps its copy for the next start.
+  for (auto& p : std::exchange(options_.passed, {})) ::close(p.fd);
   log_listener_changes(plan, opened);
   {
     std::lock_guard lock(listeners_mu_);
@@ -180,6 +185,8 @@ void server::start() {
     }
     log::info("admin", "listening on ", to_string(at), a.users.empty() ? "" : " (Basic auth)");
   }
+  // Bound and keys read (the snapshot holds the TLS contexts): nothing below needs root.
+  if (options_.settle_identity) log::info("server", settle_identity(snapshot_->cfg));
   for (auto& [name, door] : udp_doors_) {
     door->start();
   }
@@ -190,6 +197,50 @@ void server::start() {
   reloads_.last_ok_at = unix_now();
   reloads_.last_ok_generation = snapshot_->generation;
   started_ = true;
+  notify(concat("READY=1\nSTATUS=", serving_status()));
+  if (options_.notify != nullptr && options_.notify->watchdog()) {
+    rounds_.emplace(workers_.size());
+    watchdog_timer_.emplace(control_);
+    post_ticks();
+    watchdog_period();
+    log::info("systemd", "watchdog: pinging every ", (*options_.notify->watchdog() / 2).count(),
+              " us while every worker's event loop turns");
+  }
+}
+
+void server::notify(std::string_view message) {
+  if (options_.notify != nullptr) options_.notify->send(message);
+}
+
+std::string server::serving_status() const {
+  return concat("serving ", snapshot_->cfg.listeners.size(), " listener(s), generation ", snapshot_->generation);
+}
+
+void server::post_ticks() {
+  const std::uint64_t round = rounds_->round();
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->tick([this, i, round] { net::post(control_, [this, i, round] { rounds_->answered(i, round); }); });
+  }
+}
+
+void server::watchdog_period() {
+  watchdog_timer_->expires_after(*options_.notify->watchdog() / 2);
+  watchdog_timer_->async_wait([this](const error_code& ec) {
+    if (ec || shutting_down_) return;
+    if (rounds_->period_elapsed()) {
+      if (watchdog_stalled_) log::info("systemd", "watchdog: every worker answers again; pinging");
+      watchdog_stalled_ = false;
+      notify("WATCHDOG=1");
+      post_ticks();
+    } else if (!watchdog_stalled_) {
+      watchdog_stalled_ = true;
+      std::string which;
+      for (const auto i : rounds_->missing()) which += concat(which.empty() ? "" : ", ", i);
+      log::error("systemd", "watchdog: worker(s) ", which, " did not run a tick within ",
+                 (*options_.notify->watchdog() / 2).count(), " us; no ping until they do");
+    }
+    watchdog_period();
+  });
 }
 
 std::optional<tcp::endpoint> server::admin_endpoint() const {
@@ -292,6 +343,8 @@ void server::shutdown() {
       return;
     }
     shutting_down_ = true;
+    if (watchdog_timer_) watchdog_timer_->cancel();
+    notify(concat("STOPPING=1\nSTATUS=draining ", active_.load(), " session(s)"));
     net::co_spawn(control_, shutdown_sequence(), [](const std::exception_ptr&) {});
   });
 }
@@ -333,17 +386,28 @@ net::awaitable<void> server::shutdown_sequence() {
 }
 
 void server::do_reload() {
+  notify(reloading_message(monotonic_usec(), concat("reloading ", options_.config_path)));
+  std::string status;
+  const bool ok = reload_once(status);
+  std::replace(status.begin(), status.end(), '\n', ' ');  // STATUS= is one line
+  notify(concat("READY=1\nSTATUS=", ok ? "reload ok; " : "reload failed (", status, ok ? "" : ")", "; ",
+                serving_status()));
+}
+
+bool server::reload_once(std::string& status) {
   if (options_.config_path.empty()) {
     log::info("reload", "running the built-in config: nothing to reload");
-    return;
+    status = "the built-in config";
+    return true;
   }
   std::erase_if(retired_doors_, [](const auto& door) { return door->finished(); });
   std::string why;
   auto snap = load_next(why);
   if (!snap) {
     log::error("reload", "failed; keeping generation ", snapshot_->generation);
+    status = why;
     note_reload(false, std::move(why));
-    return;
+    return false;
   }
   if (options_.workers == 0 && snap->cfg.workers != snapshot_->cfg.workers) {
     log::warn("reload", "workers: a change takes a restart; still running ", workers_.size());
@@ -355,8 +419,9 @@ void server::do_reload() {
   } catch (const std::exception& e) {
     log::error("reload", e.what());
     log::error("reload", "failed; keeping generation ", snapshot_->generation, " and every listener as it was");
+    status = e.what();
     note_reload(false, e.what());
-    return;
+    return false;
   }
   log_listener_changes(plan, opened);
   const auto& was_admin = snapshot_->cfg.admin.bind;
@@ -365,10 +430,17 @@ void server::do_reload() {
       (was_admin && (was_admin->host != next_admin->host || was_admin->port != next_admin->port))) {
     log::warn("reload", "admin bind: a change takes a restart; the admin listener stays as it was");
   }
+  const auto& was_as = snapshot_->cfg.run_as;
+  const auto& next_as = snap->cfg.run_as;
+  if (was_as.user != next_as.user || was_as.group != next_as.group || was_as.allow_root != next_as.allow_root) {
+    log::warn("reload", "user, group, allow_root: a change takes a restart; still running as before");
+  }
   commit(std::move(snap), plan, std::move(opened));
   if (admin_) admin_->follow(admin::access_rules::from(snapshot_->cfg));
   note_reload(true, {});
   log::info("reload", "ok: generation ", snapshot_->generation, " (", snapshot_->cfg.rules.size(), " rules)");
+  status = concat(snapshot_->cfg.rules.size(), " rules");
+  return true;
 }
 
 std::shared_ptr<const runtime_snapshot> server::load_next(std::string& why) {
@@ -407,6 +479,14 @@ server::opened_listeners server::open_listeners(const config::config& next, cons
         continue;
       }
       tcp::endpoint at = endpoint_of_spec(l.bind);
+      if (const auto* passed = started_ ? nullptr : passed_for(options_.passed, l.name)) {
+        for (auto& w : workers_) at = w->adopt_listener(l.name, passed->fd);
+        log::info("listener", l.name, ": accepting on the socket passed as fd ", passed->fd, " (", to_string(at),
+                  ", socket activation)");
+        out.bound.emplace_back(l.name, at);
+        out.opened.push_back(l.name);
+        continue;
+      }
       // An address one of our own listeners holds is free for us: SO_REUSEPORT lets the new
       // acceptors bind beside the old ones, which close when the reload commits.
       if (!holds(bound_, at)) ensure_address_free(l.name, at);

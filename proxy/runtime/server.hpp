@@ -23,6 +23,9 @@
 #include "proxy/runtime/config_watch.hpp"
 #include "proxy/runtime/health.hpp"
 #include "proxy/runtime/listener_plan.hpp"
+#include "proxy/runtime/listener_sessions.hpp"
+#include "proxy/runtime/sd_notify.hpp"
+#include "proxy/runtime/socket_activation.hpp"
 #include "proxy/runtime/source_limiter.hpp"
 #include "proxy/runtime/worker.hpp"
 #include "sql602/runtime/break_table.hpp"
@@ -50,6 +53,15 @@ struct server_options {
   unsigned workers = 0;     ///< 0: config's `workers`, else one per core
   bool handle_signals = true;
   std::string version = "0.0.0";  ///< for the admin listener's build_info
+  /// Where READY, RELOADING, STOPPING, STATUS and WATCHDOG go (docs/operations-systemd.md); null or
+  /// disabled: nowhere. Owned by the caller, outliving the server.
+  sd_notifier* notify = nullptr;
+  /// Sockets systemd passed, used at start by the listeners of the same names (checked against
+  /// the config with check_passed_sockets() first). Closed once every worker has its dup.
+  std::vector<passed_socket> passed = {};
+  /// Between binding and serving: drop to the config's `user`/`group` and refuse root without
+  /// `allow_root` (privileges.hpp). Off for servers embedded in tests.
+  bool settle_identity = false;
 };
 
 class server final : public admin::status_source {
@@ -123,11 +135,21 @@ class server final : public admin::status_source {
   void file_settled();
   /// Control thread: looks `names` up in the background, each answer going to addresses_.
   void look_up_backends(std::vector<std::string> names);
+  /// Control thread: one reload attempt; its result and a line for STATUS=.
+  bool reload_once(std::string& status);
+  void notify(std::string_view message);
+  /// Control thread: the watchdog's period (half of WatchdogSec): a ping when every worker
+  /// answered the last round's tick, then the next round's ticks.
+  void watchdog_period();
+  void post_ticks();
+  std::string serving_status() const;
 
   server_options options_;
   std::shared_ptr<const runtime_snapshot> snapshot_;  ///< control thread only
   std::atomic<std::int64_t> active_{0};
   source_limiter per_source_;
+  listener_sessions per_listener_;
+  source_rate source_rates_;
   // Before workers_, so destroyed after them: a handshake's coroutine frame, destroyed with its
   // worker's event loop, gives its slot back then.
   tls_handshake_slots tls_handshakes_;
@@ -155,6 +177,9 @@ class server final : public admin::status_source {
   bool shutting_down_ = false;
   bool force_close_ = false;
   bool started_ = false;
+  std::optional<tick_rounds> rounds_;  ///< with a watchdog; control thread only
+  std::optional<net::steady_timer> watchdog_timer_;
+  bool watchdog_stalled_ = false;  ///< the last period found a worker that had not answered
   admin::reload_history reloads_;  ///< control thread only
   // Last, so destroyed first: its connections wait on the verifier and read the workers.
   std::unique_ptr<admin::admin_server> admin_;

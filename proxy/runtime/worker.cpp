@@ -1,7 +1,9 @@
 // Worker thread, accept loops (with EMFILE back-off) and session spawning.
 #include "proxy/runtime/worker.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -57,9 +59,12 @@ struct session_done {
   std::atomic<std::int64_t>* active;
   source_limiter* per_source;
   config::ip_address source;
+  listener_sessions* per_listener;
+  std::string listener;
   void operator()(const std::exception_ptr& ep) const {
     active->fetch_sub(1, std::memory_order_relaxed);
     per_source->release(source);
+    per_listener->release(listener);
     if (ep) {
       try {
         std::rethrow_exception(ep);
@@ -117,7 +122,27 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       continue;  // `sock` closes here
     }
     const config::ip_address source = to_config_address(peer.address());
+    if (!services.source_rates->try_take(source, snapshot->cfg.limits.per_source_rate)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(1)) {
+        last_warning = now;
+        log::warn("listener", name, ": per_source_rate (", snapshot->cfg.limits.per_source_rate, "/s) exceeded by ",
+                  config::to_string(source), "; refusing its new connections");
+      }
+      services.metrics.limit_rejected("per_source_rate");
+      continue;
+    }
+    if (!services.per_listener->try_acquire(listener->name, listener->max_sessions)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(1)) {
+        last_warning = now;
+        log::warn("listener", name, ": its max_sessions (", listener->max_sessions, ") reached; refusing connections");
+      }
+      services.metrics.limit_rejected("max_sessions");
+      continue;
+    }
     if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
+      services.per_listener->release(listener->name);
       const auto now = std::chrono::steady_clock::now();
       if (now - last_warning > std::chrono::seconds(1)) {
         last_warning = now;
@@ -129,17 +154,21 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
     }
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
     services.metrics.session_started(listener->name);
-    net::co_spawn(acceptor.get_executor(),
-                  run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
-                  session_done{services.active_sessions, services.per_source, source});
+    net::co_spawn(
+        acceptor.get_executor(),
+        run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
+        session_done{services.active_sessions, services.per_source, source, services.per_listener, listener->name});
   }
 }
 
 }  // namespace
 
 worker::worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot,
-               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, session_services shared)
+               std::atomic<std::int64_t>& active_sessions, source_limiter& per_source, listener_sessions& per_listener,
+               source_rate& source_rates, session_services shared)
     : index_(index) {
+  services_.per_listener = &per_listener;
+  services_.source_rates = &source_rates;
   services_.snapshot = std::move(snapshot);
   services_.active_sessions = &active_sessions;
   services_.per_source = &per_source;
@@ -180,6 +209,34 @@ tcp::endpoint worker::open_listener(const std::string& listener, const tcp::endp
   if (ec) {
     throw std::runtime_error(
         concat("listener '", listener, "': cannot read the address bound for ", to_string(at), ": ", ec.message()));
+  }
+  opened_.push_back(std::move(slot));
+  return bound;
+}
+
+tcp::endpoint worker::adopt_listener(const std::string& listener, int fd) {
+  const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) {
+    throw std::runtime_error(concat("listener '", listener, "': cannot duplicate the passed fd ", fd, ": ",
+                                    error_code(errno, boost::system::system_category()).message()));
+  }
+  auto slot = std::make_unique<acceptor_slot>(acceptor_slot{listener, tcp::acceptor(ioc_)});
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  ::getsockname(own, reinterpret_cast<sockaddr*>(&local), &len);
+  error_code ec;
+  slot->acceptor.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), own, ec);
+  if (ec) {
+    ::close(own);
+    throw std::runtime_error(concat("listener '", listener, "': cannot use the passed fd ", fd, ": ", ec.message()));
+  }
+  // As open_listener() sets them; accepted sockets inherit both.
+  slot->acceptor.set_option(tcp::no_delay(true), ec);
+  slot->acceptor.set_option(net::socket_base::keep_alive(true), ec);
+  const tcp::endpoint bound = slot->acceptor.local_endpoint(ec);
+  if (ec) {
+    throw std::runtime_error(
+        concat("listener '", listener, "': cannot read the address of fd ", fd, ": ", ec.message()));
   }
   opened_.push_back(std::move(slot));
   return bound;
@@ -256,6 +313,10 @@ void worker::publish(std::shared_ptr<const runtime_snapshot> snapshot, bool rech
 
 void worker::read_metrics(std::function<void(const worker_metrics&)> reader) {
   net::post(ioc_, [this, reader = std::move(reader)] { reader(services_.metrics); });
+}
+
+void worker::tick(std::function<void()> answer) {
+  net::post(ioc_, std::move(answer));
 }
 
 void worker::join() {

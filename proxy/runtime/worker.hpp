@@ -17,7 +17,9 @@
 #include "proxy/observe/metrics.hpp"
 #include "proxy/observe/tls_failures.hpp"
 #include "proxy/relay/relay_pools.hpp"
+#include "proxy/runtime/listener_sessions.hpp"
 #include "proxy/runtime/source_limiter.hpp"
+#include "proxy/runtime/source_rate.hpp"
 #include "proxy/session/session_registry.hpp"
 #include "sql602/runtime/break_table.hpp"
 
@@ -32,6 +34,8 @@ struct worker_services {
   std::shared_ptr<const runtime_snapshot> snapshot;      ///< the current one; sessions copy it at start
   std::atomic<std::int64_t>* active_sessions = nullptr;  ///< process-wide, owned by the server
   source_limiter* per_source = nullptr;                  ///< process-wide, owned by the server
+  listener_sessions* per_listener = nullptr;             ///< process-wide, owned by the server
+  source_rate* source_rates = nullptr;                   ///< process-wide, owned by the server
   worker_metrics metrics;                                ///< this worker's counters, summed at a scrape
   session_services lent;                                 ///< points into this object and into the server
 };
@@ -46,7 +50,8 @@ struct acceptor_changes {
 class worker {
  public:
   worker(unsigned index, std::shared_ptr<const runtime_snapshot> snapshot, std::atomic<std::int64_t>& active_sessions,
-         source_limiter& per_source, session_services shared);
+         source_limiter& per_source, listener_sessions& per_listener, source_rate& source_rates,
+         session_services shared);
   /// `shared` holds the process-wide services; the worker adds its own (pools, registry, passwords).
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -56,6 +61,11 @@ class worker {
   /// It accepts from the next start() or publish() on; until then discard_opened() closes it.
   /// Throws std::runtime_error naming the listener and address when it cannot bind.
   tcp::endpoint open_listener(const std::string& listener, const tcp::endpoint& at);
+  /// Control thread: accepts for `listener` on a socket already listening (socket activation):
+  /// this worker's acceptor is a dup(2) of `fd`, so every worker waits on the one kernel queue and
+  /// whichever wakes first accepts. `fd` stays the caller's. Returns the address it is bound to.
+  /// Throws std::runtime_error naming the listener and descriptor.
+  tcp::endpoint adopt_listener(const std::string& listener, int fd);
   /// Control thread: closes what open_listener() opened since the last start() or publish().
   void discard_opened() noexcept { opened_.clear(); }
 
@@ -76,6 +86,9 @@ class worker {
   /// Thread-safe: calls `reader` on the worker's thread with its counters (it must copy what it
   /// keeps). Never called once the event loop has stopped: read final_metrics() then.
   void read_metrics(std::function<void(const worker_metrics&)> reader);
+  /// Thread-safe: runs `answer` on the worker's thread at its event loop's next turn (the
+  /// watchdog's proof that the loop turns). Never run once the loop has stopped.
+  void tick(std::function<void()> answer);
   /// The counters of a worker whose thread has finished(); nothing touches them any more.
   const worker_metrics& final_metrics() const noexcept { return services_.metrics; }
   void join();

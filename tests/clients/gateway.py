@@ -105,6 +105,18 @@ def make_password_hash(binary, password):
     return h
 
 
+TOP_LEVEL_IDENTITY_RE = re.compile(r"^(user|allow_root):", re.M)
+
+
+def allow_root_when_root(text):
+    """CI runs the tests as root, and edgerelay refuses to serve as root unless its config says
+    `allow_root: true` (or names a `user:` to drop to): a config that says neither gets the former.
+    Tests of the refusal itself write `allow_root: false`."""
+    if os.geteuid() != 0 or TOP_LEVEL_IDENTITY_RE.search(text) or text.lstrip().startswith("{"):
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + "allow_root: true\n"
+
+
 class Gateway:
     """One edgerelay process with a config file in a temporary directory."""
 
@@ -114,6 +126,9 @@ class Gateway:
         self.config_path = os.path.join(workdir, name)
         self.workers = workers
         self.preexec_fn = preexec_fn
+        self.command_prefix = []  # a launcher that execs edgerelay (systemd-socket-activate ...)
+        self.extra_env = {}       # variables for the child on top of clean_env() (NOTIFY_SOCKET ...)
+        self.pass_fds = ()        # descriptors the child inherits (a launcher's sockets)
         self.proc = None
         self.ports = {}          # listener name -> (host, port)
         self._lock = threading.Lock()
@@ -125,6 +140,7 @@ class Gateway:
         self.write_config(config_text)
 
     def write_config(self, text):
+        text = allow_root_when_root(text)
         # Write-then-rename so a SIGHUP never sees half a file.
         tmp = self.config_path + ".tmp"
         with open(tmp, "w") as f:
@@ -138,7 +154,7 @@ class Gateway:
         wait_signal_handlers it also waits until the process catches SIGHUP and SIGTERM (SigCgt in
         /proc/PID/status), so tests that signal it do not race its start-up; the start-up window
         itself is tested on its own (test_signal_at_startup.py)."""
-        cmd = [self.binary, "--config", self.config_path]
+        cmd = list(self.command_prefix) + [self.binary, "--config", self.config_path]
         if self.workers is not None:  # None: the config's `workers` (default auto)
             cmd += ["--workers", str(self.workers)]
         log("starting", " ".join(cmd))
@@ -149,8 +165,10 @@ class Gateway:
             if user_preexec is not None:
                 user_preexec()
 
+        env = clean_env()
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=clean_env(), preexec_fn=preexec, cwd=self.workdir)
+                                     env=env, preexec_fn=preexec, cwd=self.workdir, pass_fds=self.pass_fds)
         for stream, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err)):
             t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
             t.start()

@@ -51,7 +51,8 @@ def config(port):
         '  - {name: flood, action: deny, to: ["*.flood.test"]}\n'
         '  - {name: loopback, action: allow, from: ["127.0.0.0/8"], to: ["127.0.0.0/8"]}\n'
         "limits: {handshake_timeout: 5s, connect_timeout: 5s, idle_timeout: 60s, shutdown_grace: 3s}\n"
-        "log: {level: info, access: json}\n" % port)
+        "log: {level: info, access: json}\n"
+        "allow_root: true\n" % port)
 
 
 def fill_pipe(write_fd):

@@ -224,7 +224,7 @@ def configmap_symlink_swap_is_applied(binary, workdir, echo_two):
     mount = os.path.join(workdir, "configmap")
     os.makedirs(os.path.join(mount, "..2026_x"))
     with open(os.path.join(mount, "..2026_x", "edgerelay.yaml"), "w") as f:
-        f.write(config([socks("test")]))
+        f.write(gw.allow_root_when_root(config([socks("test")])))
     os.symlink("..2026_x", os.path.join(mount, "..data"))
     os.symlink("..data/edgerelay.yaml", os.path.join(mount, "edgerelay.yaml"))
     g = gw.Gateway(binary, config([socks("test")]), workdir, name="unused.yaml")
@@ -236,7 +236,7 @@ def configmap_symlink_swap_is_applied(binary, workdir, echo_two):
         # What the kubelet does: a new version's directory, a temporary link, a rename over ..data.
         os.makedirs(os.path.join(mount, "..2026_y"))
         with open(os.path.join(mount, "..2026_y", "edgerelay.yaml"), "w") as f:
-            f.write(config([socks("test")], rules=DENY_TWO + ALLOW))
+            f.write(gw.allow_root_when_root(config([socks("test")], rules=DENY_TWO + ALLOW)))
         os.symlink("..2026_y", os.path.join(mount, "..data_tmp"))
         os.rename(os.path.join(mount, "..data_tmp"), os.path.join(mount, "..data"))
         line = g.wait_stderr(r"reload: ok: generation 2\b", timeout=10, start=mark)
@@ -247,7 +247,7 @@ def configmap_symlink_swap_is_applied(binary, workdir, echo_two):
         os.rmdir(os.path.join(mount, "..2026_x"))
         os.makedirs(os.path.join(mount, "..2026_z"))
         with open(os.path.join(mount, "..2026_z", "edgerelay.yaml"), "w") as f:
-            f.write(config([socks("test")]))
+            f.write(gw.allow_root_when_root(config([socks("test")])))
         os.symlink("..2026_z", os.path.join(mount, "..data_tmp"))
         os.rename(os.path.join(mount, "..data_tmp"), os.path.join(mount, "..data"))
         check(g.wait_stderr(r"reload: ok: generation 3\b", timeout=10, start=mark) is not None,

@@ -51,7 +51,7 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
                            "rules: [{name: all, action: allow, form: [10.0.0.0/8]}]\n"),
             (lines{"test.yaml:2:5: listener 'edge' needs a bind address (\"host:port\")",
                    "test.yaml:3:5: unknown key 'bnd' in listener (expected one of: name, bind, protocols, auth, tls, "
-                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind)",
+                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind, max_sessions)",
                    "test.yaml:5:36: unknown key 'form' in rule (expected one of: name, action, from, to, users, "
                    "listeners, via)"}));
 }
@@ -59,7 +59,7 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "limit: {max_sessions: 5}\n"),
             (lines{"test.yaml:5:1: unknown key 'limit' in config (expected one of: listeners, backends, users, rules, "
-                   "limits, admin, log, reload, upstreams, workers)"}));
+                   "limits, admin, log, reload, upstreams, workers, user, group, allow_root)"}));
 }
 
 TEST(ConfigErrors, BadDurationsAreAllReported) {
@@ -229,7 +229,7 @@ TEST(ConfigErrors, EmptyAndBrokenDocuments) {
             (lines{"test.yaml:1:1: empty config (expected a map with listeners, backends, users, rules, ...)"}));
   EXPECT_EQ(diagnostics_of("- a\n- b\n"),
             (lines{"test.yaml:1:1: expected a map for config (keys: listeners, backends, users, rules, limits, admin, "
-                   "log, reload, upstreams, workers)"}));
+                   "log, reload, upstreams, workers, user, group, allow_root)"}));
   EXPECT_EQ(diagnostics_of("listeners: [\n"),
             (lines{"test.yaml:2:1: YAML syntax error: end of sequence flow not found"}));
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "rules: []\n"),
