@@ -172,7 +172,7 @@ void server::start() {
     udp_doors_ = std::move(opened.doors);
   }
   if (const auto& a = snapshot_->cfg.admin; a.bind) {
-    admin_ = std::make_unique<admin::admin_server>(control_, *this, *verifier_);
+    admin_ = std::make_unique<admin::admin_server>(control_, *this, *verifier_, auth_);
     const tcp::endpoint at = admin_->open(endpoint_of_spec(*a.bind), admin::access_rules::from(snapshot_->cfg));
     {
       std::lock_guard lock(listeners_mu_);
