@@ -181,6 +181,9 @@ struct config {
   log_config log;
   admin_config admin;
   reload_config reload;
+  /// Where a running instance hands its listeners over to `edgerelay --takeover` (docs/upgrade.md);
+  /// empty: derived from the config file's path.
+  std::string takeover_socket;
 };
 
 }  // namespace edgerelay::config

@@ -117,8 +117,11 @@ tcp::endpoint admin_server::adopt(int fd, access_rules rules) {
 }
 
 void admin_server::stop_accepting() {
+  // release(), not close(): the socket leaves the control loop's epoll set while the new process
+  // keeps it open.
   error_code ignored;
-  acceptor_.close(ignored);
+  const int fd = acceptor_.release(ignored);
+  if (fd >= 0) ::close(fd);
 }
 
 void admin_server::start_accepting() {

@@ -67,7 +67,8 @@ class admin_server {
   /// Control thread: adopts an already listening socket (handed over by a running instance; it
   /// owns `fd` from now on) and starts accepting on it. Throws std::runtime_error when it cannot.
   tcp::endpoint adopt(int fd, access_rules rules);
-  /// Control thread: no new connections (a new instance took the socket over); those open go on.
+  /// Control thread: no new connections, the socket left open for the new instance that took it
+  /// over; the connections open go on.
   void stop_accepting();
   /// Control thread: the listening socket, for handing over to a new instance; -1 when closed.
   int native_listener() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }

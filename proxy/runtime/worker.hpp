@@ -56,6 +56,15 @@ class worker {
   /// It accepts from the next start() or publish() on; until then discard_opened() closes it.
   /// Throws std::runtime_error naming the listener and address when it cannot bind.
   tcp::endpoint open_listener(const std::string& listener, const tcp::endpoint& at);
+  /// Control thread: like open_listener(), with a socket already listening (handed over by the
+  /// running instance); the worker owns `fd` from now on, even when this throws.
+  tcp::endpoint adopt_listener(const std::string& listener, int fd);
+  /// Thread-safe: calls `lend` on the worker's thread with a dup of every socket it accepts on
+  /// (listener name, descriptor); the receiver owns the descriptors.
+  void lend_listeners(std::function<void(std::vector<std::pair<std::string, int>>)> lend);
+  /// Thread-safe: stops accepting and lets go of the listening sockets without closing them for
+  /// the new process that accepts on them too (takeover).
+  void hand_over();
   /// Control thread: closes what open_listener() opened since the last start() or publish().
   void discard_opened() noexcept { opened_.clear(); }
 
