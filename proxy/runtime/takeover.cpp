@@ -150,6 +150,55 @@ ssize_t send_with_fds(int fd, std::span<const std::uint8_t> bytes, std::span<con
   return n < 0 ? -errno : n;
 }
 
+using unix_socket = net::local::stream_protocol::socket;
+
+/// Reads the next whole message; nullopt when the peer left, timed out or sent garbage (logged).
+/// `first`: nothing came yet, so a close is a probe (a second instance checking whether the
+/// socket is live), not a failed takeover.
+net::awaitable<std::optional<message>> receive_message(unix_socket& peer, decoder& in, phase_deadline& dl,
+                                                       bool first = false) {
+  std::array<std::uint8_t, 1024> buf;
+  for (;;) {
+    auto r = in.next();
+    if (auto* m = std::get_if<message>(&r)) co_return std::move(*m);
+    if (auto* e = std::get_if<decoder::error>(&r)) {
+      log::warn("takeover", "a bad message from the new process: ", e->what, "; still serving");
+      co_return std::nullopt;
+    }
+    auto [ec, n] = co_await peer.async_read_some(net::buffer(buf), dl.token());
+    if (ec && first && ec == net::error::eof) {
+      log::debug("takeover", "a connection closed before it asked for anything");
+      co_return std::nullopt;
+    }
+    if (ec) {
+      log::warn("takeover", "the new process went away (", ec.message(), ") before it was ready; still serving");
+      co_return std::nullopt;
+    }
+    in.feed(std::span<const std::uint8_t>(buf.data(), n));
+  }
+}
+
+/// Sends `bytes`, `fds` riding on the first of them. False when the peer went away (logged).
+net::awaitable<bool> send_frame(unix_socket& peer, phase_deadline& dl, std::vector<std::uint8_t> bytes,
+                                std::span<const int> fds) {
+  std::size_t sent = 0;
+  while (sent < bytes.size()) {
+    const std::span<const std::uint8_t> rest = std::span<const std::uint8_t>(bytes).subspan(sent);
+    const ssize_t n = send_with_fds(peer.native_handle(), rest, sent == 0 ? fds : std::span<const int>{});
+    if (n == -EAGAIN || n == -EINTR) {
+      auto [ec] = co_await peer.async_wait(net::socket_base::wait_write, dl.token());
+      if (ec) co_return false;
+      continue;
+    }
+    if (n < 0) {
+      log::warn("takeover", "cannot write to the new process: ", std::strerror(static_cast<int>(-n)));
+      co_return false;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  co_return true;
+}
+
 }  // namespace
 
 // -- codec ----------------------------------------------------------------------------------------
@@ -555,46 +604,8 @@ net::awaitable<void> listener::accept_loop() {
 net::awaitable<void> listener::serve(net::local::stream_protocol::socket peer) {
   co_await with_phase_deadline(peer.get_executor(), [&](phase_deadline& dl) -> net::awaitable<void> {
     decoder in;
-    std::array<std::uint8_t, 1024> buf;
-    // Reads the next whole message; nullopt when the peer left, timed out or sent garbage.
-    auto receive = [&]() -> net::awaitable<std::optional<message>> {
-      for (;;) {
-        auto r = in.next();
-        if (auto* m = std::get_if<message>(&r)) co_return std::move(*m);
-        if (auto* e = std::get_if<decoder::error>(&r)) {
-          log::warn("takeover", "a bad message from the new process: ", e->what, "; still serving");
-          co_return std::nullopt;
-        }
-        auto [ec, n] = co_await peer.async_read_some(net::buffer(buf), dl.token());
-        if (ec) {
-          log::warn("takeover", "the new process went away (", ec.message(), ") before it was ready; still serving");
-          co_return std::nullopt;
-        }
-        in.feed(std::span<const std::uint8_t>(buf.data(), n));
-      }
-    };
-    // Sends `bytes`, `fds` riding on the first of them. False when the peer went away.
-    auto send = [&](std::vector<std::uint8_t> bytes, std::span<const int> fds) -> net::awaitable<bool> {
-      std::size_t sent = 0;
-      while (sent < bytes.size()) {
-        const ssize_t n = send_with_fds(peer.native_handle(), std::span<const std::uint8_t>(bytes).subspan(sent),
-                                        sent == 0 ? fds : std::span<const int>{});
-        if (n == -EAGAIN || n == -EINTR) {
-          auto [ec] = co_await peer.async_wait(net::socket_base::wait_write, dl.token());
-          if (ec) co_return false;
-          continue;
-        }
-        if (n < 0) {
-          log::warn("takeover", "cannot write to the new process: ", std::strerror(static_cast<int>(-n)));
-          co_return false;
-        }
-        sent += static_cast<std::size_t>(n);
-      }
-      co_return true;
-    };
-
     dl.start(std::chrono::seconds(5));
-    auto first = co_await receive();
+    auto first = co_await receive_message(peer, in, dl, true);
     if (!first) co_return;
     const auto* h = std::get_if<hello>(&*first);
     if (h == nullptr) {
@@ -610,30 +621,35 @@ net::awaitable<void> listener::serve(net::local::stream_protocol::socket peer) {
     }
     if (!why.empty()) {
       log::warn("takeover", "refused edgerelay ", h->binary_version, ": ", why);
-      co_await send(encode(refusal{why}), {});
+      auto bytes = encode(refusal{why});
+      co_await send_frame(peer, dl, std::move(bytes), {});
       co_return;
     }
     log::info("takeover", "edgerelay ", h->binary_version, " asks for the listening sockets");
     handover_sockets out = co_await hooks_.gather();
     if (!out.error.empty()) {
       log::warn("takeover", "refused edgerelay ", h->binary_version, ": ", out.error);
-      co_await send(encode(refusal{out.error}), {});
+      auto bytes = encode(refusal{out.error});
+      co_await send_frame(peer, dl, std::move(bytes), {});
       co_return;
     }
     std::vector<int> fds;
     for (const auto& fd : out.fds) fds.push_back(fd.get());
     for (std::size_t at = 0; at < fds.size(); at += max_fds_per_batch) {
       const std::size_t n = std::min(max_fds_per_batch, fds.size() - at);
-      const bool ok = co_await send(encode(fd_batch{static_cast<std::uint16_t>(n)}), std::span(fds).subspan(at, n));
+      auto bytes = encode(fd_batch{static_cast<std::uint16_t>(n)});
+      const std::span<const int> batch = std::span(fds).subspan(at, n);
+      const bool ok = co_await send_frame(peer, dl, std::move(bytes), batch);
       if (!ok) co_return;
     }
-    const bool offered = co_await send(encode(offer{binary_version_, out.sockets}), {});
+    auto offer_bytes = encode(offer{binary_version_, out.sockets});
+    const bool offered = co_await send_frame(peer, dl, std::move(offer_bytes), {});
     if (!offered) co_return;
     out.fds.clear();  // the new process holds them now; ours stay open in the acceptors
     // The new process binds what its config adds and starts its workers; a large rule set was
     // already loaded before it asked.
     dl.start(std::chrono::seconds(30));
-    auto answer = co_await receive();
+    auto answer = co_await receive_message(peer, in, dl);
     if (!answer) co_return;
     if (auto* f = std::get_if<refusal>(&*answer)) {
       log::warn("takeover", "the new process gave up: ", f->reason, "; still serving");
@@ -649,7 +665,8 @@ net::awaitable<void> listener::serve(net::local::stream_protocol::socket peer) {
     const std::uint64_t sessions = hooks_.hand_over();
     log::info("takeover", "handed over to edgerelay ", h->binary_version, "; no longer accepting, draining ", sessions,
               " session(s)");
-    co_await send(encode(done{sessions}), {});
+    auto done_bytes = encode(done{sessions});
+    co_await send_frame(peer, dl, std::move(done_bytes), {});
     dl.stop();
   });
 }
