@@ -357,6 +357,10 @@ void server::do_reload() {
     log::info("reload", "running the built-in config: nothing to reload");
     return;
   }
+  if (handed_over_) {
+    log::info("reload", "skipped: the listeners were handed over to a new instance; this one only drains");
+    return;
+  }
   std::erase_if(retired_doors_, [](const auto& door) { return door->finished(); });
   std::string why;
   auto snap = load_next(why);
