@@ -311,6 +311,7 @@ class reader {
   void read_limits(const yaml_node& n, const source_mark& where, limits_config& out);
   void read_admin(const yaml_node& n, const source_mark& where, admin_config& out);
   void read_run_as(const std::string& key, const yaml_node& v, const source_mark& where, run_as_config& out);
+  void read_takeover_socket(const yaml_node& v, const source_mark& m, config& out);
   void read_auth_failures(const yaml_node& n, const source_mark& where, auth_failures_config& out);
   void read_tls_handshakes(const yaml_node& n, const source_mark& where, tls_handshakes_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
@@ -325,6 +326,17 @@ class reader {
   std::vector<definition> listener_names_, backend_names_, user_names_, rule_names_, upstream_names_;
 };
 
+void reader::read_takeover_socket(const yaml_node& v, const source_mark& m, config& out) {
+  auto s = scalar(v, m, "takeover_socket", "an absolute path for a unix socket");
+  if (!s) return;
+  // sun_path holds 108 bytes with the terminating NUL.
+  if (s->empty() || s->front() != '/' || s->size() > 107 || s->find('\0') != std::string::npos) {
+    error(m, "bad value '" + *s + "' for takeover_socket (expected an absolute path of at most 107 bytes)");
+    return;
+  }
+  out.takeover_socket = *s;
+}
+
 void reader::read_document(const yaml_node& root, config& out) {
   const source_mark top{file_, 1, 1};
   if (!root.is_defined() || root.is_null()) {
@@ -336,7 +348,7 @@ void reader::read_document(const yaml_node& root, config& out) {
   const bool is_map = for_each_key(
       root, top, "config",
       {"listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers", "user",
-       "group", "allow_root"},
+       "group", "allow_root", "takeover_socket"},
       [&](const std::string& key, const yaml_node& v, const source_mark& m) {
         if (key == "listeners") {
           saw_listeners = true;
@@ -391,6 +403,8 @@ void reader::read_document(const yaml_node& root, config& out) {
             return;
           }
           out.workers = w;
+        } else if (key == "takeover_socket") {
+          read_takeover_socket(v, m, out);
         } else {
           read_run_as(key, v, m, out.run_as);
         }

@@ -194,6 +194,9 @@ struct config {
   admin_config admin;
   reload_config reload;
   run_as_config run_as;
+  /// Where a running instance hands its listeners over to `edgerelay --takeover` (docs/upgrade.md);
+  /// empty: derived from the config file's path.
+  std::string takeover_socket;
 };
 
 }  // namespace edgerelay::config

@@ -1,11 +1,17 @@
 // Admin HTTP: source check, bounded request head, optional Basic auth, one response, close.
 #include "proxy/admin/admin_server.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <algorithm>
 #include <stdexcept>
 
 #include <boost/asio/write.hpp>
 
+#include "config/duration.hpp"
 #include "config/password.hpp"
 #include "proxy/admin/exposition.hpp"
 #include "proxy/core/phase_deadline.hpp"
@@ -24,6 +30,7 @@ std::string_view reason(unsigned status) {
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
     default: return tunnel::reason_phrase(status);
   }
@@ -61,6 +68,7 @@ access_rules access_rules::from(const config::config& cfg) {
   }
   const unsigned n = r.users.empty() ? 0 : config::verification_iterations(r.users.front().password_hash);
   r.unknown_iterations = n == 0 ? config::default_pbkdf2_iterations : n;
+  r.failures = cfg.limits.auth_failures;
   return r;
 }
 
@@ -69,8 +77,9 @@ bool access_rules::allows(const net::ip::address& source) const noexcept {
   return std::any_of(allow.begin(), allow.end(), [&a](const config::cidr& c) { return config::contains(c, a); });
 }
 
-admin_server::admin_server(net::io_context& control, status_source& source, verify_pool& verifier)
-    : control_(control), source_(source), verifier_(verifier), acceptor_(control) {}
+admin_server::admin_server(net::io_context& control, status_source& source, verify_pool& verifier,
+                           auth_throttle& throttle)
+    : control_(control), source_(source), verifier_(verifier), throttle_(throttle), acceptor_(control) {}
 
 tcp::endpoint admin_server::open(const tcp::endpoint& at, access_rules rules) {
   rules_ = std::move(rules);
@@ -84,6 +93,38 @@ tcp::endpoint admin_server::open(const tcp::endpoint& at, access_rules rules) {
     acceptor_.close(ignored);
     throw std::runtime_error(concat("admin: cannot listen on ", to_string(at), ": ", ec.message()));
   }
+  start_accepting();
+  return local_endpoint();
+}
+
+tcp::endpoint admin_server::adopt(int fd, access_rules rules) {
+  rules_ = std::move(rules);
+  error_code ec;
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ec.assign(errno, boost::system::system_category());
+  } else if (address.ss_family != AF_INET && address.ss_family != AF_INET6) {
+    ec = net::error::address_family_not_supported;
+  }
+  if (!ec) acceptor_.assign(address.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    throw std::runtime_error(concat("admin: cannot take over the listening socket: ", ec.message()));
+  }
+  start_accepting();
+  return local_endpoint();
+}
+
+void admin_server::stop_accepting() {
+  // release(), not close(): the socket leaves the control loop's epoll set while the new process
+  // keeps it open.
+  error_code ignored;
+  const int fd = acceptor_.release(ignored);
+  if (fd >= 0) ::close(fd);
+}
+
+void admin_server::start_accepting() {
   net::co_spawn(control_, accept_loop(), [](const std::exception_ptr& ep) {
     if (!ep) return;
     try {
@@ -92,7 +133,6 @@ tcp::endpoint admin_server::open(const tcp::endpoint& at, access_rules rules) {
       log::error("admin", "accept loop failed: ", e.what());
     }
   });
-  return local_endpoint();
 }
 
 tcp::endpoint admin_server::local_endpoint() const {
@@ -167,7 +207,9 @@ net::awaitable<void> admin_server::serve(tcp::socket socket) {
       const auto& head = std::get<tunnel::parsed<tunnel::request_head>>(result).value;
       std::optional<std::string> authorization;
       if (auto a = head.field("Authorization")) authorization = std::string(*a);
-      reply = co_await respond(head.method, head.path, authorization);
+      error_code peer_ec;
+      const tcp::endpoint peer = socket.remote_endpoint(peer_ec);
+      reply = co_await respond(head.method, head.path, authorization, peer.address());
       break;
     }
     if (!socket.is_open() || stopping_) co_return;
@@ -182,30 +224,53 @@ net::awaitable<void> admin_server::serve(tcp::socket socket) {
   socket.close(ignored);
 }
 
-net::awaitable<bool> admin_server::authorized(const std::optional<std::string>& authorization) {
-  if (rules_.users.empty()) co_return true;
-  if (!authorization) co_return false;
+net::awaitable<admin_server::login> admin_server::authorized(const std::optional<std::string>& authorization,
+                                                             const net::ip::address& peer) {
+  if (rules_.users.empty()) co_return login::ok;
+  const config::ip_address source = to_config_address(peer);
+  // A source in its back-off is answered without a verification: a guessing loop costs no CPU.
+  if (throttle_.refuses(source, auth_throttle::clock::now())) co_return login::throttled;
+  // No credentials at all is a browser's or a scraper's first try, not a guess: never counted.
+  if (!authorization) co_return login::failed;
   const auto parsed = tunnel::parse_basic_auth(*authorization);
   const auto* creds = std::get_if<tunnel::credentials>(&parsed);
-  if (creds == nullptr) co_return false;
-  const auto it = std::find_if(rules_.users.begin(), rules_.users.end(),
-                               [creds](const config::user_config& u) { return u.name == creds->user; });
-  const bool known = it != rules_.users.end();
-  // An unknown name costs a verification too, so the timing does not tell which names exist.
-  password_check check(known ? it->password_hash : std::string(), creds->password,
-                       known ? 0 : rules_.unknown_iterations);
-  const auto [ec, matched] = co_await verifier_.async_verify(std::move(check), use_ec);
-  co_return !ec && matched && known;
+  std::string user = creds == nullptr ? std::string() : creds->user;
+  bool matched = false;
+  if (creds != nullptr) {
+    const auto it = std::find_if(rules_.users.begin(), rules_.users.end(),
+                                 [creds](const config::user_config& u) { return u.name == creds->user; });
+    const bool known = it != rules_.users.end();
+    // An unknown name costs a verification too, so the timing does not tell which names exist.
+    password_check check(known ? it->password_hash : std::string(), creds->password,
+                         known ? 0 : rules_.unknown_iterations);
+    const auto [ec, ok] = co_await verifier_.async_verify(std::move(check), use_ec);
+    if (ec) co_return login::failed;  // the pool is full: not the client's guess, so not counted
+    matched = ok && known;
+  }
+  if (matched) co_return login::ok;
+  const auto verdict = throttle_.failed(source, user, auth_throttle::clock::now(), rules_.failures);
+  if (verdict.source_throttled) {
+    log::warn("admin", "source ", config::to_string(throttle_key(source)), " throttled after ", verdict.source_failures,
+              " failed logins in ", config::format_duration(rules_.failures.window), "; answering it 429 for ",
+              config::format_duration(rules_.failures.backoff));
+  }
+  if (verdict.reply_delay.count() > 0) co_await sleep_for(verdict.reply_delay);
+  co_return login::failed;
 }
 
 net::awaitable<std::string> admin_server::respond(const std::string& method, const std::string& target,
-                                                  const std::optional<std::string>& authorization) {
+                                                  const std::optional<std::string>& authorization,
+                                                  const net::ip::address& peer) {
   const bool head_only = method == "HEAD";
   if (method != "GET" && !head_only) {
     co_return text(405, false, "Allow: GET, HEAD\r\n");
   }
-  const bool allowed = co_await authorized(authorization);
-  if (!allowed) {
+  const login verdict = co_await authorized(authorization, peer);
+  if (verdict == login::throttled) {
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(rules_.failures.backoff).count();
+    co_return text(429, head_only, concat("Retry-After: ", std::max<long long>(seconds, 1), "\r\n"));
+  }
+  if (verdict == login::failed) {
     co_return text(401, head_only, "WWW-Authenticate: Basic realm=\"edgerelay admin\"\r\n");
   }
   const std::string path = target.substr(0, target.find('?'));

@@ -26,6 +26,7 @@
 #include "proxy/runtime/sd_notify.hpp"
 #include "proxy/runtime/server.hpp"
 #include "proxy/runtime/socket_activation.hpp"
+#include "proxy/runtime/takeover.hpp"
 #include "proxy/core/snapshot.hpp"
 
 #ifndef EDGERELAY_VERSION
@@ -43,7 +44,7 @@ namespace {
 using namespace edgerelay;
 
 constexpr std::string_view usage_text =
-    "usage: edgerelay [run] [--config FILE] [--workers N]\n"
+    "usage: edgerelay [run] [--config FILE] [--workers N] [--takeover]\n"
     "       edgerelay check --config FILE\n"
     "       edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L]\n"
     "                         [--transport tcp|udp]\n"
@@ -53,6 +54,8 @@ constexpr std::string_view usage_text =
     "\n"
     "Without --config, edgerelay runs its built-in default: 127.0.0.1:1080, SOCKS5, SOCKS4 and\n"
     "HTTP CONNECT, loopback clients only. Signals: SIGHUP reloads, SIGTERM/SIGINT drain and stop.\n"
+    "--takeover: take the listening sockets over from the instance running with that config, which\n"
+    "then drains and exits (an upgrade without dropping a connection; docs/upgrade.md).\n"
     "Config reference: docs/config.md\n";
 
 struct arguments {
@@ -61,6 +64,7 @@ struct arguments {
   std::optional<unsigned> workers;
   std::string from, to, user, listener;
   std::string transport = "tcp";
+  bool takeover = false;
 };
 
 /// Parses argv; on error prints why and returns nullopt.
@@ -81,6 +85,10 @@ std::optional<arguments> parse_arguments(int argc, char** argv) {
     if (key == "--version") {
       a.command = "version";
       return a;
+    }
+    if (key == "--takeover") {
+      a.takeover = true;
+      continue;
     }
     if (i + 1 >= args.size()) {
       std::cerr << "edgerelay: " << key << ": missing value or unknown option\n" << usage_text;
@@ -149,6 +157,10 @@ std::string version_text() {
 }
 
 int run(const arguments& a) {
+  if (a.takeover && !a.config_path) {
+    std::cerr << "edgerelay: --takeover needs --config FILE: the instance to take over is the one running with it\n";
+    return 2;
+  }
   // Before any thread starts: taking the sockets unsets the variables.
   std::vector<proxy::passed_socket> passed;
   proxy::sd_notifier notifier;
@@ -180,14 +192,22 @@ int run(const arguments& a) {
   // up to its last access line on the SIGTERM path, is queued here and flushed on the way out.
   proxy::log::sink log_writer;
   raise_descriptor_limit();
-  proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true, EDGERELAY_VERSION};
+  proxy::server_options options{a.config_path.value_or(""), a.workers.value_or(0), true, EDGERELAY_VERSION, {}};
+  if (a.config_path) options.takeover_socket = proxy::takeover::socket_path(cfg->takeover_socket, *a.config_path);
   options.notify = &notifier;
   options.passed = std::move(passed);
   options.settle_identity = true;
   std::unique_ptr<proxy::server> srv;
+  std::optional<proxy::takeover::client> handover;
   try {
     srv = std::make_unique<proxy::server>(std::move(*cfg), options);
-    srv->start();
+    // Asked only now: the config (a large rule set takes seconds) and its certificates are loaded.
+    proxy::takeover::inherited_sockets inherited;
+    if (a.takeover) {
+      handover = proxy::takeover::client::connect(options.takeover_socket, std::chrono::seconds(10));
+      inherited = handover->receive(EDGERELAY_VERSION);
+    }
+    srv->start(a.takeover ? &inherited : nullptr);
   } catch (const std::exception& e) {
     srv.reset();
     log_writer.flush(std::chrono::seconds(2));  // what the start logged comes before why it failed
@@ -195,6 +215,17 @@ int run(const arguments& a) {
     notifier.send(proxy::concat("STATUS=not starting: ", e.what()));
     return 1;
   }
+  if (handover) {
+    try {
+      const auto draining = handover->confirm_ready();
+      proxy::log::info("takeover", "the previous instance no longer accepts; it drains ", draining, " session(s)");
+    } catch (const std::exception& e) {
+      // The sockets are ours whatever it answered: serve on them.
+      proxy::log::warn("takeover", e.what(), "; serving on the sockets taken over");
+    }
+    handover.reset();
+  }
+  srv->listen_for_takeover();
   proxy::log::info("server", "edgerelay ", EDGERELAY_VERSION, " running with ",
                    a.config_path ? *a.config_path : std::string("the built-in config"));
   return srv->run();

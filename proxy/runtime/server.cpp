@@ -1,6 +1,7 @@
 // Control thread: signals, reload, and total-then-terminal shutdown.
 #include "proxy/runtime/server.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -140,7 +141,12 @@ server::~server() {
   }
 }
 
-void server::start() {
+void server::start(takeover::inherited_sockets* inherited) {
+  inherited_ = inherited;
+  struct forget {
+    takeover::inherited_sockets*& p;
+    ~forget() { p = nullptr; }
+  } forget_inherited{inherited_};
   if (options_.handle_signals) {
     // Before any listener opens: a signal sent as soon as we serve must find its handler
     // (it is queued until run() starts the control loop).
@@ -177,8 +183,14 @@ void server::start() {
     udp_doors_ = std::move(opened.doors);
   }
   if (const auto& a = snapshot_->cfg.admin; a.bind) {
-    admin_ = std::make_unique<admin::admin_server>(control_, *this, *verifier_);
-    const tcp::endpoint at = admin_->open(endpoint_of_spec(*a.bind), admin::access_rules::from(snapshot_->cfg));
+    admin_ = std::make_unique<admin::admin_server>(control_, *this, *verifier_, auth_);
+    const tcp::endpoint spec = endpoint_of_spec(*a.bind);
+    auto fds =
+        inherited_ ? inherited_->claim(takeover::socket_kind::admin, "", spec) : std::vector<takeover::owned_fd>{};
+    const tcp::endpoint at = fds.empty()
+                                 ? admin_->open(spec, admin::access_rules::from(snapshot_->cfg))
+                                 : admin_->adopt(fds.front().release(), admin::access_rules::from(snapshot_->cfg));
+    if (!fds.empty()) log::info("admin", "taken over on ", to_string(at), " from the running instance");
     {
       std::lock_guard lock(listeners_mu_);
       admin_endpoint_ = at;
@@ -189,6 +201,11 @@ void server::start() {
   if (options_.settle_identity) log::info("server", settle_identity(snapshot_->cfg));
   for (auto& [name, door] : udp_doors_) {
     door->start();
+  }
+  if (inherited_) {
+    for (const auto& name : inherited_->unclaimed()) {
+      log::info("takeover", name, ": the running instance's socket is not in this config: closed");
+    }
   }
   health_->start(snapshot_->cfg);
   for (auto& w : workers_) {
@@ -380,6 +397,8 @@ net::awaitable<void> server::shutdown_sequence() {
     w->join();
   }
   log::info("server", "stopped");
+  // After a handover the path is the new instance's: it is left alone.
+  if (takeover_) takeover_->stop(!handed_over_);
   signals_.cancel();
   if (watch_) watch_->stop();
   keep_running_.reset();
@@ -398,6 +417,11 @@ bool server::reload_once(std::string& status) {
   if (options_.config_path.empty()) {
     log::info("reload", "running the built-in config: nothing to reload");
     status = "the built-in config";
+    return true;
+  }
+  if (handed_over_) {
+    log::info("reload", "skipped: the listeners were handed over to a new instance; this one only drains");
+    status = "handed over; draining";
     return true;
   }
   std::erase_if(retired_doors_, [](const auto& door) { return door->finished(); });
@@ -478,8 +502,8 @@ server::opened_listeners server::open_listeners(const config::config& next, cons
         out.bound.emplace_back(l.name, entry_named(bound_, step.predecessor)->second);
         continue;
       }
-      tcp::endpoint at = endpoint_of_spec(l.bind);
       if (const auto* passed = started_ ? nullptr : passed_for(options_.passed, l.name)) {
+        tcp::endpoint at = endpoint_of_spec(l.bind);
         for (auto& w : workers_) at = w->adopt_listener(l.name, passed->fd);
         log::info("listener", l.name, ": accepting on the socket passed as fd ", passed->fd, " (", to_string(at),
                   ", socket activation)");
@@ -487,20 +511,21 @@ server::opened_listeners server::open_listeners(const config::config& next, cons
         out.opened.push_back(l.name);
         continue;
       }
-      // An address one of our own listeners holds is free for us: SO_REUSEPORT lets the new
-      // acceptors bind beside the old ones, which close when the reload commits.
-      if (!holds(bound_, at)) ensure_address_free(l.name, at);
-      // Worker 0 binds first so port 0 becomes one concrete port that the others share.
-      for (auto& w : workers_) {
-        at = w->open_listener(l.name, at);
-      }
-      out.bound.emplace_back(l.name, at);
+      out.bound.emplace_back(l.name, open_acceptors(l));
       out.opened.push_back(l.name);
     }
     for (std::size_t i = 0; i < plan.steps.size(); ++i) {
       const auto& l = next.listeners[i];
       if (!l.udp_bind || !plan.steps[i].udp_from.empty()) continue;
       const tcp::endpoint udp_at = endpoint_of_spec(*l.udp_bind);
+      auto fds = inherited_ ? inherited_->claim(takeover::socket_kind::udp, l.name, udp_at)
+                            : std::vector<takeover::owned_fd>{};
+      if (!fds.empty()) {
+        out.doors.emplace_back(l.name, std::make_unique<sql602_udp_door>(control_, l.name, fds.front().release(),
+                                                                         out.bound[i].second, snapshot_, *backends_));
+        log::info("listener", l.name, ": udp_bind taken over from the running instance");
+        continue;
+      }
       out.doors.emplace_back(
           l.name, std::make_unique<sql602_udp_door>(control_, l.name, udp::endpoint(udp_at.address(), udp_at.port()),
                                                     out.bound[i].second, snapshot_, *backends_));
@@ -510,6 +535,33 @@ server::opened_listeners server::open_listeners(const config::config& next, cons
     throw;
   }
   return out;
+}
+
+tcp::endpoint server::open_acceptors(const config::listener_config& l) {
+  tcp::endpoint at = endpoint_of_spec(l.bind);
+  auto fds = inherited_ ? inherited_->claim(takeover::socket_kind::tcp, l.name, at) : std::vector<takeover::owned_fd>{};
+  if (!fds.empty()) {
+    // Every acceptor of the running instance carries on here, so no connection waiting in one of
+    // their queues is lost; workers beyond their number bind beside them (SO_REUSEPORT).
+    const std::size_t taken = fds.size();
+    for (std::size_t i = 0; i < taken; ++i) {
+      at = workers_[i % workers_.size()]->take_listener(l.name, fds[i].release());
+    }
+    for (std::size_t i = taken; i < workers_.size(); ++i) {
+      workers_[i]->open_listener(l.name, at);
+    }
+    log::info("listener", l.name, ": taken over on ", to_string(at), " (", taken,
+              " socket(s) from the running instance)");
+    return at;
+  }
+  // An address one of our own listeners holds is free for us: SO_REUSEPORT lets the new
+  // acceptors bind beside the old ones, which close when the reload commits.
+  if (!holds(bound_, at)) ensure_address_free(l.name, at);
+  // Worker 0 binds first so port 0 becomes one concrete port that the others share.
+  for (auto& w : workers_) {
+    at = w->open_listener(l.name, at);
+  }
+  return at;
 }
 
 void server::commit(std::shared_ptr<const runtime_snapshot> snap, const listener_plan& plan, opened_listeners opened) {
@@ -584,6 +636,110 @@ void server::log_listener_changes(const listener_plan& plan, const opened_listen
     log::info("listener", name, ": 602SQL discovery and breaks on udp ", door->local_endpoint().address().to_string(),
               ':', door->local_endpoint().port());
   }
+}
+
+void server::listen_for_takeover() {
+  if (options_.takeover_socket.empty()) return;
+  takeover::listener::hooks hooks{.gather = [this] { return gather_handover(); },
+                                  .hand_over = [this] { return hand_over(); },
+                                  .refusal = [this]() -> std::string {
+                                    if (handed_over_) return "this instance has already handed its listeners over";
+                                    if (shutting_down_) return "this instance is shutting down";
+                                    return {};
+                                  }};
+  auto l = std::make_unique<takeover::listener>(control_, options_.takeover_socket, options_.version, std::move(hooks));
+  try {
+    l->start();
+  } catch (const std::exception& e) {
+    log::warn("takeover", e.what(), "; an upgrade with --takeover cannot reach this instance");
+    return;
+  }
+  log::info("takeover", "handing listeners over on ", options_.takeover_socket, " to `edgerelay --takeover`");
+  takeover_ = std::move(l);
+}
+
+namespace {
+
+/// One takeover's dups from the workers, collected on the control thread.
+struct lent_gather {
+  lent_gather(const net::any_io_executor& ex, std::size_t workers) : timer(ex), parts(workers) {}
+  ~lent_gather() {
+    for (auto& part : parts) {
+      for (auto& [name, fd] : part.value_or(std::vector<std::pair<std::string, int>>{})) ::close(fd);
+    }
+  }
+  net::steady_timer timer;
+  std::vector<std::optional<std::vector<std::pair<std::string, int>>>> parts;
+  std::size_t pending = 0;
+};
+
+}  // namespace
+
+net::awaitable<takeover::handover_sockets> server::gather_handover() {
+  takeover::handover_sockets out;
+  auto gather = std::make_shared<lent_gather>(control_.get_executor(), workers_.size());
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i]->finished()) continue;
+    ++gather->pending;
+    workers_[i]->lend_listeners([g = gather, i, ex = control_.get_executor()](auto lent) mutable {
+      net::post(ex, [g = std::move(g), i, lent = std::move(lent)]() mutable {
+        g->parts[i] = std::move(lent);
+        if (--g->pending == 0) g->timer.cancel();
+      });
+    });
+  }
+  if (gather->pending > 0) {
+    gather->timer.expires_after(gather_limit);
+    co_await gather->timer.async_wait(use_ec);
+  }
+  if (gather->pending > 0) {
+    out.error =
+        concat(gather->pending, " worker(s) did not lend their listening sockets within ", gather_limit.count(), " ms");
+    co_return out;
+  }
+  // In the order of bound_; a listener that a reload is closing right now is left out.
+  for (const auto& [name, at] : bound_) {
+    takeover::offered_socket offered{takeover::socket_kind::tcp, name, at.address().to_string(), at.port(), 0};
+    for (auto& part : gather->parts) {
+      if (!part) continue;
+      for (auto& [listener, fd] : *part) {
+        if (listener != name || fd < 0) continue;
+        out.fds.emplace_back(std::exchange(fd, -1));
+        ++offered.fds;
+      }
+    }
+    if (offered.fds > 0) out.sockets.push_back(std::move(offered));
+  }
+  for (auto& part : gather->parts) {
+    if (!part) continue;
+    std::erase_if(*part, [](const auto& entry) { return entry.second < 0; });
+  }
+  for (auto& [name, door] : udp_doors_) {
+    const int fd = door->lend_socket();
+    if (fd < 0) continue;
+    const auto at = door->local_endpoint();
+    out.fds.emplace_back(fd);
+    out.sockets.push_back({takeover::socket_kind::udp, name, at.address().to_string(), at.port(), 1});
+  }
+  if (admin_) {
+    const int fd = admin_->native_listener() < 0 ? -1 : ::fcntl(admin_->native_listener(), F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) {
+      const auto at = admin_->local_endpoint();
+      out.fds.emplace_back(fd);
+      out.sockets.push_back({takeover::socket_kind::admin, "", at.address().to_string(), at.port(), 1});
+    }
+  }
+  co_return out;
+}
+
+std::uint64_t server::hand_over() {
+  handed_over_ = true;
+  for (auto& w : workers_) w->hand_over();
+  for (auto& [name, door] : udp_doors_) door->hand_over();
+  if (admin_) admin_->stop_accepting();
+  const auto sessions = active_.load();
+  shutdown();
+  return sessions < 0 ? 0 : static_cast<std::uint64_t>(sessions);
 }
 
 void server::look_up_backends(std::vector<std::string> names) {

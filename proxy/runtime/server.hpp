@@ -27,6 +27,7 @@
 #include "proxy/runtime/sd_notify.hpp"
 #include "proxy/runtime/socket_activation.hpp"
 #include "proxy/runtime/source_limiter.hpp"
+#include "proxy/runtime/takeover.hpp"
 #include "proxy/runtime/worker.hpp"
 #include "sql602/runtime/break_table.hpp"
 #include "sql602/runtime/hooks.hpp"
@@ -62,6 +63,7 @@ struct server_options {
   /// Between binding and serving: drop to the config's `user`/`group` and refuse root without
   /// `allow_root` (privileges.hpp). Off for servers embedded in tests.
   bool settle_identity = false;
+  std::string takeover_socket{};  ///< where listen_for_takeover() listens; empty: nowhere
 };
 
 class server final : public admin::status_source {
@@ -72,7 +74,12 @@ class server final : public admin::status_source {
   ~server() override;
 
   /// Binds every listener on every worker and starts the worker threads. Throws on bind errors.
-  void start();
+  /// With `inherited` (a takeover), the sockets of the running instance that the config's
+  /// listeners and admin bind match are taken over instead of bound; the rest close.
+  void start(takeover::inherited_sockets* inherited = nullptr);
+  /// Control thread, after start(): accepts handovers on options.takeover_socket (a failure to
+  /// listen there is logged; the server runs on without).
+  void listen_for_takeover();
   /// Thread-safe. The address a listener is bound to now (its port when the config said port 0).
   /// Throws std::out_of_range for a listener the running config does not have.
   tcp::endpoint endpoint_of(std::string_view listener) const;
@@ -131,6 +138,12 @@ class server final : public admin::status_source {
   void commit(std::shared_ptr<const runtime_snapshot> snap, const listener_plan& plan, opened_listeners opened);
   /// Control thread, before commit(): what the plan closes, opens and renames.
   void log_listener_changes(const listener_plan& plan, const opened_listeners& opened) const;
+  /// Takeover: dups of every listening socket, from the workers, the udp_bind doors and admin.
+  net::awaitable<takeover::handover_sockets> gather_handover();
+  /// Takeover: the new process accepts; stop accepting and drain. Returns the sessions draining.
+  std::uint64_t hand_over();
+  /// Binds or takes over `l`'s acceptors on every worker; returns the bound address.
+  tcp::endpoint open_acceptors(const config::listener_config& l);
   void wait_signal();
   void file_settled();
   /// Control thread: looks `names` up in the background, each answer going to addresses_.
@@ -180,10 +193,13 @@ class server final : public admin::status_source {
   std::optional<tick_rounds> rounds_;  ///< with a watchdog; control thread only
   std::optional<net::steady_timer> watchdog_timer_;
   bool watchdog_stalled_ = false;  ///< the last period found a worker that had not answered
-  admin::reload_history reloads_;  ///< control thread only
+  bool handed_over_ = false;
+  takeover::inherited_sockets* inherited_ = nullptr;  ///< during start() only
+  admin::reload_history reloads_;                     ///< control thread only
   // Last, so destroyed first: its connections wait on the verifier and read the workers.
   std::unique_ptr<admin::admin_server> admin_;
   std::optional<tcp::endpoint> admin_endpoint_;  ///< under listeners_mu_
+  std::unique_ptr<takeover::listener> takeover_;
 };
 
 }  // namespace edgerelay::proxy

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <utility>
@@ -240,6 +241,60 @@ tcp::endpoint worker::adopt_listener(const std::string& listener, int fd) {
   }
   opened_.push_back(std::move(slot));
   return bound;
+}
+
+tcp::endpoint worker::take_listener(const std::string& listener, int fd) {
+  auto slot = std::make_unique<acceptor_slot>(acceptor_slot{listener, tcp::acceptor(ioc_)});
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
+      (address.ss_family != AF_INET && address.ss_family != AF_INET6)) {
+    const int err = errno;
+    ::close(fd);
+    throw std::runtime_error(
+        concat("listener '", listener, "': the socket handed over is not a TCP one (", std::strerror(err), ")"));
+  }
+  error_code ec;
+  slot->acceptor.assign(address.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    throw std::runtime_error(concat("listener '", listener, "': cannot take the socket over: ", ec.message()));
+  }
+  const tcp::endpoint bound = slot->acceptor.local_endpoint(ec);
+  if (ec) {
+    throw std::runtime_error(
+        concat("listener '", listener, "': cannot read the address of the socket handed over: ", ec.message()));
+  }
+  opened_.push_back(std::move(slot));
+  return bound;
+}
+
+void worker::lend_listeners(std::function<void(std::vector<std::pair<std::string, int>>)> lend) {
+  net::post(ioc_, [this, lend = std::move(lend)] {
+    std::vector<std::pair<std::string, int>> out;
+    for (auto& slot : acceptors_) {
+      if (!slot->acceptor.is_open()) continue;
+      const int fd = ::fcntl(slot->acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
+      if (fd >= 0) {
+        out.emplace_back(slot->listener, fd);
+      } else {
+        log::warn("takeover", "worker ", index_, ": cannot lend listener ", slot->listener, ": ", std::strerror(errno));
+      }
+    }
+    lend(std::move(out));
+  });
+}
+
+void worker::hand_over() {
+  net::post(ioc_, [this] {
+    for (auto& slot : acceptors_) {
+      // release() takes the socket out of this event loop's epoll set explicitly; a plain close
+      // would leave it there, since the new process still holds the same open socket.
+      error_code ignored;
+      const int fd = slot->acceptor.release(ignored);
+      if (fd >= 0) ::close(fd);
+    }
+  });
 }
 
 void worker::spawn_accept_loop(std::unique_ptr<acceptor_slot> slot) {

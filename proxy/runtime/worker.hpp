@@ -66,6 +66,15 @@ class worker {
   /// whichever wakes first accepts. `fd` stays the caller's. Returns the address it is bound to.
   /// Throws std::runtime_error naming the listener and descriptor.
   tcp::endpoint adopt_listener(const std::string& listener, int fd);
+  /// Control thread: like open_listener(), with a socket already listening (handed over by the
+  /// running instance); the worker owns `fd` from now on, even when this throws.
+  tcp::endpoint take_listener(const std::string& listener, int fd);
+  /// Thread-safe: calls `lend` on the worker's thread with a dup of every socket it accepts on
+  /// (listener name, descriptor); the receiver owns the descriptors.
+  void lend_listeners(std::function<void(std::vector<std::pair<std::string, int>>)> lend);
+  /// Thread-safe: stops accepting and lets go of the listening sockets without closing them for
+  /// the new process that accepts on them too (takeover).
+  void hand_over();
   /// Control thread: closes what open_listener() opened since the last start() or publish().
   void discard_opened() noexcept { opened_.clear(); }
 

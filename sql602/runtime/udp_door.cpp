@@ -1,6 +1,10 @@
 // The UDP side of a 602SQL door (see sql602_udp.hpp).
 #include "sql602/runtime/udp_door.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -158,6 +162,43 @@ sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener,
                                     at.port(), ": ", ec.message()));
   }
   local_ = socket_.local_endpoint();
+}
+
+sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, int adopted_fd,
+                                 const tcp::endpoint& door, const std::shared_ptr<const runtime_snapshot>& current,
+                                 backend_runtime& backends)
+    : listener_(std::move(listener)),
+      socket_(control),
+      door_port_(door.port()),
+      current_(&current),
+      backends_(&backends) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  error_code ec;
+  if (::getsockname(adopted_fd, reinterpret_cast<sockaddr*>(&address), &length) != 0 ||
+      (address.ss_family != AF_INET && address.ss_family != AF_INET6)) {
+    ec = net::error::address_family_not_supported;
+  }
+  if (!ec) socket_.assign(address.ss_family == AF_INET ? udp::v4() : udp::v6(), adopted_fd, ec);
+  if (ec) {
+    ::close(adopted_fd);
+    throw std::runtime_error(
+        concat("listener '", listener_, "': cannot take the udp_bind socket over: ", ec.message()));
+  }
+  local_ = socket_.local_endpoint();
+}
+
+int sql602_udp_door::lend_socket() {
+  return socket_.is_open() ? ::fcntl(socket_.native_handle(), F_DUPFD_CLOEXEC, 0) : -1;
+}
+
+void sql602_udp_door::hand_over() {
+  stopped_ = true;
+  error_code ignored;
+  // release(), not close(): the socket leaves this event loop's epoll set while the new process
+  // keeps it open.
+  const int fd = socket_.release(ignored);
+  if (fd >= 0) ::close(fd);
 }
 
 void sql602_udp_door::start() {

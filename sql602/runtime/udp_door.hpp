@@ -106,6 +106,10 @@ class sql602_udp_door {
   /// listener when it cannot bind. `current` is the server's snapshot member (control thread only).
   sql602_udp_door(net::io_context& control, std::string listener, const udp::endpoint& at, const tcp::endpoint& door,
                   const std::shared_ptr<const runtime_snapshot>& current, backend_runtime& backends);
+  /// With a socket already bound (handed over by the running instance at a takeover); the door
+  /// owns `adopted_fd` from now on, even when this throws.
+  sql602_udp_door(net::io_context& control, std::string listener, int adopted_fd, const tcp::endpoint& door,
+                  const std::shared_ptr<const runtime_snapshot>& current, backend_runtime& backends);
   sql602_udp_door(const sql602_udp_door&) = delete;
   sql602_udp_door& operator=(const sql602_udp_door&) = delete;
 
@@ -114,6 +118,11 @@ class sql602_udp_door {
   void start();
   /// Control thread: closes the socket; pending discovery relays end within their 3 s limit.
   void stop();
+  /// Control thread: a dup of the socket for a takeover (the caller owns it); -1 when closed.
+  int lend_socket();
+  /// Control thread: stops receiving and lets go of the socket without closing it for the new
+  /// process that reads it too (takeover).
+  void hand_over();
   /// Control thread, after a reload kept this socket: it serves `listener` (the name may be new),
   /// whose TCP door is now `door`.
   void follow(std::string listener, const tcp::endpoint& door);

@@ -59,7 +59,7 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "limit: {max_sessions: 5}\n"),
             (lines{"test.yaml:5:1: unknown key 'limit' in config (expected one of: listeners, backends, users, rules, "
-                   "limits, admin, log, reload, upstreams, workers, user, group, allow_root)"}));
+                   "limits, admin, log, reload, upstreams, workers, user, group, allow_root, takeover_socket)"}));
 }
 
 TEST(ConfigErrors, BadDurationsAreAllReported) {
@@ -208,6 +208,15 @@ TEST(ConfigErrors, BadValuesOfEveryKind) {
              "\"[v6]:port\" with a literal IP address)"}));
 }
 
+TEST(ConfigErrors, TakeoverSocketIsAnAbsoluteShortPath) {
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "takeover_socket: run/x.sock\n"),
+            (lines{"test.yaml:5:18: bad value 'run/x.sock' for takeover_socket (expected an absolute path of at most "
+                   "107 bytes)"}));
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "takeover_socket: /" + std::string(107, 'x') + "\n").size(), 1U);
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "takeover_socket: [a]\n").size(), 1U);
+  EXPECT_TRUE(diagnostics_of(std::string(minimal) + "takeover_socket: /run/edgerelay/takeover.sock\n").empty());
+}
+
 TEST(ConfigErrors, WrongShapes) {
   EXPECT_EQ(diagnostics_of("listeners: {name: edge}\n"
                            "rules:\n"
@@ -229,7 +238,7 @@ TEST(ConfigErrors, EmptyAndBrokenDocuments) {
             (lines{"test.yaml:1:1: empty config (expected a map with listeners, backends, users, rules, ...)"}));
   EXPECT_EQ(diagnostics_of("- a\n- b\n"),
             (lines{"test.yaml:1:1: expected a map for config (keys: listeners, backends, users, rules, limits, admin, "
-                   "log, reload, upstreams, workers, user, group, allow_root)"}));
+                   "log, reload, upstreams, workers, user, group, allow_root, takeover_socket)"}));
   EXPECT_EQ(diagnostics_of("listeners: [\n"),
             (lines{"test.yaml:2:1: YAML syntax error: end of sequence flow not found"}));
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "rules: []\n"),
