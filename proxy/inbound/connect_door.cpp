@@ -31,7 +31,7 @@ net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream&
     const bool authorized = co_await http_proxy_authorized(ctx_, head, rec);
     if (authorized) {
       rec.target = tunnel::to_string(head.authority);
-      co_return request{.cmd = socks::command::connect, .where = from_authority(head.authority)};
+      co_return request{.cmd = socks::command::connect, .where = from_authority(head.authority), .client_leg = nullptr};
     }
     refused.why = outcome::bad_credentials;
     refused.refusal = tunnel::error_reply(407);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "proxy/inbound/detect.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/outbound/connector.hpp"
+#include "proxy/inbound/door_leg.hpp"
 #include "socks/server.hpp"
 #include "tunnel/http_connect_codec.hpp"
 #include "tunnel/tls/client_stream.hpp"
@@ -33,6 +35,9 @@ class backend_kind;
 struct request {
   socks::command cmd = socks::command::connect;
   target where;
+  /// Set by a tunnel door (WebSocket, polling): the client's bytes travel in its messages, and it
+  /// answers the request itself; null: they travel on the client stream, and answer() replies.
+  std::unique_ptr<door_leg> client_leg;
 };
 /// A plain HTTP request (not CONNECT): serve_http() takes the connection over.
 struct http_handoff {

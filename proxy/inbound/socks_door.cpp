@@ -81,7 +81,7 @@ net::awaitable<door_result> front_door::negotiate_socks(tunnel::client_stream& c
       if (req->cmd == socks::command::udp_associate && socks_.protocol_version() == socks::version::v5) {
         co_return udp_handoff{from_socks(req->target)};
       }
-      co_return request{.cmd = req->cmd, .where = from_socks(req->target)};
+      co_return request{.cmd = req->cmd, .where = from_socks(req->target), .client_leg = nullptr};
     } else {
       co_return door_closed{};  // failed: nothing can be replied
     }

@@ -13,6 +13,7 @@
 #include "proxy/observe/access_log.hpp"
 #include "proxy/outbound/backend_kind.hpp"
 #include "proxy/outbound/connector.hpp"
+#include "proxy/relay/message_leg.hpp"
 #include "tunnel/tls/client_stream.hpp"
 
 namespace edgerelay::proxy {
@@ -20,9 +21,12 @@ namespace edgerelay::proxy {
 /// A connected (and, for a TLS backend, secured) upstream, or the outcome that says why not.
 struct dialled_upstream {
   outcome result = outcome::general_failure;
-  std::optional<tunnel::client_stream> stream;  ///< set on success
-  session_identity identity;                    ///< what the decision rested on, for recheck on reload
-  std::unique_ptr<backend_hold> hold;           ///< the backend kind's share of the session (may be null)
+  std::optional<tunnel::client_stream> stream;  ///< set on success, unless `leg` is
+  /// Set on success instead of `stream` by a plan whose upstream travels in messages (the client
+  /// mode's WebSocket or polling tunnel to its gateway).
+  std::unique_ptr<message_leg> leg;
+  session_identity identity;           ///< what the decision rested on, for recheck on reload
+  std::unique_ptr<backend_hold> hold;  ///< the backend kind's share of the session (may be null)
 };
 
 class dial_plan {

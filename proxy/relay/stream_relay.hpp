@@ -2,6 +2,7 @@
 #pragma once
 
 #include "proxy/core/asio.hpp"
+#include "proxy/relay/message_leg.hpp"
 #include "proxy/relay/relay.hpp"
 #include "tunnel/tls/client_stream.hpp"
 
@@ -25,6 +26,22 @@ auto async_relay_streams(tunnel::client_stream& client, tunnel::client_stream& u
         start_stream_relay(*c, *u, *p, o, relay_handler(std::move(handler)));
       },
       token, &client, &upstream, &pools, options);
+}
+
+/// Relays both directions between a socket leg and a message leg (a tunnel door's client, or the
+/// client mode's gateway tunnel), with the same semantics; `leg_is_client` says which side the
+/// leg is, for the byte counts. Both legs and the stream must outlive it. Never throws.
+void start_leg_relay(tunnel::client_stream& stream, message_leg& leg, bool leg_is_client, relay_options options,
+                     relay_handler handler);
+
+template <class Token>
+auto async_relay_leg(tunnel::client_stream& stream, message_leg& leg, bool leg_is_client, relay_options options,
+                     Token&& token) {
+  return net::async_initiate<Token, void(relay_result)>(
+      [](auto handler, tunnel::client_stream* s, message_leg* l, bool c, relay_options o) {
+        start_leg_relay(*s, *l, c, o, relay_handler(std::move(handler)));
+      },
+      token, &stream, &leg, leg_is_client, options);
 }
 
 }  // namespace edgerelay::proxy

@@ -36,6 +36,8 @@ using tunnel::client_stream;
 struct established {
   session_identity& identity;
   std::unique_ptr<backend_hold>& hold;
+  std::unique_ptr<door_leg>& client_leg;       ///< a tunnel door's client side
+  std::unique_ptr<message_leg>& upstream_leg;  ///< a plan's upstream that travels in messages
 };
 
 /// Tells the client how its request ended, under the handshake timeout. False when the session
@@ -64,15 +66,25 @@ net::awaitable<bool> answer_client(client_stream& client, front_door& door, outc
   co_return !ec;
 }
 
-/// Delivers the client bytes that came behind the request to the new upstream.
-net::awaitable<bool> flush_leftover(client_stream& upstream, std::span<const std::uint8_t> leftover,
-                                    const session_context& ctx, access_record& rec, phase_deadline& dl) {
+/// Delivers the client bytes that came behind the request to the new upstream (`upstream_leg`
+/// when the plan gave one, else `upstream`).
+net::awaitable<bool> flush_leftover(client_stream& upstream, message_leg* upstream_leg,
+                                    std::span<const std::uint8_t> leftover, const session_context& ctx,
+                                    access_record& rec, phase_deadline& dl) {
   if (leftover.empty()) {
     co_return true;
   }
   rec.bytes_up += leftover.size();
   dl.start(ctx.snapshot->cfg.limits.idle_timeout);
-  auto [ec, written] = co_await net::async_write(upstream, net::buffer(leftover.data(), leftover.size()), dl.token());
+  error_code ec;
+  if (upstream_leg != nullptr) {
+    auto [leg_ec, written] = co_await upstream_leg->write(net::buffer(leftover.data(), leftover.size()), dl.slot());
+    ec = leg_ec;
+  } else {
+    auto [stream_ec, written] =
+        co_await net::async_write(upstream, net::buffer(leftover.data(), leftover.size()), dl.token());
+    ec = stream_ec;
+  }
   if (ec) {
     rec.detail = "upstream_gone";
   }
@@ -125,13 +137,28 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
   if (dialled.stream) {
     upstream = std::move(*dialled.stream);
     out.identity = dialled.identity;
+  } else if (dialled.leg) {
+    out.upstream_leg = std::move(dialled.leg);
+    out.identity = dialled.identity;
   }
   out.hold = std::move(dialled.hold);
-  if (!co_await answer_client(client, door, dialled.result, dialled.result == outcome::success ? &upstream : nullptr,
-                              ctx, rec, dl)) {
+  if (req.client_leg) {
+    // A tunnel door answers in its own protocol, and bytes behind its request are its own framing.
+    out.client_leg = std::move(req.client_leg);
+    if (out.upstream_leg) {
+      // Two message legs have no socket to relay between; configuration never makes them meet.
+      dialled.result = outcome::general_failure;
+      rec.detail = "message_legs_on_both_sides";
+    }
+    const bool answered = co_await out.client_leg->answer(dialled.result, dl);
+    dl.stop();
+    co_return answered&& dialled.result == outcome::success;
+  }
+  const bool socket_upstream = dialled.result == outcome::success && !out.upstream_leg;
+  if (!co_await answer_client(client, door, dialled.result, socket_upstream ? &upstream : nullptr, ctx, rec, dl)) {
     co_return false;
   }
-  const bool delivered = co_await flush_leftover(upstream, door.leftover(), ctx, rec, dl);
+  const bool delivered = co_await flush_leftover(upstream, out.upstream_leg.get(), door.leftover(), ctx, rec, dl);
   dl.stop();
   co_return delivered;
 }
@@ -156,13 +183,24 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   ctx.identity = &identity;
   session_registry::entry registered(*ctx.services->registry, client, upstream, rec, identity);
   std::unique_ptr<backend_hold> hold;
+  std::unique_ptr<door_leg> client_leg;
+  std::unique_ptr<message_leg> upstream_leg;
   try {
-    if (co_await run_front_end(client, upstream, ctx, rec, established{identity, hold})) {
+    const bool established_ok =
+        co_await run_front_end(client, upstream, ctx, rec, established{identity, hold, client_leg, upstream_leg});
+    registered.attach(client_leg.get(), upstream_leg.get());
+    if (established_ok) {
       const config::limits_config& limits = ctx.snapshot->cfg.limits;
       const relay_options opts{
           .idle_timeout = limits.idle_timeout, .fin_timeout = limits.fin_timeout, .use_splice = true};
-      const relay_result r =
-          co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
+      relay_result r;
+      if (client_leg) {
+        r = co_await async_relay_leg(upstream, *client_leg, true, opts, net::use_awaitable);
+      } else if (upstream_leg) {
+        r = co_await async_relay_leg(client, *upstream_leg, false, opts, net::use_awaitable);
+      } else {
+        r = co_await async_relay_streams(client, upstream, *ctx.services->pools, opts, net::use_awaitable);
+      }
       rec.bytes_up += r.bytes_up;
       rec.bytes_down += r.bytes_down;
       if (r.end != relay_end::closed && rec.detail.empty()) {
@@ -173,6 +211,9 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
     rec.result = outcome::general_failure;
     log::error("session", "session from ", rec.client, " failed: ", e.what());
   }
+  registered.attach(nullptr, nullptr);
+  if (client_leg) client_leg->close();
+  if (upstream_leg) upstream_leg->close();
   client.close();
   upstream.close();
   if (ctx.services->metrics != nullptr) ctx.services->metrics->session_ended(rec);

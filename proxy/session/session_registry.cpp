@@ -29,10 +29,16 @@ session_registry::entry::~entry() {
   --registry_.size_;
 }
 
+void session_registry::entry::close() noexcept {
+  client_.close();
+  upstream_.close();
+  if (client_leg_ != nullptr) client_leg_->close();
+  if (upstream_leg_ != nullptr) upstream_leg_->close();
+}
+
 void session_registry::close_all() noexcept {
   for (entry* e = head_; e != nullptr; e = e->next_) {
-    e->client_.close();
-    e->upstream_.close();
+    e->close();
   }
 }
 
@@ -53,8 +59,7 @@ std::size_t session_registry::recheck(const std::shared_ptr<const runtime_snapsh
     e->record_.rule = std::string(d.rule_name);
     log::info("reload", "closing session ", e->record_.client, " -> ", e->record_.target, ": now denied by rule '",
               d.rule_name, "'");
-    e->client_.close();
-    e->upstream_.close();
+    e->close();
     ++closed;
   }
   return closed;

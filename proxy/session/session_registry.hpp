@@ -17,6 +17,7 @@
 #include "proxy/core/snapshot.hpp"
 #include "proxy/inbound/udp_associate.hpp"
 #include "proxy/outbound/connector.hpp"
+#include "proxy/relay/message_leg.hpp"
 #include "tunnel/tls/client_stream.hpp"
 
 namespace edgerelay::proxy {
@@ -32,13 +33,24 @@ class session_registry {
     entry& operator=(const entry&) = delete;
     ~entry();
 
+    /// The session's message legs (a tunnel door's client, a gateway tunnel upstream), closed with
+    /// the streams; either may be null. They must stay alive while attached.
+    void attach(message_leg* client_leg, message_leg* upstream_leg) noexcept {
+      client_leg_ = client_leg;
+      upstream_leg_ = upstream_leg;
+    }
+
    private:
+    void close() noexcept;
+
     friend class session_registry;
     session_registry& registry_;
     tunnel::client_stream& client_;
     tunnel::client_stream& upstream_;
     access_record& record_;
     const session_identity& identity_;
+    message_leg* client_leg_ = nullptr;
+    message_leg* upstream_leg_ = nullptr;
     entry* prev_ = nullptr;
     entry* next_ = nullptr;
   };

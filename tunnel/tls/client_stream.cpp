@@ -72,10 +72,13 @@ net::awaitable<error_code> client_stream::start_tls(net::ssl::context& context,
   tls_ = std::make_unique<tls_state>(std::move(socket_), context);
   const auto input = net::buffer(already_read.data(), already_read.size());
   // An unconnected slot must not replace the awaiting coroutine's own (operator|| cancels through it).
-  auto [ec, used] = cancel.is_connected()
-                        ? co_await tls_->stream.async_handshake(net::ssl::stream_base::server, input,
-                                                                net::bind_cancellation_slot(cancel, use_ec))
-                        : co_await tls_->stream.async_handshake(net::ssl::stream_base::server, input, use_ec);
+  // Each co_await is its own statement: GCC 12 miscompiles one inside a conditional expression.
+  if (cancel.is_connected()) {
+    auto [ec, used] = co_await tls_->stream.async_handshake(net::ssl::stream_base::server, input,
+                                                            net::bind_cancellation_slot(cancel, use_ec));
+    co_return ec;
+  }
+  auto [ec, used] = co_await tls_->stream.async_handshake(net::ssl::stream_base::server, input, use_ec);
   co_return ec;
 }
 
@@ -86,9 +89,12 @@ net::awaitable<error_code> client_stream::connect_tls(net::ssl::context& context
   if (!prepare_client_ssl(tls_->stream.native_handle(), server_name).empty()) {
     co_return net::error::invalid_argument;
   }
-  auto [ec] = cancel.is_connected() ? co_await tls_->stream.async_handshake(net::ssl::stream_base::client,
-                                                                            net::bind_cancellation_slot(cancel, use_ec))
-                                    : co_await tls_->stream.async_handshake(net::ssl::stream_base::client, use_ec);
+  if (cancel.is_connected()) {
+    auto [ec] = co_await tls_->stream.async_handshake(net::ssl::stream_base::client,
+                                                      net::bind_cancellation_slot(cancel, use_ec));
+    co_return ec;
+  }
+  auto [ec] = co_await tls_->stream.async_handshake(net::ssl::stream_base::client, use_ec);
   co_return ec;
 }
 
