@@ -44,7 +44,7 @@ class Setup:
         self.root = os.path.join(workdir, "ftproot")
         os.makedirs(self.root)
         self.download = ftp.make_file(os.path.join(self.root, "download.bin"), DOWNLOAD_SIZE, 1)
-        self.client = ftp.client_dir(os.path.join(workdir, "c"))
+        self.client = ftp.client_dir(workdir)
         self.upload_src = os.path.join(self.client, "upload-src.bin")
         self.upload = ftp.make_file(self.upload_src, UPLOAD_SIZE, 2)
         self.server = ftp.FtpServer(self.root, PASSIVE)
