@@ -64,6 +64,9 @@ std::string summarize(const config& cfg) {
     if (l.udp_bind) {
       out += "; udp " + endpoint_text(*l.udp_bind);
     }
+    if (l.socks5_bind) {
+      out += "; socks5 bind";
+    }
     out += "\n";
   }
   for (const auto& b : cfg.backends) {

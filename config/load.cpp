@@ -550,10 +550,11 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
   bool protocol_errors = false;
   bool has_bind = false;
   bool has_fallback = false;
+  std::optional<source_mark> socks5_bind_mark;
   const bool ok = for_each_key(
       n, where, "listener",
       {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind",
-       "max_sessions"},
+       "max_sessions", "socks5_bind"},
       [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;
@@ -571,6 +572,11 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
         } else if (k == "max_sessions") {
           if (auto x = number(v, m, "listener max_sessions", 1, 10'000'000)) {
             l.max_sessions = static_cast<std::uint32_t>(*x);
+          }
+        } else if (k == "socks5_bind") {
+          socks5_bind_mark = m;
+          if (auto b = boolean(v, m, "socks5_bind")) {
+            l.socks5_bind = *b;
           }
         } else if (k == "protocols") {
           protocols_mark = m;
@@ -661,6 +667,9 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
     if (!has_http && !l.protocols.empty() && (!l.sql602_tunnel.empty() || has_fallback)) {
       error(where, who + " has sql602_tunnel or fallback, which need protocol http");
     }
+  }
+  if (l.socks5_bind && std::find(l.protocols.begin(), l.protocols.end(), protocol::socks5) == l.protocols.end()) {
+    error(*socks5_bind_mark, who + " has socks5_bind, which needs protocol socks5");
   }
   out.listeners.push_back(std::move(l));
 }
@@ -945,7 +954,7 @@ void reader::read_upstream(const yaml_node& n, const source_mark& where, config&
 void reader::read_limits(const yaml_node& n, const source_mark& where, limits_config& out) {
   for_each_key(n, where, "limits",
                {"max_sessions", "per_source", "handshake_timeout", "connect_timeout", "idle_timeout", "fin_timeout",
-                "shutdown_grace", "auth_failures", "tls_handshakes", "per_source_rate"},
+                "shutdown_grace", "auth_failures", "tls_handshakes", "per_source_rate", "bind_timeout"},
                [&](const std::string& k, const yaml_node& v, const source_mark& m) {
                  if (k == "auth_failures") {
                    read_auth_failures(v, m, out.auth_failures);
@@ -965,6 +974,8 @@ void reader::read_limits(const yaml_node& n, const source_mark& where, limits_co
                    read_duration(v, m, k, out.idle_timeout, false);
                  } else if (k == "fin_timeout") {
                    read_duration(v, m, k, out.fin_timeout, false);
+                 } else if (k == "bind_timeout") {
+                   read_duration(v, m, k, out.bind_timeout, false);
                  } else {
                    read_duration(v, m, k, out.shutdown_grace, true);
                  }

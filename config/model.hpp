@@ -67,6 +67,8 @@ struct listener_config {
   std::optional<endpoint_spec> udp_bind;
   source_mark mark;
   std::uint32_t max_sessions = 0;  ///< sessions at once on this listener; 0: only limits.max_sessions
+  /// SOCKS5 BIND (FTP active mode through the gateway) is served on this listener; off: 0x02.
+  bool socks5_bind = false;
 };
 
 struct health_check_config {
@@ -130,6 +132,7 @@ struct limits_config {
   duration shutdown_grace{10000};
   auth_failures_config auth_failures;
   tls_handshakes_config tls_handshakes;
+  duration bind_timeout{60000};  ///< how long a SOCKS5 BIND waits for its peer to connect
 };
 
 enum class log_level : std::uint8_t { debug, info, warn, error };

@@ -131,6 +131,7 @@ step_t socks_server::on_socks5_request(std::span<const std::uint8_t> input) {
   auto& done = std::get<parsed<socks5_request>>(result);
   consumed_ += done.consumed;
   state_ = state::connecting;
+  cmd_ = done.value.cmd;
   return step::connect{done.value.cmd, std::move(done.value.target), user_};
 }
 
@@ -154,12 +155,24 @@ step_t socks_server::on_socks4_request(std::span<const std::uint8_t> input) {
     return reply(to_vector(encode_socks4_reply(socks4_reply::bad_user)), true);
   }
   state_ = state::connecting;
+  cmd_ = done.value.cmd;
   user_ = done.value.user_id;
   return step::connect{done.value.cmd, std::move(done.value.target), user_};
 }
 
+step_t socks_server::on_bind_listening(const bound_address& listening) {
+  if (state_ != state::connecting || version_ != version::v5 || cmd_ != command::bind) {
+    return fail("socks: on_bind_listening() without a SOCKS5 BIND request");
+  }
+  state_ = state::awaiting_peer;
+  return step::send{encode_socks5_reply(reply_code::succeeded,
+                                        std::visit([](const auto& host) { return bound_host{host}; }, listening.host),
+                                        listening.port),
+                    false};
+}
+
 step_t socks_server::on_connect(reply_code code, const bound_address& bound) {
-  if (state_ != state::connecting) {
+  if (state_ != state::connecting && state_ != state::awaiting_peer) {
     return fail("socks: on_connect() in the wrong state");
   }
   const bool ok = code == reply_code::succeeded;

@@ -6,6 +6,8 @@
 //                    handshake is over (take leftover()); else call feed({}) to go on
 //   authenticate  -> check the credentials, then on_auth(ok)
 //   connect       -> apply policy and dial, then on_connect(code, bound) -> a `send` step with the reply
+//                    (a SOCKS5 BIND: listen, on_bind_listening(where) -> the first reply; when the
+//                    expected peer connected, on_connect(code, peer) -> the second)
 //   failed        -> close at once (nothing can be replied)
 // After the success reply the state is `established` and leftover() holds bytes the client sent
 // right behind its request (they belong to the tunnel).
@@ -81,6 +83,11 @@ class socks_server {
   /// or 0x5B (anything else). Returns the reply as a `send` step, close_after unless succeeded.
   step_t on_connect(reply_code code, const bound_address& bound);
 
+  /// The first of a SOCKS5 BIND's two replies (RFC 1928 section 4): succeeded, with the address and
+  /// port the gateway listens on for the peer. Only after a BIND `connect` step, once; the machine
+  /// then waits for on_connect() with the peer's address (or a failure). Anything else -> failed.
+  step_t on_bind_listening(const bound_address& listening);
+
   /// Bytes received beyond the request, valid once established.
   std::span<const std::uint8_t> leftover() const;
 
@@ -88,7 +95,16 @@ class socks_server {
   bool established() const { return state_ == state::established; }
 
  private:
-  enum class state : std::uint8_t { greeting, userpass, request, authenticating, connecting, established, closed };
+  enum class state : std::uint8_t {
+    greeting,
+    userpass,
+    request,
+    authenticating,
+    connecting,
+    awaiting_peer,  ///< a BIND's first reply is out; the second follows the peer's connect
+    established,
+    closed
+  };
   step_t advance();
   step_t on_greeting(std::span<const std::uint8_t> input);
   step_t on_userpass(std::span<const std::uint8_t> input);
@@ -103,6 +119,7 @@ class socks_server {
   std::vector<std::uint8_t> pending_;  ///< unparsed input
   std::size_t consumed_ = 0;           ///< bytes of pending_ already parsed
   std::string user_;
+  command cmd_ = command::connect;  ///< the request's command, once one was parsed
 };
 
 }  // namespace edgerelay::socks

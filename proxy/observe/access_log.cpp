@@ -73,6 +73,9 @@ std::string format_access_line(const access_record& r) {
     field(out, "claimed_user", r.claimed_user);
   }
   field(out, "protocol", r.protocol);
+  if (!r.command.empty()) {
+    field(out, "command", r.command);
+  }
   if (!r.tls_version.empty()) {
     field(out, "tls", r.tls_version);
   }

@@ -20,9 +20,10 @@ struct access_record {
   /// A name the client stated without proving it (a SOCKS4 USERID): logged, never matched by `users`.
   std::string claimed_user;
   std::string_view protocol = "unknown";
-  std::string target;   ///< as the client asked: "host:port"
-  std::string dialled;  ///< the address actually connected to
-  std::string rule;     ///< the deciding rule, "default", or empty when no decision was made
+  std::string_view command;  ///< a SOCKS command other than CONNECT ("bind"); empty: not written
+  std::string target;        ///< as the client asked: "host:port"
+  std::string dialled;       ///< the address actually connected to
+  std::string rule;          ///< the deciding rule, "default", or empty when no decision was made
   outcome result = outcome::general_failure;
   std::string_view detail;       ///< optional short reason ("idle_timeout", "reset", ...)
   std::string tls_version;       ///< "TLSv1.3" when the client spoke TLS; empty for plain

@@ -25,6 +25,7 @@
 #include "proxy/outbound/dial_plan.hpp"
 #include "proxy/relay/relay_pools.hpp"
 #include "proxy/relay/stream_relay.hpp"
+#include "proxy/session/bind_session.hpp"
 #include "proxy/session/session_registry.hpp"
 
 namespace edgerelay::proxy {
@@ -124,6 +125,15 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
     co_return false;
   }
   request& req = std::get<request>(opened);
+  if (req.cmd == socks::command::bind && !req.client_leg && door.socks().protocol_version() == socks::version::v5) {
+    // A dial plan that accepts instead of connecting, with a reply before the accept.
+    if (!co_await serve_bind(client, upstream, door, req.where, ctx, rec, out.identity, dl)) {
+      co_return false;
+    }
+    const bool delivered = co_await flush_leftover(upstream, nullptr, door.leftover(), ctx, rec, dl);
+    dl.stop();
+    co_return delivered;
+  }
   if (req.cmd != socks::command::connect) {
     rec.result = outcome::command_not_supported;
     co_await answer_client(client, door, rec.result, nullptr, ctx, rec, dl);

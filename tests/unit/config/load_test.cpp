@@ -51,9 +51,39 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
                            "rules: [{name: all, action: allow, form: [10.0.0.0/8]}]\n"),
             (lines{"test.yaml:2:5: listener 'edge' needs a bind address (\"host:port\")",
                    "test.yaml:3:5: unknown key 'bnd' in listener (expected one of: name, bind, protocols, auth, tls, "
-                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind, max_sessions)",
+                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind, max_sessions, socks5_bind)",
                    "test.yaml:5:36: unknown key 'form' in rule (expected one of: name, action, from, to, users, "
                    "listeners, via)"}));
+}
+
+TEST(ConfigSocks5Bind, OffByDefaultOnWithTheKeyAndItsTimeout) {
+  const load_result r = load_config_text(
+      "listeners:\n"
+      "  - {name: plain, bind: \"127.0.0.1:0\", protocols: [socks5]}\n"
+      "  - {name: ftp, bind: \"127.0.0.1:0\", protocols: [socks5, http], socks5_bind: true}\n"
+      "rules:\n"
+      "  - {name: all, action: allow}\n"
+      "limits: {bind_timeout: 90s}\n",
+      "test.yaml");
+  ASSERT_TRUE(r.value.has_value());
+  EXPECT_FALSE(r.value->listeners.at(0).socks5_bind);
+  EXPECT_TRUE(r.value->listeners.at(1).socks5_bind);
+  EXPECT_EQ(r.value->limits.bind_timeout, std::chrono::seconds(90));
+  const load_result defaults = load_config_text(minimal, "test.yaml");
+  ASSERT_TRUE(defaults.value.has_value());
+  EXPECT_EQ(defaults.value->limits.bind_timeout, std::chrono::seconds(60));
+}
+
+TEST(ConfigSocks5Bind, NeedsSocks5ABooleanAndAPositiveTimeout) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: web, bind: \"127.0.0.1:0\", protocols: [http], socks5_bind: true}\n"
+                           "  - {name: odd, bind: \"127.0.0.1:0\", protocols: [socks5], socks5_bind: maybe}\n"
+                           "rules:\n"
+                           "  - {name: all, action: allow}\n"
+                           "limits: {bind_timeout: 0s}\n"),
+            (lines{"test.yaml:2:70: listener 'web' has socks5_bind, which needs protocol socks5",
+                   "test.yaml:3:72: bad value 'maybe' for socks5_bind (expected true or false)",
+                   "test.yaml:6:24: bad duration '0s' for bind_timeout (must be greater than zero)"}));
 }
 
 TEST(ConfigErrors, UnknownTopLevelKey) {

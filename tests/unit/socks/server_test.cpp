@@ -182,6 +182,62 @@ TEST(Socks5Server, BindAndUdpAssociateReachTheDriver) {
             "connect cmd=3 target=0.0.0.0:0 user=");
 }
 
+// RFC 1928 section 4: a BIND gets two replies, the address the gateway listens on, then the
+// peer that connected; bytes the client pipelined behind the request belong to the tunnel.
+TEST(Socks5Server, BindGetsTwoReplies) {
+  const bytes bind{0x05, 0x02, 0x00, 0x01, 127, 0, 0, 2, 0x00, 0x00};
+  driver_script script = bound_at({127, 0, 0, 2}, 20);
+  script.bind_listening = socks::bound_address{socks::ipv4_bytes{127, 0, 0, 1}, 40001};
+  const auto t = grind({}, script, concat({greet_noauth, bind, payload}));
+  EXPECT_EQ(t.events, (std::vector<std::string>{
+                          "send 05 00", "connect cmd=2 target=127.0.0.2:0 user=", "send 05 00 00 01 7f 00 00 01 9c 41",
+                          "send 05 00 00 01 7f 00 00 02 00 14"}));
+  EXPECT_EQ(t.end, "established");
+  EXPECT_EQ(t.tunnel, payload);
+}
+
+TEST(Socks5Server, BindSecondReplyCanRefuse) {
+  const bytes bind{0x05, 0x02, 0x00, 0x03, 0x04, 'h', 'o', 's', 't', 0x00, 0x15};
+  driver_script script = bound_at({0, 0, 0, 0}, 0, socks::reply_code::ttl_expired);
+  socks::ipv6_bytes v6{};
+  v6[15] = 1;
+  script.bind_listening = socks::bound_address{v6, 0x1234};
+  const auto t = grind({}, script, concat({greet_noauth, bind}));
+  EXPECT_EQ(t.events,
+            (std::vector<std::string>{"send 05 00", "connect cmd=2 target=host:21 user=",
+                                      "send 05 00 00 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 12 34",
+                                      "send+close 05 06 00 01 00 00 00 00 00 00"}));
+  EXPECT_EQ(t.end, "closed");
+}
+
+TEST(Socks5Server, BindListeningOnlyAnswersABind) {
+  socks::socks_server connect({});
+  (void)connect.feed(greet_noauth);
+  ASSERT_TRUE(std::holds_alternative<socks::step::connect>(connect.feed(connect_v4)));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(connect.on_bind_listening({})));
+
+  socks::socks_server twice({});
+  (void)twice.feed(greet_noauth);
+  ASSERT_TRUE(
+      std::holds_alternative<socks::step::connect>(twice.feed(bytes{0x05, 0x02, 0x00, 0x01, 1, 2, 3, 4, 0, 0})));
+  EXPECT_TRUE(std::holds_alternative<socks::step::send>(twice.on_bind_listening({})));
+  EXPECT_FALSE(twice.established());
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(twice.on_bind_listening({})));
+
+  socks::socks_server v4({});
+  ASSERT_TRUE(std::holds_alternative<socks::step::connect>(v4.feed(bytes{0x04, 0x02, 0x00, 0x15, 10, 0, 0, 1, 0x00})));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(v4.on_bind_listening({})));
+}
+
+TEST(Socks5Server, NoFeedWhileAwaitingThePeer) {
+  socks::socks_server server({});
+  (void)server.feed(greet_noauth);
+  ASSERT_TRUE(
+      std::holds_alternative<socks::step::connect>(server.feed(bytes{0x05, 0x02, 0x00, 0x01, 1, 2, 3, 4, 0, 0})));
+  ASSERT_TRUE(std::holds_alternative<socks::step::send>(server.on_bind_listening({})));
+  EXPECT_TRUE(std::holds_alternative<socks::step::failed>(server.feed(payload)));
+}
+
 struct malformed_case {
   std::string name;
   bytes request;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -45,6 +46,8 @@ struct driver_script {
   bool auth_ok = true;
   socks::reply_code connect_code = socks::reply_code::succeeded;
   socks::bound_address bound{};
+  /// Set: a BIND is answered first with on_bind_listening(*bind_listening), then on_connect().
+  std::optional<socks::bound_address> bind_listening;
 };
 
 /// What a driver saw, as text so a mismatch prints a readable diff.
@@ -99,6 +102,16 @@ inline transcript drive(const socks::server_options& options, const driver_scrip
       } else if (const auto* connect = std::get_if<socks::step::connect>(&step)) {
         t.events.push_back("connect cmd=" + std::to_string(static_cast<int>(connect->cmd)) +
                            " target=" + socks::to_string(connect->target) + " user=" + connect->user);
+        if (connect->cmd == socks::command::bind && script.bind_listening) {
+          const socks::step_t first = server.on_bind_listening(*script.bind_listening);
+          if (const auto* listening = std::get_if<socks::step::send>(&first)) {
+            t.events.push_back("send " + hex(listening->bytes));
+          } else {
+            t.events.push_back("failed " + std::string(std::get<socks::step::failed>(first).reason));
+            t.end = "failed";
+            return t;
+          }
+        }
         step = server.on_connect(script.connect_code, script.bound);
       } else {
         t.events.push_back("failed " + std::string(std::get<socks::step::failed>(step).reason));
