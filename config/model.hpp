@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "client.hpp"
+
 namespace edgerelay::config {
 
 using duration = std::chrono::milliseconds;
@@ -181,6 +183,8 @@ struct config {
   log_config log;
   admin_config admin;
   reload_config reload;
+  /// Set only by load_mode::client: the `gateway` and `proxy` keys of `edgerelay client`.
+  std::optional<client_config> client;
 };
 
 }  // namespace edgerelay::config
