@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "config/load.hpp"
 #include "proxy/admin/admin_server.hpp"
 #include "proxy/auth/auth_throttle.hpp"
 #include "proxy/auth/verify_pool.hpp"
@@ -30,6 +31,8 @@
 #include "sql602/runtime/udp_door.hpp"
 
 namespace edgerelay::proxy {
+
+class dial_plan;
 
 /// The feature hooks sessions reach through session_services: built once, immutable, shared by
 /// every worker.
@@ -50,6 +53,12 @@ struct server_options {
   unsigned workers = 0;     ///< 0: config's `workers`, else one per core
   bool handle_signals = true;
   std::string version = "0.0.0";  ///< for the admin listener's build_info
+  /// Every session's dial plan (edgerelay client's tunnel to its gateway), outliving the server;
+  /// null: the gateway's own plans.
+  const dial_plan* plan = nullptr;
+  /// How a reload reads the file: edgerelay client's files have `gateway` and `proxy` (a change of
+  /// those takes a restart: the plan is built once).
+  config::load_mode mode = config::load_mode::gateway;
 };
 
 class server final : public admin::status_source {
