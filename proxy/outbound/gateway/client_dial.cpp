@@ -9,6 +9,7 @@
 #include "config/address.hpp"
 #include "proxy/core/endpoint.hpp"
 #include "proxy/observe/log.hpp"
+#include "proxy/outbound/gateway/socks5_transport.hpp"
 
 namespace edgerelay::proxy::gateway {
 namespace {
@@ -134,7 +135,11 @@ net::awaitable<dialled_upstream> client_dial::dial(const session_context& ctx, c
   if (failing_.exchange(0, std::memory_order_relaxed) != 0) {
     log::info("client", "the gateway is reachable again");
   }
-  out.leg = std::move(t.leg);
+  if (auto* streamed = dynamic_cast<stream_leg*>(t.leg.get())) {
+    out.stream.emplace(streamed->take_stream());  // relayed and forwarded as any TLS upstream
+  } else {
+    out.leg = std::move(t.leg);
+  }
   out.identity.source = who.source;
   out.identity.policy_host = host;
   out.identity.port = where.port;

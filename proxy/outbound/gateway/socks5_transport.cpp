@@ -12,50 +12,6 @@
 namespace edgerelay::proxy::gateway {
 namespace {
 
-/// A session's upstream as one stream of the route: bytes as they are, half-close as the TLS
-/// close_notify then FIN.
-class stream_leg final : public gateway_leg {
- public:
-  explicit stream_leg(tunnel::client_stream stream) : stream_(std::move(stream)) {}
-
-  net::awaitable<std::pair<error_code, std::size_t>> read_some(net::mutable_buffer into,
-                                                               net::cancellation_slot slot) override {
-    if (slot.is_connected()) {
-      auto [ec, n] = co_await stream_.async_read_some(into, net::bind_cancellation_slot(slot, use_ec));
-      co_return std::pair{ec, n};
-    }
-    auto [ec, n] = co_await stream_.async_read_some(into, use_ec);
-    co_return std::pair{ec, n};
-  }
-
-  net::awaitable<std::pair<error_code, std::size_t>> write(net::const_buffer bytes,
-                                                           net::cancellation_slot slot) override {
-    if (slot.is_connected()) {
-      auto [ec, n] = co_await net::async_write(stream_, bytes, net::bind_cancellation_slot(slot, use_ec));
-      co_return std::pair{ec, n};
-    }
-    auto [ec, n] = co_await net::async_write(stream_, bytes, use_ec);
-    co_return std::pair{ec, n};
-  }
-
-  net::awaitable<error_code> shutdown_send() override { co_return co_await stream_.shutdown_send(); }
-
-  void cancel(error_code& ec) noexcept override { stream_.socket().cancel(ec); }
-
-  void close() noexcept override { stream_.close(); }
-
-  void send_break() noexcept override {
-    if (!break_logged_) {
-      break_logged_ = true;
-      log::warn("client", "a 602SQL break cannot cross the socks5 transport (no in-band control); use websocket");
-    }
-  }
-
- private:
-  tunnel::client_stream stream_;
-  bool break_logged_ = false;
-};
-
 /// The SOCKS5 request for a "host:port" or "[v6]:port" target.
 std::optional<hops::hop_target> socks_target_of(std::string_view target) {
   auto hp = config::parse_host_port(target);
@@ -79,6 +35,51 @@ std::string lower(std::string_view s) {
 }
 
 }  // namespace
+
+stream_leg::stream_leg(tunnel::client_stream stream) : stream_(std::move(stream)) {}
+
+net::awaitable<std::pair<error_code, std::size_t>> stream_leg::read_some(net::mutable_buffer into,
+                                                                         net::cancellation_slot slot) {
+  if (slot.is_connected()) {
+    auto [ec, n] = co_await stream_.async_read_some(into, net::bind_cancellation_slot(slot, use_ec));
+    co_return std::pair{ec, n};
+  }
+  auto [ec, n] = co_await stream_.async_read_some(into, use_ec);
+  co_return std::pair{ec, n};
+}
+
+net::awaitable<std::pair<error_code, std::size_t>> stream_leg::write(net::const_buffer bytes,
+                                                                     net::cancellation_slot slot) {
+  if (slot.is_connected()) {
+    auto [ec, n] = co_await net::async_write(stream_, bytes, net::bind_cancellation_slot(slot, use_ec));
+    co_return std::pair{ec, n};
+  }
+  auto [ec, n] = co_await net::async_write(stream_, bytes, use_ec);
+  co_return std::pair{ec, n};
+}
+
+net::awaitable<error_code> stream_leg::shutdown_send() {
+  co_return co_await stream_.shutdown_send();
+}
+
+void stream_leg::cancel(error_code& ec) noexcept {
+  stream_.socket().cancel(ec);
+}
+
+void stream_leg::close() noexcept {
+  stream_.close();
+}
+
+void stream_leg::send_break() noexcept {
+  if (!break_logged_) {
+    break_logged_ = true;
+    log::warn("client", "a 602SQL break cannot cross the socks5 transport (no in-band control); use websocket");
+  }
+}
+
+tunnel::client_stream stream_leg::take_stream() noexcept {
+  return std::move(stream_);
+}
 
 socks5_transport::socks5_transport(std::string user, std::string password,
                                    std::map<std::string, std::uint16_t> backend_ports)
