@@ -17,6 +17,7 @@
 #include "proxy/observe/text_escape.hpp"
 #include "tunnel/basic_auth.hpp"
 #include "tunnel/connect_client_codec.hpp"
+#include "tunnel/tls/half_close.hpp"
 #include "tunnel/tls/tls_context.hpp"
 
 namespace edgerelay::proxy::gateway {
@@ -225,7 +226,11 @@ net::awaitable<void> tcp_route::proxy_connect(tunnel::client_stream& stream, rou
 
 net::awaitable<void> tcp_route::secure(tunnel::client_stream& stream, route_connection& out, phase_deadline& dl) const {
   const error_code ec = co_await stream.connect_tls(*s_.tls, s_.server_name, dl.slot());
-  if (!ec) co_return;
+  if (!ec) {
+    // A proxy's CONNECT tunnel would end both directions at our FIN: close_notify alone half-closes.
+    if (s_.kind == route_kind::connect) tunnel::half_close_without_fin(stream);
+    co_return;
+  }
   out.result = dl.expired() ? outcome::connect_timeout : outcome::backend_tls_failed;
   const bool verify = stream.ssl() != nullptr && SSL_get_verify_result(stream.ssl()) != X509_V_OK;
   out.failed_hop = verify ? "tls_verify" : "tls";
