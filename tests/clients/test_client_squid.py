@@ -490,8 +490,9 @@ def main():
             gw.stop()
             out = app_python("refused", local_port, TARGET_ADDR, echoes.port)
             check(out.startswith("failed: SOCKS5 reply"), "a session without a gateway: %s" % out)
-            check(client.wait_stderr(r"no tunnel to the gateway .*(connect|proxy) hop", timeout=10) is not None,
-                  "the client did not log the missing gateway")
+            line = client.wait_stderr(r"no tunnel to the gateway .*(connect|proxy) hop", timeout=10)
+            check(line is not None, "the client did not log the missing gateway")
+            log("gateway down:", line)
             gw = Gateway(binary, gateway_config(alice_hash, banners.port), gw_dir)
             gw.start(listeners=("tls",))
             out = app_python("many", local_port, TARGET_ADDR, echoes.port, 5)
@@ -514,6 +515,7 @@ def main():
             check(out.startswith("failed"), "a session with the wrong CA: %s" % out)
             line = wrong.wait_stderr(r"tls_verify hop", timeout=10)
             check(line is not None, "no tls_verify failure logged:\n" + wrong.stderr_text())
+            log("wrong CA:", line)
             text = wrong.stderr_text()
             check("issued by /CN=edgerelay test ca" in text and "TLS-inspecting proxy may be in the way" in text,
                   "the TLS error does not name the issuer: " + text)
@@ -527,8 +529,9 @@ def main():
             firewall(denied)
             out = app_python("refused", denied.port("local"), TARGET_ADDR, echoes.port)
             check(out.startswith("failed"), "a session with a wrong proxy password: %s" % out)
-            check(denied.wait_stderr(r"proxy_auth hop: proxy .* answered 407 Proxy Authentication Required",
-                                     timeout=10) is not None, "no clear 407:\n" + denied.stderr_text())
+            line = denied.wait_stderr(r"proxy_auth hop: proxy .* answered 407 Proxy Authentication Required", timeout=10)
+            check(line is not None, "no clear 407:\n" + denied.stderr_text())
+            log("wrong proxy password:", line)
             check("nope" not in denied.stderr_text() and "bobpw" not in denied.stderr_text(),
                   "a password reached the log")
         log("wrong CA and 407 give clear errors")
