@@ -268,10 +268,12 @@ def firewall(client):
     rules += [
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(APP_USER)), "-j", "REJECT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(CLIENT_USER)), "-p", "tcp", "-d", SQUID_ADDR,
-         "--dport", "3128", "-j", "ACCEPT"],
+         "--dport", "3128:3129", "-j", "ACCEPT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(CLIENT_USER)), "-j", "REJECT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(SQUID_USER)), "-p", "tcp", "-d", GW_ADDR,
          "--dport", "443", "-j", "ACCEPT"],
+        ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(SQUID_USER)), "-p", "tcp", "-d", GW_ADDR,
+         "--dport", "80", "-j", "ACCEPT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(SQUID_USER)), "-j", "REJECT"],
     ]
     for r in rules:
@@ -279,7 +281,22 @@ def firewall(client):
     log("firewall:\n" + sh(["iptables", "-S", "OUTPUT"]))
 
 
-def start_squid(d):
+SQUID_CONNECT_443 = """acl SSL_ports port 443
+acl CONNECT method CONNECT
+http_access deny CONNECT !SSL_ports
+http_access deny !CONNECT
+"""
+# No CONNECT at all; requests it forwards may upgrade to WebSocket. Squid compares the protocol
+# name case-sensitively, and RFC 6455 clients (Beast, browsers) send "websocket".
+SQUID_UPGRADE_ONLY = """acl CONNECT method CONNECT
+http_access deny CONNECT
+http_upgrade_request_protocols websocket allow all
+http_upgrade_request_protocols WebSocket allow all
+"""
+
+
+def start_squid(d, port, policy):
+    os.makedirs(d)
     sh(["sh", "-c", "openssl passwd -apr1 -in /dev/stdin > %s/htpasswd" % d], input="bobpw\n")
     # An htpasswd line is "user:hash".
     with open(os.path.join(d, "htpasswd")) as f:
@@ -288,7 +305,7 @@ def start_squid(d):
         f.write("bob:%s\n" % hashed)
     conf = os.path.join(d, "squid.conf")
     with open(conf, "w") as f:
-        f.write("""http_port %(addr)s:3128
+        f.write("""http_port %(addr)s:%(port)d
 pid_filename %(d)s/squid.pid
 cache_log %(d)s/cache.log
 access_log stdio:%(d)s/access.log
@@ -298,14 +315,10 @@ shutdown_lifetime 1 seconds
 visible_hostname corp-proxy
 auth_param basic program /usr/lib/squid/basic_ncsa_auth %(d)s/htpasswd
 auth_param basic realm corp
-acl SSL_ports port 443
-acl CONNECT method CONNECT
 acl staff proxy_auth REQUIRED
-http_access deny CONNECT !SSL_ports
-http_access deny !CONNECT
-http_access allow staff
+%(policy)shttp_access allow staff
 http_access deny all
-""" % {"addr": SQUID_ADDR, "d": d})
+""" % {"addr": SQUID_ADDR, "port": port, "d": d, "policy": policy})
     for p in os.listdir(d):
         os.chmod(os.path.join(d, p), 0o644 if os.path.isfile(os.path.join(d, p)) else 0o755)
     os.chmod(d, 0o777)
@@ -314,7 +327,7 @@ http_access deny all
 
     def up():
         try:
-            socket.create_connection((SQUID_ADDR, 3128), timeout=1).close()
+            socket.create_connection((SQUID_ADDR, port), timeout=1).close()
             return True
         except OSError:
             return proc.poll() is not None and "exited"
@@ -336,32 +349,33 @@ def client_wrapper(d, binary):
     return path
 
 
-def client_config(d, ca, proxy_secret, sql_port):
+def client_config(d, ca, proxy_secret, sql_port, transport="socks5", squid_port=3128, gw_port=443):
+    tls = "  tls: {ca: %s, server_name: gw.test}\n" % ca if gw_port == 443 else ""
     return """listeners:
   - {name: local, bind: "127.0.0.1:0", protocols: [socks5, socks4, http]}
   - {name: sql, bind: "127.0.0.1:0", forward: sql}
 backends:
   - {name: sql, host: %(target)s, portbase: %(portbase)d}
 gateway:
-  address: "%(gw)s:443"
-  tls: {ca: %(ca)s, server_name: gw.test}
-  transport: socks5
+  address: "%(gw)s:%(gw_port)d"
+%(tls)s  transport: %(transport)s
   user: alice
   password_file: alice.secret
-proxy: {url: "http://%(squid)s:3128", user: bob, password_file: %(proxy_secret)s}
+proxy: {url: "http://%(squid)s:%(squid_port)d", user: bob, password_file: %(proxy_secret)s}
 limits: {connect_timeout: 8s, handshake_timeout: 5s, idle_timeout: 60s, shutdown_grace: 2s, per_source: 1000}
 log: {level: info, access: json}
-""" % {"target": TARGET_ADDR, "portbase": sql_port - 1, "gw": GW_ADDR, "ca": ca, "squid": SQUID_ADDR,
-       "proxy_secret": proxy_secret}
+""" % {"target": TARGET_ADDR, "portbase": sql_port - 1, "gw": GW_ADDR, "gw_port": gw_port, "tls": tls,
+       "transport": transport, "squid": SQUID_ADDR, "squid_port": squid_port, "proxy_secret": proxy_secret}
 
 
 def gateway_config(alice_hash, sql_port):
     return """listeners:
   - name: tls
     bind: "%(gw)s:443"
-    protocols: [socks5]
+    protocols: [socks5, websocket]
     auth: password
     tls: {cert: gw.pem, key: gw.key, required: true}
+  - {name: plain, bind: "%(gw)s:80", protocols: [websocket], auth: password}
 backends:
   - {name: sql, host: %(target)s, portbase: %(portbase)d}
 users:
@@ -371,6 +385,90 @@ rules:
 limits: {connect_timeout: 5s, idle_timeout: 60s, shutdown_grace: 2s, per_source: 1000}
 log: {level: info, access: json}
 """ % {"gw": GW_ADDR, "target": TARGET_ADDR, "portbase": sql_port - 1, "hash": alice_hash}
+
+
+class Scene:
+    """What every client run shares: the target's services, the gateway, the paths."""
+
+    def __init__(self, binary, d):
+        self.binary, self.d = binary, d
+        self.sinks, self.sources, self.echoes, self.banners = (Service(h) for h in (sink, source, echo, banner))
+        self.services = [self.sinks, self.sources, self.echoes, self.banners]
+        self.web_port = 0
+        self.gw = None
+
+    def client(self, name, **kw):
+        text = client_config(self.d, kw.pop("ca", "ca.pem"), kw.pop("proxy_secret", "bob.secret"), self.banners.port,
+                             **kw)
+        c = Gateway(self.wrapper, text, self.d, preexec_fn=as_user(CLIENT_USER), name=name)
+        os.chmod(c.config_path, 0o644)
+        return c
+
+
+def exercise(scene, client, label, http_forward=True):
+    """Everything an application does through a running client, behind the firewall."""
+    local_port = client.port("local")
+    url = "http://%s:%d/hello.txt" % (TARGET_ADDR, scene.web_port)
+    proxies = ["socks5h://127.0.0.1:%d" % local_port, "socks5://127.0.0.1:%d" % local_port]
+    if http_forward:
+        proxies.append("http://127.0.0.1:%d" % local_port)
+    for proxy_arg in proxies:
+        r = app_run(["curl", "-sS", "--max-time", "20", "-x", proxy_arg, url])
+        check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
+              "%s: curl -x %s: %d %s %s" % (label, proxy_arg, r.returncode, r.stdout, r.stderr))
+    r = app_run(["curl", "-sS", "--max-time", "20", "-p", "-x", "http://127.0.0.1:%d" % local_port, url])
+    check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
+          "%s: curl -p (CONNECT) through the client: %d %s" % (label, r.returncode, r.stderr))
+    pc = os.path.join(scene.d, "proxychains-%d.conf" % local_port)
+    with open(pc, "w") as f:
+        f.write("strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 10000\n"
+                "[ProxyList]\nsocks5 127.0.0.1 %d\n" % local_port)
+    os.chmod(pc, 0o644)
+    r = app_run(["proxychains4", "-f", pc, "curl", "-sS", "--max-time", "20", url])
+    check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
+          "%s: proxychains4 curl: %d %s %s" % (label, r.returncode, r.stdout, r.stderr))
+    log(label + ": curl (socks5h, socks5%s, CONNECT) and proxychains4 crossed Squid"
+        % (", http forward" if http_forward else ""))
+
+    out = app_python("banner", client.port("sql"), len("602SQL server ready"))
+    check(out.strip() == "602SQL server ready", "%s: forward door, server speaks first: %r" % (label, out))
+    log(label + ": the forward door opened its tunnel on connect (the server spoke first)")
+
+    t0 = time.monotonic()
+    out = app_python("upload", local_port, TARGET_ADDR, scene.sinks.port, 64 * MIB).split()
+    check(len(out) == 2 and out[0] == out[1], "%s: 64 MiB up then half-close: %s" % (label, out))
+    up_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    out = app_python("download", local_port, TARGET_ADDR, scene.sources.port, 64 * MIB).split()
+    block = hashlib.sha256(b"down").digest() * 2048
+    want = hashlib.sha256(block * (64 * MIB // len(block))).hexdigest()
+    check(out == [str(64 * MIB), want], "%s: 64 MiB down: %s" % (label, out))
+    down_s = time.monotonic() - t0
+    log("%s: 64 MiB up in %.2fs (%.0f MiB/s, then half-close: the answer came back), 64 MiB down in %.2fs "
+        "(%.0f MiB/s)" % (label, up_s, 64 / up_s, down_s, 64 / down_s))
+
+    out = app_python("many", local_port, TARGET_ADDR, scene.echoes.port, 200, timeout=180)
+    check(out.strip() == "200", "%s: 200 concurrent sessions: %s echoed" % (label, out.strip()))
+    log(label + ": 200 concurrent sessions")
+
+
+def restart_gateway(scene, client, label):
+    """The gateway goes away: new sessions fail with a SOCKS reply, then reconnect once it is back."""
+    local_port = client.port("local")
+    scene.gw.stop()
+    out = app_python("refused", local_port, TARGET_ADDR, scene.echoes.port)
+    check(out.startswith("failed: SOCKS5 reply"), "%s: a session without a gateway: %s" % (label, out))
+    line = client.wait_stderr(r"no tunnel to the gateway .* hop", timeout=10)
+    check(line is not None, "%s: the client did not log the missing gateway" % label)
+    log(label + ": gateway down:", line)
+    scene.gw = Gateway(scene.binary, scene.gw_text, scene.gw_dir)
+    scene.gw.start(listeners=("tls", "plain"))
+    out = app_python("many", local_port, TARGET_ADDR, scene.echoes.port, 5)
+    check(out.strip() == "5", "%s: after the gateway restart: %s" % (label, out))
+    records = client.access_records()
+    check(any(rec.get("detail", "").startswith("gateway_") for rec in records),
+          "%s: no access record names the gateway failure: %s" % (label, records[-3:]))
+    log(label + ": after a gateway restart new sessions reconnect")
 
 
 def main():
@@ -385,35 +483,34 @@ def main():
 
     d = tempfile.mkdtemp(prefix="edgerelay-client-")
     os.chmod(d, 0o755)
-    squid = gw = client = None
-    services = []
+    squids = []
+    scene = None
+    web = None
     try:
         make_pki(d)
         for name, text in (("alice.secret", "alicepw\n"), ("bob.secret", "bobpw\n"), ("bob-wrong.secret", "nope\n")):
             with open(os.path.join(d, name), "w") as f:
                 f.write(text)
-        sinks, sources, echoes, banners = (Service(h) for h in (sink, source, echo, banner))
-        services = [sinks, sources, echoes, banners]
+        scene = Scene(binary, d)
         files = tempfile.mkdtemp(dir=d)
         with open(os.path.join(files, "hello.txt"), "w") as f:
             f.write("hello through the corporate proxy\n")
         web = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", TARGET_ADDR, "--directory", files],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         line = web.stdout.readline().decode()
-        web_port = int(line.split("port ")[1].split(" ")[0])
+        scene.web_port = int(line.split("port ")[1].split(" ")[0])
 
-        gw_dir = os.path.join(d, "gw")
-        os.mkdir(gw_dir)
+        scene.gw_dir = os.path.join(d, "gw")
+        os.mkdir(scene.gw_dir)
         for f in ("gw.pem", "gw.key"):
-            shutil.copy(os.path.join(d, f), gw_dir)
-        alice_hash = make_password_hash(binary, "alicepw")
-        gw = Gateway(binary, gateway_config(alice_hash, banners.port), gw_dir)
-        gw.start(listeners=("tls",))
+            shutil.copy(os.path.join(d, f), scene.gw_dir)
+        scene.gw_text = gateway_config(make_password_hash(binary, "alicepw"), scene.banners.port)
+        scene.gw = Gateway(binary, scene.gw_text, scene.gw_dir)
+        scene.gw.start(listeners=("tls", "plain"))
 
-        squid_dir = os.path.join(d, "squid")
-        os.mkdir(squid_dir)
-        squid = start_squid(squid_dir)
-        wrapper = client_wrapper(d, binary)
+        squids.append(start_squid(os.path.join(d, "squid-connect"), 3128, SQUID_CONNECT_443))
+        squids.append(start_squid(os.path.join(d, "squid-upgrade"), 3129, SQUID_UPGRADE_ONLY))
+        scene.wrapper = client_wrapper(d, binary)
         for p in os.listdir(d):
             full = os.path.join(d, p)
             if os.path.isfile(full):
@@ -427,91 +524,67 @@ def main():
         check(r.returncode == 1 and "bad.yaml:3:20: bad gateway address 'gw.test'" in r.stderr,
               "a bad client config: %d %s" % (r.returncode, r.stderr))
 
-        client_dir = d
-        client = Gateway(wrapper, client_config(client_dir, "ca.pem", "bob.secret", banners.port), client_dir,
-                         preexec_fn=as_user(CLIENT_USER), name="client.yaml")
-        os.chmod(client.config_path, 0o644)
+        # Situation 1, SOCKS5 inside TLS through CONNECT to 443.
+        client = scene.client("socks5.yaml")
         r = subprocess.run([binary, "client", "--config", client.config_path, "--check"], capture_output=True,
                            text=True, timeout=30)
         check(r.returncode == 0 and "socks5 inside TLS, CONNECT via proxy %s:3128" % SQUID_ADDR in r.stdout,
               "client --check: %d %s %s" % (r.returncode, r.stdout, r.stderr))
         with running(client):
             client.start(listeners=("local", "sql"))
-            local_port = client.port("local")
             firewall(client)
-
-            out = app_python("direct", TARGET_ADDR, web_port)
+            out = app_python("direct", TARGET_ADDR, scene.web_port)
             check(out.startswith("blocked"), "the application reached the target directly: %s" % out)
             r = subprocess.run(["curl", "-sS", "--max-time", "5", "http://%s:%d/" % (GW_ADDR, 443)],
                                capture_output=True, timeout=30, preexec_fn=as_user(CLIENT_USER))
             check(r.returncode != 0, "the client's user reached the gateway without the proxy")
             log("direct attempts are blocked by the firewall")
+            exercise(scene, client, "socks5 over CONNECT+TLS")
+            restart_gateway(scene, client, "socks5 over CONNECT+TLS")
+        subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
 
-            url = "http://%s:%d/hello.txt" % (TARGET_ADDR, web_port)
-            for proxy_arg in ("socks5h://127.0.0.1:%d" % local_port, "socks5://127.0.0.1:%d" % local_port,
-                              "http://127.0.0.1:%d" % local_port):
-                r = app_run(["curl", "-sS", "--max-time", "20", "-x", proxy_arg, url])
+        # Situation 1 again with auto: WebSocket over CONNECT+TLS.
+        client = scene.client("auto.yaml", transport="auto")
+        with running(client):
+            client.start(listeners=("local", "sql"))
+            firewall(client)
+            exercise(scene, client, "auto (websocket over CONNECT+TLS)", http_forward=False)
+            restart_gateway(scene, client, "auto (websocket over CONNECT+TLS)")
+        subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
+
+        # Situation 2: no CONNECT, WebSocket upgrades allowed; a plain gateway listener.
+        client = scene.client("upgrade.yaml", transport="websocket", squid_port=3129, gw_port=80)
+        with running(client):
+            client.start(listeners=("local", "sql"))
+            firewall(client)
+            exercise(scene, client, "websocket through an upgrade-only Squid", http_forward=False)
+            check("gateway_connect_refused" not in client.stdout_text(), "CONNECT was used")
+        subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
+
+        # auto behind the upgrade-only Squid: the CONNECT is refused, the forwarded upgrade works, and
+        # the client keeps to it.
+        client = scene.client("auto-upgrade.yaml", transport="auto", squid_port=3129, gw_port=80)
+        with running(client):
+            client.start(listeners=("local", "sql"))
+            firewall(client)
+            url = "http://%s:%d/hello.txt" % (TARGET_ADDR, scene.web_port)
+            for _ in range(3):
+                r = app_run(["curl", "-sS", "--max-time", "20", "-x", "socks5h://127.0.0.1:%d" % client.port("local"),
+                             url])
                 check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
-                      "curl -x %s: %d %s %s" % (proxy_arg, r.returncode, r.stdout, r.stderr))
-            r = app_run(["curl", "-sS", "--max-time", "20", "-p", "-x", "http://127.0.0.1:%d" % local_port, url])
-            check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
-                  "curl -p (CONNECT) through the client: %d %s" % (r.returncode, r.stderr))
-            pc = os.path.join(d, "proxychains.conf")
-            with open(pc, "w") as f:
-                f.write("strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 10000\n"
-                        "[ProxyList]\nsocks5 127.0.0.1 %d\n" % local_port)
-            os.chmod(pc, 0o644)
-            r = app_run(["proxychains4", "-f", pc, "curl", "-sS", "--max-time", "20", url])
-            check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
-                  "proxychains4 curl: %d %s %s" % (r.returncode, r.stdout, r.stderr))
-            log("curl (socks5h, socks5, http, CONNECT) and proxychains4 crossed Squid")
-
-            out = app_python("banner", client.port("sql"), len("602SQL server ready"))
-            check(out.strip() == "602SQL server ready", "forward door, server speaks first: %r" % out)
-            log("the forward door opened its tunnel on connect (the server spoke first)")
-
-            t0 = time.monotonic()
-            out = app_python("upload", local_port, TARGET_ADDR, sinks.port, 64 * MIB).split()
-            check(len(out) == 2 and out[0] == out[1], "64 MiB up: sent %s, the target got %s" % tuple(out + ["", ""])[:2])
-            up_s = time.monotonic() - t0
-            t0 = time.monotonic()
-            out = app_python("download", local_port, TARGET_ADDR, sources.port, 64 * MIB).split()
-            block = hashlib.sha256(b"down").digest() * 2048
-            want = hashlib.sha256(block * (64 * MIB // len(block))).hexdigest()
-            check(out == [str(64 * MIB), want], "64 MiB down: %s" % out)
-            down_s = time.monotonic() - t0
-            log("64 MiB up in %.1fs (with half-close), 64 MiB down in %.1fs" % (up_s, down_s))
-
-            out = app_python("many", local_port, TARGET_ADDR, echoes.port, 200, timeout=180)
-            check(out.strip() == "200", "200 concurrent sessions: %s echoed" % out.strip())
-            log("200 concurrent sessions")
-
-            # The gateway goes away: new sessions fail with a SOCKS reply, then reconnect.
-            gw.stop()
-            out = app_python("refused", local_port, TARGET_ADDR, echoes.port)
-            check(out.startswith("failed: SOCKS5 reply"), "a session without a gateway: %s" % out)
-            line = client.wait_stderr(r"no tunnel to the gateway .*(connect|proxy) hop", timeout=10)
-            check(line is not None, "the client did not log the missing gateway")
-            log("gateway down:", line)
-            gw = Gateway(binary, gateway_config(alice_hash, banners.port), gw_dir)
-            gw.start(listeners=("tls",))
-            out = app_python("many", local_port, TARGET_ADDR, echoes.port, 5)
-            check(out.strip() == "5", "after the gateway restart: %s" % out)
-            log("after a gateway restart new sessions reconnect")
-            records = client.access_records()
-            check(any(rec.get("detail", "").startswith("gateway_") for rec in records),
-                  "no access record names the gateway failure: %s" % records[-3:])
-        client.kill()
+                      "auto behind an upgrade-only Squid: %d %s" % (r.returncode, r.stderr))
+            text = client.stderr_text()
+            check(text.count("failed at the connect hop") == 1 and "gateway reached by websocket, plain-HTTP proxy" in text,
+                  "auto did not fall back once and remember it:\n" + text)
+            log("auto: CONNECT refused, then the forwarded WebSocket upgrade, remembered for the next sessions")
+        subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
 
         # A wrong CA (as behind a TLS-inspecting proxy): the error names the issuer.
-        wrong = Gateway(wrapper, client_config(d, "other-ca.pem", "bob.secret", banners.port), d,
-                        preexec_fn=as_user(CLIENT_USER), name="wrong-ca.yaml")
-        os.chmod(wrong.config_path, 0o644)
+        wrong = scene.client("wrong-ca.yaml", ca="other-ca.pem")
         with running(wrong):
             wrong.start(listeners=("local", "sql"))
-            subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
             firewall(wrong)
-            out = app_python("refused", wrong.port("local"), TARGET_ADDR, echoes.port)
+            out = app_python("refused", wrong.port("local"), TARGET_ADDR, scene.echoes.port)
             check(out.startswith("failed"), "a session with the wrong CA: %s" % out)
             line = wrong.wait_stderr(r"tls_verify hop", timeout=10)
             check(line is not None, "no tls_verify failure logged:\n" + wrong.stderr_text())
@@ -519,15 +592,13 @@ def main():
             text = wrong.stderr_text()
             check("issued by /CN=edgerelay test ca" in text and "TLS-inspecting proxy may be in the way" in text,
                   "the TLS error does not name the issuer: " + text)
+        subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
         # A wrong proxy password: a clear 407.
-        denied = Gateway(wrapper, client_config(d, "ca.pem", "bob-wrong.secret", banners.port), d,
-                         preexec_fn=as_user(CLIENT_USER), name="wrong-proxy.yaml")
-        os.chmod(denied.config_path, 0o644)
+        denied = scene.client("wrong-proxy.yaml", proxy_secret="bob-wrong.secret")
         with running(denied):
             denied.start(listeners=("local", "sql"))
-            subprocess.run(["iptables", "-F", "OUTPUT"], check=True, timeout=30)
             firewall(denied)
-            out = app_python("refused", denied.port("local"), TARGET_ADDR, echoes.port)
+            out = app_python("refused", denied.port("local"), TARGET_ADDR, scene.echoes.port)
             check(out.startswith("failed"), "a session with a wrong proxy password: %s" % out)
             line = denied.wait_stderr(r"proxy_auth hop: proxy .* answered 407 Proxy Authentication Required", timeout=10)
             check(line is not None, "no clear 407:\n" + denied.stderr_text())
@@ -535,20 +606,21 @@ def main():
             check("nope" not in denied.stderr_text() and "bobpw" not in denied.stderr_text(),
                   "a password reached the log")
         log("wrong CA and 407 give clear errors")
-        web.kill()
     finally:
         subprocess.run(["iptables", "-F", "OUTPUT"], timeout=30)
-        for x in (client, gw):
-            if x is not None:
-                x.kill()
-        if squid is not None:
+        if web is not None:
+            web.kill()
+        if scene is not None:
+            if scene.gw is not None:
+                scene.gw.kill()
+            for x in scene.services:
+                x.close()
+        for squid in squids:
             squid.terminate()
             try:
                 squid.wait(10)
             except subprocess.TimeoutExpired:
                 squid.kill()
-        for s in services:
-            s.close()
         shutil.rmtree(d, ignore_errors=True)
     log("ok")
 

@@ -5,6 +5,7 @@
 
 #include "proxy/outbound/gateway/route.hpp"
 #include "proxy/outbound/gateway/socks5_transport.hpp"
+#include "proxy/outbound/gateway/websocket_transport.hpp"
 #include "tunnel/basic_auth.hpp"
 
 namespace edgerelay::proxy::gateway {
@@ -72,6 +73,8 @@ client_setup make_client_setup(const config::config& cfg,
     if (!base.tls) out.errors.push_back("gateway tls: " + why);
     base.server_name = gw.tls->server_name.empty() ? gw.host : gw.tls->server_name;
   }
+  websocket_options ws;
+  ws.path = gw.path;
   std::vector<candidate> candidates;
   switch (gw.transport) {
     case config::gateway_transport::socks5: {
@@ -88,11 +91,34 @@ client_setup make_client_setup(const config::config& cfg,
                             route, std::make_shared<socks5_transport>(gw.user, gateway_password, backend_ports(cfg))});
       break;
     }
-    case config::gateway_transport::websocket:
-    case config::gateway_transport::automatic:
+    case config::gateway_transport::websocket: {
+      // Through a proxy, a TLS gateway is reached by CONNECT; a plain one by a forwarded request
+      // (absolute form), which proxies that refuse CONNECT still pass with Upgrade allowed.
+      route_settings r = base;
+      if (proxy.proxy && !base.tls) r.kind = route_kind::absolute;
+      auto route = std::make_shared<tcp_route>(r);
+      candidates.push_back({"websocket, " + route->describe(), route, std::make_shared<websocket_transport>(ws)});
+      break;
+    }
+    case config::gateway_transport::automatic: {
+      auto first = std::make_shared<tcp_route>(base);
+      candidates.push_back({"websocket, " + first->describe(), first, std::make_shared<websocket_transport>(ws)});
+      if (base.tls) {
+        // The plain-HTTP fallback would carry the gateway's password and the data in clear.
+        out.notes.emplace_back(
+            "auto: no plain-HTTP WebSocket fallback for a TLS gateway (it would send credentials and data in "
+            "clear); polling is not in this build");
+      } else if (proxy.proxy) {
+        route_settings r = base;
+        r.kind = route_kind::absolute;
+        auto plain = std::make_shared<tcp_route>(r);
+        candidates.push_back({"websocket, " + plain->describe(), plain, std::make_shared<websocket_transport>(ws)});
+        out.notes.emplace_back("auto: polling is not in this build");
+      }
+      break;
+    }
     case config::gateway_transport::polling:
-      out.errors.push_back("gateway transport " + std::string(config::to_string(gw.transport)) +
-                           " is not in this build (use transport: socks5)");
+      out.errors.push_back("gateway transport polling is not in this build (use websocket or socks5)");
       break;
   }
   if (proxy.proxy) {

@@ -215,7 +215,10 @@ net::awaitable<void> tcp_route::proxy_connect(tunnel::client_stream& stream, rou
                             : ": set proxy.user and proxy.password_file");
       co_return;
     }
-    out.result = response.status == 504 ? outcome::connect_timeout : outcome::host_unreachable;
+    // 502/503/504: the proxy could not reach the gateway (worth another try); others are its policy.
+    out.result = response.status == 504                             ? outcome::connect_timeout
+                 : response.status == 502 || response.status == 503 ? outcome::host_unreachable
+                                                                    : outcome::general_failure;
     out.failed_hop = "connect";
     out.detail = "proxy " + authority_of(s_.proxy_host, s_.proxy_port) + " refused CONNECT " + out.style.authority +
                  ": " + std::to_string(response.status) + " " + escaped(response.reason) +
