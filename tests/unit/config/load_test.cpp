@@ -51,7 +51,7 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
                            "rules: [{name: all, action: allow, form: [10.0.0.0/8]}]\n"),
             (lines{"test.yaml:2:5: listener 'edge' needs a bind address (\"host:port\")",
                    "test.yaml:3:5: unknown key 'bnd' in listener (expected one of: name, bind, protocols, auth, tls, "
-                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind)",
+                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind, websocket_path)",
                    "test.yaml:5:36: unknown key 'form' in rule (expected one of: name, action, from, to, users, "
                    "listeners, via)"}));
 }
@@ -175,20 +175,22 @@ TEST(ConfigErrors, HashWithTooManyIterationsIsRefused) {
 }
 
 TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
-  EXPECT_EQ(diagnostics_of("listeners:\n"
-                           "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
-                           "  - {name: bare, bind: \"127.0.0.1:0\"}\n"
-                           "  - {name: none, bind: \"127.0.0.1:0\", protocols: []}\n"
-                           "  - {name: odd, bind: \"127.0.0.1:0\", protocols: [socks5, gopher, socks5]}\n"
-                           "backends:\n"
-                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
-                           "rules: [{name: all, action: allow}]\n"),
-            (lines{"test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
-                   "'sql' without a handshake)",
-                   "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http) or forward",
-                   "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http) or forward",
-                   "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http)",
-                   "test.yaml:5:66: protocol 'socks5' listed twice"}));
+  EXPECT_EQ(
+      diagnostics_of("listeners:\n"
+                     "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
+                     "  - {name: bare, bind: \"127.0.0.1:0\"}\n"
+                     "  - {name: none, bind: \"127.0.0.1:0\", protocols: []}\n"
+                     "  - {name: odd, bind: \"127.0.0.1:0\", protocols: [socks5, gopher, socks5]}\n"
+                     "backends:\n"
+                     "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                     "rules: [{name: all, action: allow}]\n"),
+      (lines{
+          "test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
+          "'sql' without a handshake)",
+          "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http, websocket) or forward",
+          "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http, websocket) or forward",
+          "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http, websocket)",
+          "test.yaml:5:66: protocol 'socks5' listed twice"}));
 }
 
 TEST(ConfigErrors, BadValuesOfEveryKind) {
@@ -308,10 +310,12 @@ TEST(ConfigErrors, EmptyListsInRulesAreErrors) {
 }
 
 TEST(ConfigErrors, EmptyProtocolsIsAnError) {
-  EXPECT_EQ(diagnostics_of("listeners:\n"
-                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: []}\n"
-                           "rules: [{name: all, action: allow}]\n"),
-            (lines{"test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http) or forward"}));
+  EXPECT_EQ(
+      diagnostics_of("listeners:\n"
+                     "  - {name: edge, bind: \"127.0.0.1:0\", protocols: []}\n"
+                     "rules: [{name: all, action: allow}]\n"),
+      (lines{
+          "test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http, websocket) or forward"}));
 }
 
 TEST(ConfigErrors, DurationsHaveAnUpperBound) {
@@ -749,6 +753,30 @@ TEST(ConfigLoad, ShippedExampleLoadsWithoutFindings) {
   EXPECT_TRUE(r.diagnostics.empty()) << all;
   EXPECT_GE(r.value->listeners.size(), 3U);
   EXPECT_GE(r.value->users.size(), 1U);
+}
+
+}  // namespace
+}  // namespace edgerelay::config
+
+namespace edgerelay::config {
+namespace {
+
+TEST(ConfigWebSocket, ProtocolAndPathLoadAndBadOnesNameTheirPlace) {
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: ws, bind: \"127.0.0.1:0\", protocols: [websocket], websocket_path: \"/a b\"}\n"
+                           "  - {name: plain, bind: \"127.0.0.1:0\", protocols: [http], websocket_path: /t}\n"
+                           "  - {name: rel, bind: \"127.0.0.1:0\", protocols: [websocket], websocket_path: t}\n"
+                           "rules: [{name: all, action: allow}]\n"),
+            (lines{"test.yaml:2:77: bad websocket_path '/a b' (expected an absolute path of letters, digits and "
+                   "-._~/ such as /edgerelay)",
+                   "test.yaml:3:75: listener 'plain' has websocket_path, which needs protocol websocket",
+                   "test.yaml:4:78: bad websocket_path 't' (expected an absolute path of letters, digits and -._~/ "
+                   "such as /edgerelay)"}));
+  EXPECT_EQ(
+      diagnostics_of("listeners:\n"
+                     "  - {name: ws, bind: \"127.0.0.1:0\", protocols: [http, websocket], websocket_path: /t/in}\n"
+                     "rules: [{name: all, action: allow}]\n"),
+      lines{});
 }
 
 }  // namespace
