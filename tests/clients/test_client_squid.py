@@ -409,7 +409,9 @@ def exercise(scene, client, label, http_forward=True):
     """Everything an application does through a running client, behind the firewall."""
     local_port = client.port("local")
     url = "http://%s:%d/hello.txt" % (TARGET_ADDR, scene.web_port)
-    proxies = ["socks5h://127.0.0.1:%d" % local_port, "socks5://127.0.0.1:%d" % local_port]
+    # SOCKS4 too: the stock 602SQL client speaks only SOCKS4 to its one firewall.
+    proxies = ["socks5h://127.0.0.1:%d" % local_port, "socks5://127.0.0.1:%d" % local_port,
+               "socks4://127.0.0.1:%d" % local_port, "socks4a://127.0.0.1:%d" % local_port]
     if http_forward:
         proxies.append("http://127.0.0.1:%d" % local_port)
     for proxy_arg in proxies:
@@ -427,7 +429,7 @@ def exercise(scene, client, label, http_forward=True):
     r = app_run(["proxychains4", "-f", pc, "curl", "-sS", "--max-time", "20", url])
     check(r.returncode == 0 and b"hello through the corporate proxy" in r.stdout,
           "%s: proxychains4 curl: %d %s %s" % (label, r.returncode, r.stdout, r.stderr))
-    log(label + ": curl (socks5h, socks5%s, CONNECT) and proxychains4 crossed Squid"
+    log(label + ": curl (socks5h, socks5, socks4, socks4a%s, CONNECT) and proxychains4 crossed Squid"
         % (", http forward" if http_forward else ""))
 
     out = app_python("banner", client.port("sql"), len("602SQL server ready"))
