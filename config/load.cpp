@@ -17,6 +17,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <span>
 #include <unordered_set>
 
 #include "config/address.hpp"
@@ -43,8 +44,10 @@ std::string to_string(const diagnostic& d) {
 namespace {
 
 using keys = std::initializer_list<std::string_view>;
+/// The same as a span: a list chosen at run time (the client's top level has two keys more).
+using key_span = std::span<const std::string_view>;
 
-std::string join(keys list) {
+std::string join(key_span list) {
   std::string out;
   for (auto k : list) {
     if (!out.empty()) {
@@ -110,8 +113,9 @@ struct definition {
 
 class reader {
  public:
-  reader(std::string file, std::filesystem::path base_dir, std::vector<diagnostic>& diags)
-      : file_(std::move(file)), base_dir_(std::move(base_dir)), diags_(diags) {}
+  reader(std::string file, std::filesystem::path base_dir, std::vector<diagnostic>& diags,
+         load_mode mode = load_mode::gateway)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)), diags_(diags), mode_(mode) {}
 
   void read_document(const yaml_node& root, config& out);
 
@@ -133,6 +137,10 @@ class reader {
   /// Walk a map: reports non-map values, duplicate keys and unknown keys (naming the allowed
   /// ones), then calls `f(key, value, value_mark)` for each allowed key. False if not a map.
   bool for_each_key(const yaml_node& n, const source_mark& where, std::string_view what, keys allowed,
+                    const std::function<void(const std::string&, const yaml_node&, const source_mark&)>& f) {
+    return for_each_key(n, where, what, key_span(allowed.begin(), allowed.size()), f);
+  }
+  bool for_each_key(const yaml_node& n, const source_mark& where, std::string_view what, key_span allowed,
                     const std::function<void(const std::string&, const yaml_node&, const source_mark&)>& f) {
     if (!n.is_map()) {
       error(mark(n, where), "expected a map for " + std::string(what) + " (keys: " + join(allowed) + ")");
@@ -330,10 +338,16 @@ class reader {
   void check_references(const config& cfg);
   void check_listeners(const config& cfg);
   void check_admin_users(const config& cfg);
+  // load_mode::client: the client's own keys.
+  void read_gateway(const yaml_node& n, const source_mark& where, gateway_config& out);
+  void read_gateway_tls(const yaml_node& n, const source_mark& where, gateway_tls_config& out);
+  void read_proxy(const yaml_node& n, const source_mark& where, std::optional<proxy_config>& out);
+  void finish_client(const source_mark& top, bool saw_gateway, bool saw_rules, config& out);
 
   std::string file_;
   std::filesystem::path base_dir_;
   std::vector<diagnostic>& diags_;
+  load_mode mode_;
   std::vector<reference> refs_;
   std::vector<definition> listener_names_, backend_names_, user_names_, rule_names_, upstream_names_;
 };
@@ -357,12 +371,24 @@ void reader::read_document(const yaml_node& root, config& out) {
   }
   bool saw_listeners = false;
   bool saw_rules = false;
+  bool saw_gateway = false;
+  const bool client_mode = mode_ == load_mode::client;
+  if (client_mode) {
+    out.client.emplace();
+  }
+  // The client's own keys come last: the gateway reads the first 14.
+  static constexpr std::string_view top_keys[] = {
+      "listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers", "user",
+      "group", "allow_root", "takeover_socket", "gateway", "proxy"};
   const bool is_map = for_each_key(
-      root, top, "config",
-      {"listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers", "user",
-       "group", "allow_root", "takeover_socket"},
+      root, top, "config", key_span(top_keys, client_mode ? 16 : 14),
       [&](const std::string& key, const yaml_node& v, const source_mark& m) {
-        if (key == "listeners") {
+        if (key == "gateway") {
+          saw_gateway = true;
+          read_gateway(v, m, out.client->gateway);
+        } else if (key == "proxy") {
+          read_proxy(v, m, out.client->proxy);
+        } else if (key == "listeners") {
           saw_listeners = true;
           for_each_item(v, m, "listener",
                         [&](const yaml_node& n, const source_mark& im) { read_listener(n, im, out); });
@@ -427,7 +453,9 @@ void reader::read_document(const yaml_node& root, config& out) {
   if (!saw_listeners || out.listeners.empty()) {
     error(top, "no listeners defined (expected at least one entry under listeners)");
   }
-  if (!saw_rules || out.rules.empty()) {
+  if (client_mode) {
+    finish_client(top, saw_gateway, saw_rules, out);
+  } else if (!saw_rules || out.rules.empty()) {
     warning(top, "no rules defined: every request will be denied (rules: first match wins, no match denies)");
   }
   check_names("listener", listener_names_, false);
@@ -1108,6 +1136,9 @@ void reader::check_references(const config& cfg) {
     if (ref.kind == "user" && certificate_users) {
       continue;
     }
+    if (mode_ == load_mode::client && ref.kind == "backend" && ref.field == "forward") {
+      continue;  // a backend of the gateway: finish_client() gives it an entry
+    }
     const std::vector<definition>& defs = ref.kind == "backend"    ? backend_names_
                                           : ref.kind == "user"     ? user_names_
                                           : ref.kind == "listener" ? listener_names_
@@ -1169,12 +1200,179 @@ void reader::check_listeners(const config& cfg) {
   }
 }
 
-load_result load_impl(std::string_view yaml, const std::string& source_name, const std::filesystem::path& base_dir) {
+// load_mode::client: the `gateway` and `proxy` keys, and what the client's defaults add.
+
+void reader::read_gateway(const yaml_node& n, const source_mark& where, gateway_config& out) {
+  const bool ok = for_each_key(
+      n, where, "gateway", {"address", "tls", "transport", "path", "user", "password_file"},
+      [&](const std::string& k, const yaml_node& v, const source_mark& m) {
+        if (k == "address") {
+          auto s = scalar(v, m, "gateway address", "\"host:port\"");
+          if (!s) return;
+          std::string why;
+          if (auto hp = parse_host_port(*s, &why)) {
+            if (hp->port == 0) {
+              error(m, "bad gateway address '" + *s + "': port 0 (expected \"host:port\", e.g. gw.example.com:443)");
+              return;
+            }
+            out.host = hp->host;
+            out.port = hp->port;
+          } else {
+            error(m, "bad gateway address '" + *s + "': " + why + " (expected \"host:port\", e.g. gw.example.com:443)");
+          }
+        } else if (k == "tls") {
+          out.tls.emplace();
+          if (!v.is_null()) read_gateway_tls(v, m, *out.tls);
+        } else if (k == "transport") {
+          if (auto c = choice(v, m, "gateway transport", {"auto", "websocket", "polling", "socks5"})) {
+            out.transport = *c == "websocket" ? gateway_transport::websocket
+                            : *c == "polling" ? gateway_transport::polling
+                            : *c == "socks5"  ? gateway_transport::socks5
+                                              : gateway_transport::automatic;
+          }
+        } else if (k == "path") {
+          auto s = scalar(v, m, "gateway path", "a path like /edgerelay");
+          if (!s) return;
+          const bool clean = std::all_of(
+              s->begin(), s->end(), [](char c) { return c > ' ' && c < 0x7f && c != '?' && c != '#' && c != '%'; });
+          if (!s->starts_with("/") || !clean) {
+            error(m, "bad gateway path '" + *s +
+                         "' (expected a path like /edgerelay: starts with '/', no spaces, '?', "
+                         "'#' or '%')");
+            return;
+          }
+          out.path = *s;
+        } else if (k == "user") {
+          if (auto s = scalar(v, m, "gateway user", "a user name")) {
+            if (s->empty() || s->find(':') != std::string::npos ||
+                std::any_of(s->begin(), s->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+              error(m, "bad gateway user '" + *s + "' (expected a name without ':' or control characters)");
+              return;
+            }
+            out.user = *s;
+          }
+        } else if (auto s = scalar(v, m, "gateway password_file", "a file path")) {
+          out.password_file = path_value(*s);
+        }
+      });
+  if (!ok) return;
+  if (!n["address"]) {
+    error(where, "gateway needs an address (\"host:port\", e.g. gw.example.com:443)");
+  }
+  if (out.user.empty() != out.password_file.empty()) {
+    error(where, out.user.empty() ? "gateway has a password_file but no user"
+                                  : "gateway user '" + out.user + "' needs a password_file");
+  }
+}
+
+void reader::read_gateway_tls(const yaml_node& n, const source_mark& where, gateway_tls_config& out) {
+  for_each_key(n, where, "gateway tls", {"ca", "server_name", "cert", "key"},
+               [&](const std::string& k, const yaml_node& v, const source_mark& m) {
+                 auto s = scalar(v, m, "gateway tls " + k, k == "server_name" ? "a host name" : "a file path");
+                 if (!s) return;
+                 if (k == "server_name") {
+                   if (!is_valid_host_name(*s) && !parse_ip_address(*s)) {
+                     error(m, "bad gateway tls server_name '" + *s + "' (expected a host name or an IP address)");
+                     return;
+                   }
+                   out.server_name = *s;
+                   return;
+                 }
+                 (k == "ca" ? out.ca : k == "cert" ? out.cert : out.key) = path_value(*s);
+               });
+  if (out.cert.empty() != out.key.empty()) {
+    error(where, "gateway tls needs both cert and key for a client certificate, or neither");
+  }
+}
+
+void reader::read_proxy(const yaml_node& n, const source_mark& where, std::optional<proxy_config>& out) {
+  proxy_config p;
+  bool url_ok = false;
+  const bool ok = for_each_key(
+      n, where, "proxy", {"url", "user", "password_file"},
+      [&](const std::string& k, const yaml_node& v, const source_mark& m) {
+        if (k == "url") {
+          auto s = scalar(v, m, "proxy url", "http://host:port");
+          if (!s) return;
+          std::string why;
+          if (auto parsed = parse_proxy_url(*s, &why)) {
+            p.url = parsed->url;
+            p.host = parsed->host;
+            p.port = parsed->port;
+            url_ok = true;
+          } else {
+            error(m, "bad proxy url '" + *s + "': " + why);
+          }
+        } else if (k == "user") {
+          if (auto s = scalar(v, m, "proxy user", "a user name")) {
+            if (s->empty() || s->find(':') != std::string::npos ||
+                std::any_of(s->begin(), s->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+              error(m, "bad proxy user '" + *s + "' (expected a name without ':' or control characters)");
+              return;
+            }
+            p.user = *s;
+          }
+        } else if (auto s = scalar(v, m, "proxy password_file", "a file path")) {
+          p.password_file = path_value(*s);
+        }
+      });
+  if (!ok) return;
+  if (!n["url"]) {
+    error(where, "proxy needs a url (http://host:port)");
+    return;
+  }
+  if (p.user.empty() != p.password_file.empty()) {
+    error(where, p.user.empty() ? "proxy has a password_file but no user"
+                                : "proxy user '" + p.user + "' needs a password_file");
+  }
+  if (url_ok) out = std::move(p);
+}
+
+void reader::finish_client(const source_mark& top, bool saw_gateway, bool saw_rules, config& out) {
+  if (!saw_gateway) {
+    error(top, "edgerelay client needs a gateway (gateway: {address: \"gw.example.com:443\", ...})");
+  }
+  if (!saw_rules) {
+    // Never an open door on the user's machine: only its own programs may use the client.
+    rule_config r;
+    r.name = "local-clients";
+    r.allow = true;
+    r.from = {"127.0.0.0/8", "::1/128"};
+    r.mark = top;
+    out.rules.push_back(std::move(r));
+  } else if (out.rules.empty()) {
+    warning(top, "no rules defined: every request will be denied (rules: first match wins, no match denies)");
+  }
+  for (const auto& l : out.listeners) {
+    if (l.udp_bind) {
+      error(l.mark, "listener '" + l.name +
+                        "': udp_bind is not supported by edgerelay client yet (602SQL breaks and discovery do not "
+                        "cross the gateway tunnel); remove it");
+    }
+    if (!l.sql602_tunnel.empty()) {
+      error(l.mark, "listener '" + l.name + "': sql602_tunnel is a gateway door, not a client one; remove it");
+    }
+    if (l.forward.empty()) continue;
+    const bool known = std::any_of(out.backends.begin(), out.backends.end(),
+                                   [&](const backend_config& b) { return lower(b.name) == lower(l.forward); });
+    if (!known) {
+      // The gateway knows the backend; here it is only a name the tunnel asks for (backend:NAME).
+      backend_config b;
+      b.name = l.forward;
+      b.host = l.forward;
+      b.mark = l.mark;
+      out.backends.push_back(std::move(b));
+    }
+  }
+}
+
+load_result load_impl(std::string_view yaml, const std::string& source_name, const std::filesystem::path& base_dir,
+                      load_mode mode) {
   load_result result;
   config cfg;
   cfg.source = source_name;
   try {
-    reader r(source_name, base_dir, result.diagnostics);
+    reader r(source_name, base_dir, result.diagnostics, mode);
     const std::unique_ptr<yaml_tree> tree = yaml_tree::parse(yaml);
     r.read_document(tree->root(), cfg);
     if (const auto m = tree->second_document()) {
@@ -1249,6 +1447,10 @@ struct fd_guard {
 }  // namespace
 
 load_result load_config_file(const std::string& path) {
+  return load_config_file(path, load_mode::gateway);
+}
+
+load_result load_config_file(const std::string& path, load_mode mode) {
   // stat first, so a FIFO or device is never opened at all (opening some devices has effects).
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -1294,11 +1496,15 @@ load_result load_config_file(const std::string& path) {
     }
   }
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  return load_impl(text, path, dir.empty() ? std::filesystem::path(".") : dir);
+  return load_impl(text, path, dir.empty() ? std::filesystem::path(".") : dir, mode);
 }
 
 load_result load_config_text(std::string_view yaml, const std::string& source_name) {
-  return load_impl(yaml, source_name, {});
+  return load_impl(yaml, source_name, {}, load_mode::gateway);
+}
+
+load_result load_config_text(std::string_view yaml, const std::string& source_name, load_mode mode) {
+  return load_impl(yaml, source_name, {}, mode);
 }
 
 config default_config() {

@@ -38,6 +38,13 @@ inline constexpr std::uintmax_t max_config_file_size = 16U * 1024U * 1024U;
 /// The file holds exactly one YAML document.
 load_result load_config_file(const std::string& path);
 
+/// Which command reads the file. `client` (`edgerelay client`) also takes `gateway` (required) and
+/// `proxy`; its `forward: NAME` doors name backends of the gateway, which need no entry here; and
+/// without `rules` only loopback clients are admitted.
+enum class load_mode : std::uint8_t { gateway, client };
+load_result load_config_file(const std::string& path, load_mode mode);
+load_result load_config_text(std::string_view yaml, const std::string& source_name, load_mode mode);
+
 /// Same, from text already in memory; `source_name` goes into diagnostics as the file name.
 load_result load_config_text(std::string_view yaml, const std::string& source_name);
 

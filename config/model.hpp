@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "client.hpp"
+
 namespace edgerelay::config {
 
 using duration = std::chrono::milliseconds;
@@ -202,6 +204,8 @@ struct config {
   /// Where a running instance hands its listeners over to `edgerelay --takeover` (docs/upgrade.md);
   /// empty: derived from the config file's path.
   std::string takeover_socket;
+  /// Set only by load_mode::client: the `gateway` and `proxy` keys of `edgerelay client`.
+  std::optional<client_config> client;
 };
 
 }  // namespace edgerelay::config

@@ -28,6 +28,7 @@ class auth_throttle;
 class tls_handshake_slots;
 struct session_identity;
 struct worker_metrics;
+class dial_plan;
 
 /// What a worker lends its sessions. Each pointer is owned by the worker or the server and
 /// outlives every session; the per-worker ones are touched only on that worker's thread, the
@@ -51,6 +52,9 @@ struct session_services {
   /// The worker's current snapshot (per worker): a later request on a kept HTTP connection is
   /// served under it, as a new session would be. Null: sessions only know their own.
   const std::shared_ptr<const runtime_snapshot>* current_snapshot = nullptr;
+  /// The process's one dial plan when it is not the gateway's own (edgerelay client: the tunnel to
+  /// the gateway); owned by whoever runs the server, thread-safe. Null: plan_for() chooses.
+  const dial_plan* plan = nullptr;
 };
 
 struct session_context {

@@ -434,6 +434,12 @@ net::awaitable<bool> forward_one(tunnel::client_stream& client, const tunnel::re
   } else {
     up.close();
     dialled_upstream opened = co_await open_upstream(who, where, ctx, rec, dl, limits.connect_timeout);
+    if (!opened.stream && opened.leg) {
+      // Forward proxying relays on a socket; a message upstream (edgerelay client's WebSocket) has none.
+      opened.leg->close();
+      rec.result = outcome::general_failure;
+      rec.detail = "forward_needs_stream";
+    }
     if (!opened.stream) {
       co_await reply_and_close(client, tunnel::error_reply(to_http_status(rec.result)), dl, limits.handshake_timeout);
       co_return false;

@@ -43,7 +43,10 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
   co_return out;
 }
 
-const dial_plan& plan_for(const session_context&, const target&) {
+const dial_plan& plan_for(const session_context& ctx, const target&) {
+  if (ctx.services != nullptr && ctx.services->plan != nullptr) {
+    return *ctx.services->plan;  // edgerelay client: every session goes to the gateway
+  }
   static const direct_dial direct;  // stateless: every session may share it
   return direct;
 }

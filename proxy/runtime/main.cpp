@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -14,6 +15,7 @@
 
 #include "config/commands.hpp"
 #include "config/load.hpp"
+#include "proxy/outbound/gateway/client_setup.hpp"
 #include "proxy/runtime/capabilities.hpp"
 #include "proxy/outbound/connector.hpp"
 #include "proxy/runtime/health.hpp"
@@ -46,6 +48,8 @@ using namespace edgerelay;
 constexpr std::string_view usage_text =
     "usage: edgerelay [run] [--config FILE] [--workers N] [--takeover]\n"
     "       edgerelay check --config FILE\n"
+    "       edgerelay client --config FILE [--check] [--workers N]\n"
+    "                         (local SOCKS/HTTP/forward doors tunnelled to a gateway; docs/client.md)\n"
     "       edgerelay explain --config FILE --from IP --to HOST:PORT [--user U] [--listener L]\n"
     "                         [--transport tcp|udp]\n"
     "       edgerelay health --config FILE   (probes every backend once, prints its state)\n"
@@ -65,6 +69,7 @@ struct arguments {
   std::string from, to, user, listener;
   std::string transport = "tcp";
   bool takeover = false;
+  bool check_only = false;  ///< client --check
 };
 
 /// Parses argv; on error prints why and returns nullopt.
@@ -88,6 +93,10 @@ std::optional<arguments> parse_arguments(int argc, char** argv) {
     }
     if (key == "--takeover") {
       a.takeover = true;
+      continue;
+    }
+    if (key == "--check" && a.command == "client") {
+      a.check_only = true;
       continue;
     }
     if (i + 1 >= args.size()) {
@@ -231,6 +240,66 @@ int run(const arguments& a) {
   return srv->run();
 }
 
+std::optional<std::string> environment(std::string_view name) {
+  const char* v = std::getenv(std::string(name).c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+/// edgerelay client: the gateway's server with one dial plan, the tunnel to the gateway.
+int client(const arguments& a) {
+  if (!a.config_path) {
+    std::cerr << "edgerelay client: --config FILE is required\n";
+    return config::exit_usage;
+  }
+  auto loaded = config::load_config_file(*a.config_path, config::load_mode::client);
+  for (const auto& d : loaded.diagnostics) std::cerr << config::to_string(d) << "\n";
+  if (!loaded.value) {
+    std::cerr << "edgerelay client: not starting: the config has errors\n";
+    return config::exit_config_error;
+  }
+  if (const auto missing = proxy::unsupported_features(*loaded.value); !missing.empty()) {
+    for (const auto& m : missing) std::cerr << m << "\n";
+    std::cerr << "edgerelay client: not starting: the config asks for what this build cannot do\n";
+    return 1;
+  }
+  proxy::gateway::client_setup setup = proxy::gateway::make_client_setup(*loaded.value, environment);
+  for (const auto& e : setup.errors) std::cerr << *a.config_path << ": " << e << "\n";
+  if (!setup.plan) {
+    std::cerr << "edgerelay client: not starting\n";
+    return config::exit_config_error;
+  }
+  if (a.check_only) {
+    const auto built = proxy::make_snapshot(std::move(*loaded.value), 0);
+    for (const auto& e : built.errors) std::cerr << *a.config_path << ": " << e << "\n";
+    if (!built.errors.empty()) return config::exit_config_error;
+    for (const auto& n : setup.notes) std::cout << n << "\n";
+    std::cout << "OK\n";
+    return config::exit_ok;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  proxy::log::sink log_writer;
+  raise_descriptor_limit();
+  proxy::server_options options{*a.config_path, a.workers.value_or(0), true, EDGERELAY_VERSION, {}};
+  options.plan = setup.plan.get();
+  options.mode = config::load_mode::client;
+  // The client refuses root as the gateway does: it is a door on the user's machine.
+  options.settle_identity = true;
+  std::unique_ptr<proxy::server> srv;
+  try {
+    srv = std::make_unique<proxy::server>(std::move(*loaded.value), options);
+    srv->start();
+  } catch (const std::exception& e) {
+    srv.reset();
+    log_writer.flush(std::chrono::seconds(2));
+    std::cerr << "edgerelay client: not starting: " << e.what() << "\n";
+    return 1;
+  }
+  for (const auto& n : setup.notes) proxy::log::info("client", n);
+  proxy::log::info("server", "edgerelay ", EDGERELAY_VERSION, " client running with ", *a.config_path);
+  return srv->run();
+}
+
 int emit(const config::command_result& r) {
   std::cout << r.out;
   std::cerr << r.err;
@@ -340,6 +409,7 @@ int main(int argc, char** argv) {
     if (args->command == "run") return run(*args);
     if (args->command == "passwd") return passwd();
     if (args->command == "check") return check(*args);
+    if (args->command == "client") return client(*args);
     if (args->command == "explain") return explain(*args);
     if (args->command == "health") return health(*args);
     std::cerr << "edgerelay: unknown command '" << args->command << "'\n" << usage_text;

@@ -167,7 +167,8 @@ void server::start(takeover::inherited_sockets* inherited) {
                                   .http_extension = &hooks_->sql602_http,
                                   .verifier = verifier_.get(),
                                   .auth = &auth_,
-                                  .tls_handshakes = &tls_handshakes_};
+                                  .tls_handshakes = &tls_handshakes_,
+                                  .plan = options_.plan};
     workers_.push_back(
         std::make_unique<worker>(i, snapshot_, active_, per_source_, per_listener_, source_rates_, shared));
   }
@@ -469,7 +470,7 @@ bool server::reload_once(std::string& status) {
 
 std::shared_ptr<const runtime_snapshot> server::load_next(std::string& why) {
   config_file_state_ = identify(options_.config_path);
-  auto loaded = config::load_config_file(options_.config_path);
+  auto loaded = config::load_config_file(options_.config_path, options_.mode);
   for (const auto& d : loaded.diagnostics) {
     if (d.level == config::severity::error) {
       if (why.empty()) why = config::to_string(d);

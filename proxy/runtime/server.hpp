@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "config/load.hpp"
 #include "proxy/admin/admin_server.hpp"
 #include "proxy/auth/auth_throttle.hpp"
 #include "proxy/auth/verify_pool.hpp"
@@ -34,6 +35,8 @@
 #include "sql602/runtime/udp_door.hpp"
 
 namespace edgerelay::proxy {
+
+class dial_plan;
 
 /// The feature hooks sessions reach through session_services: built once, immutable, shared by
 /// every worker.
@@ -64,6 +67,12 @@ struct server_options {
   /// `allow_root` (privileges.hpp). Off for servers embedded in tests.
   bool settle_identity = false;
   std::string takeover_socket{};  ///< where listen_for_takeover() listens; empty: nowhere
+  /// Every session's dial plan (edgerelay client's tunnel to its gateway), outliving the server;
+  /// null: the gateway's own plans.
+  const dial_plan* plan = nullptr;
+  /// How a reload reads the file: edgerelay client's files have `gateway` and `proxy` (a change of
+  /// those takes a restart: the plan is built once).
+  config::load_mode mode = config::load_mode::gateway;
 };
 
 class server final : public admin::status_source {

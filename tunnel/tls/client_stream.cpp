@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/ssl.h>
 
+#include "tunnel/tls/half_close.hpp"
 #include "tunnel/tls/tls_context.hpp"
 
 namespace edgerelay::tunnel {
@@ -46,6 +47,13 @@ struct initiate_close_notify {
 net::awaitable<error_code> send_close_notify(ssl_stream* s) {
   auto [ec] = co_await net::async_initiate<decltype(use_ec), void(error_code)>(initiate_close_notify{}, use_ec, s);
   co_return ec;
+}
+
+/// The SSL ex_data slot that marks a stream whose half-close sends no TCP FIN (half_close.hpp);
+/// kept on the SSL object so client_stream's layout does not change.
+int no_fin_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
 }
 
 net::awaitable<error_code> wait_until(net::steady_timer* timer) {
@@ -129,7 +137,9 @@ net::awaitable<error_code> client_stream::shutdown_send(std::chrono::millisecond
   ec = std::get<0>(winner);
   if (ec) co_return ec;
   // Also a TCP FIN, so the client sees the end even if it reads TCP before TLS.
-  tls_->stream.next_layer().shutdown(tcp::socket::shutdown_send, ec);
+  if (SSL_get_ex_data(tls_->stream.native_handle(), no_fin_index()) == nullptr) {
+    tls_->stream.next_layer().shutdown(tcp::socket::shutdown_send, ec);
+  }
   co_return ec;
 }
 
@@ -152,6 +162,11 @@ void client_stream::close() noexcept {
 
 client_stream::executor_type client_stream::get_executor() noexcept {
   return socket().get_executor();
+}
+
+void half_close_without_fin(client_stream& stream) noexcept {
+  static int marker = 0;
+  if (SSL* ssl = stream.ssl()) SSL_set_ex_data(ssl, no_fin_index(), &marker);
 }
 
 }  // namespace edgerelay::tunnel
