@@ -27,6 +27,7 @@ std::string protocol_text(protocol p) {
     case protocol::socks5: return "socks5";
     case protocol::socks4: return "socks4";
     case protocol::http: return "http";
+    case protocol::websocket: return "websocket";
   }
   return "?";
 }

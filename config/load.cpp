@@ -54,6 +54,18 @@ std::string join(keys list) {
   return out;
 }
 
+/// A WebSocket door path: absolute, unreserved characters only (RFC 3986), so the door compares
+/// it with the request's path byte for byte, without percent-decoding.
+bool is_websocket_path(std::string_view p) {
+  if (p.empty() || p.front() != '/' || p.size() > 256) {
+    return false;
+  }
+  return std::all_of(p.begin(), p.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~' || c == '/';
+  });
+}
+
 char lower_char(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
@@ -508,10 +520,12 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
   bool protocol_errors = false;
   bool has_bind = false;
   bool has_fallback = false;
+  bool has_websocket_path = false;
+  source_mark websocket_path_mark = where;
   const bool ok = for_each_key(
       n, where, "listener",
-      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback",
-       "udp_bind"},
+      {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind",
+       "websocket_path"},
       [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;
@@ -526,10 +540,21 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
           }
         } else if (k == "udp_bind") {
           l.udp_bind = endpoint(v, m, "udp_bind");
+        } else if (k == "websocket_path") {
+          websocket_path_mark = m;
+          has_websocket_path = true;
+          if (auto s = scalar(v, m, "websocket_path", "a path such as /edgerelay")) {
+            if (!is_websocket_path(*s)) {
+              error(m, "bad websocket_path '" + *s +
+                           "' (expected an absolute path of letters, digits and -._~/ such as /edgerelay)");
+            } else {
+              l.websocket_path = *s;
+            }
+          }
         } else if (k == "protocols") {
           protocols_mark = m;
           has_protocols = true;
-          auto list = scalar_list(v, m, "protocols", "socks5, socks4 or http");
+          auto list = scalar_list(v, m, "protocols", "socks5, socks4, http or websocket");
           if (!list) {
             protocol_errors = true;
             return;
@@ -542,8 +567,11 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
               p = protocol::socks4;
             } else if (item.text == "http") {
               p = protocol::http;
+            } else if (item.text == "websocket") {
+              p = protocol::websocket;
             } else {
-              error(item.where, "unknown protocol '" + item.text + "' (expected one of: socks5, socks4, http)");
+              error(item.where,
+                    "unknown protocol '" + item.text + "' (expected one of: socks5, socks4, http, websocket)");
               protocol_errors = true;
               continue;
             }
@@ -595,6 +623,11 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
     error(where, who + " needs a bind address (\"host:port\")");
   }
   const bool has_http = std::find(l.protocols.begin(), l.protocols.end(), protocol::http) != l.protocols.end();
+  const bool has_websocket =
+      std::find(l.protocols.begin(), l.protocols.end(), protocol::websocket) != l.protocols.end();
+  if (has_websocket_path && !has_websocket) {
+    error(websocket_path_mark, who + " has websocket_path, which needs protocol websocket");
+  }
   if (!l.forward.empty()) {
     if (!l.protocols.empty()) {
       error(protocols_mark, who + " has forward, so it takes no protocols (sessions go to backend '" + l.forward +
@@ -608,9 +641,9 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
     }
   } else {
     if (!has_protocols) {
-      error(where, who + " needs protocols (one or more of: socks5, socks4, http) or forward");
+      error(where, who + " needs protocols (one or more of: socks5, socks4, http, websocket) or forward");
     } else if (l.protocols.empty() && !protocol_errors) {
-      error(protocols_mark, who + " needs at least one protocol (socks5, socks4, http) or forward");
+      error(protocols_mark, who + " needs at least one protocol (socks5, socks4, http, websocket) or forward");
     }
     if (!has_http && !l.protocols.empty() && (!l.sql602_tunnel.empty() || has_fallback)) {
       error(where, who + " has sql602_tunnel or fallback, which need protocol http");

@@ -34,7 +34,7 @@ struct source_mark {
   int column = 0;
 };
 
-enum class protocol : std::uint8_t { socks5, socks4, http };
+enum class protocol : std::uint8_t { socks5, socks4, http, websocket };
 enum class auth_mode : std::uint8_t { none, password };
 
 /// One certificate chain and its private key (PEM file paths).
@@ -65,6 +65,8 @@ struct listener_config {
   std::string sql602_tunnel;     ///< backend name for 602SQL HTTP-tunnel POSTs
   std::string fallback = "404";  ///< "404" (default) or a backend name
   std::optional<endpoint_spec> udp_bind;
+  /// The WebSocket door's path (protocol websocket); other upgrade paths get 404.
+  std::string websocket_path = "/edgerelay";
   source_mark mark;
 };
 

@@ -43,7 +43,10 @@ boost::asio::ssl::context* runtime_snapshot::tls_of(const config::backend_config
 namespace {
 
 bool speaks_http(const config::listener_config& l) {
-  return std::find(l.protocols.begin(), l.protocols.end(), config::protocol::http) != l.protocols.end();
+  const auto speaks = [&l](config::protocol p) {
+    return std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end();
+  };
+  return speaks(config::protocol::http) || speaks(config::protocol::websocket);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // The HTTP door: CONNECT becomes a request; any other request is handed to serve_http().
+#include <algorithm>
 #include <array>
 
 #include "proxy/inbound/credentials.hpp"
 #include "proxy/inbound/door.hpp"
+#include "proxy/inbound/websocket_door.hpp"
 
 namespace edgerelay::proxy {
 
@@ -24,6 +26,18 @@ net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream&
   } else {
     tunnel::request_head& head = std::get<tunnel::parsed<tunnel::request_head>>(result).value;
     rec.target = head.target;
+    const auto& protocols = ctx_.listener->protocols;
+    const bool speaks_websocket =
+        std::find(protocols.begin(), protocols.end(), config::protocol::websocket) != protocols.end();
+    if (speaks_websocket && is_websocket_upgrade(head)) {
+      co_return co_await open_websocket(ctx_, client, std::move(head), reader.leftover(), rec, dl);
+    }
+    if (std::find(protocols.begin(), protocols.end(), config::protocol::http) == protocols.end()) {
+      // A WebSocket-only listener: no proxying, no tunnel POSTs.
+      rec.protocol = "websocket";
+      co_return door_closed{outcome::malformed, websocket_error_reply(426, outcome::malformed,
+                                                                      "this listener takes WebSocket upgrades only")};
+    }
     if (!head.is_connect()) {
       // Forward proxying, the 602SQL tunnel or the fallback: serve_http() takes the connection over.
       co_return http_handoff{std::move(head)};

@@ -82,7 +82,7 @@ net::awaitable<door_result> front_door::open(tunnel::client_stream& client, acce
     }
     case detected::http:
       rec.protocol = "http";
-      if (listener_speaks(l, config::protocol::http)) {
+      if (listener_speaks(l, config::protocol::http) || listener_speaks(l, config::protocol::websocket)) {
         co_return co_await negotiate_connect(client, first, rec, dl);
       }
       break;

@@ -30,10 +30,11 @@ session_registry::entry::~entry() {
 }
 
 void session_registry::entry::close() noexcept {
-  client_.close();
-  upstream_.close();
+  // Legs first: a WebSocket leg still has its connection for a last close frame.
   if (client_leg_ != nullptr) client_leg_->close();
   if (upstream_leg_ != nullptr) upstream_leg_->close();
+  client_.close();
+  upstream_.close();
 }
 
 void session_registry::close_all() noexcept {
