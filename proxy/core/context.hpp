@@ -26,6 +26,7 @@ class http_door_extension;
 class verify_pool;
 class auth_throttle;
 class tls_handshake_slots;
+class polling_sessions;
 struct session_identity;
 struct worker_metrics;
 
@@ -51,6 +52,7 @@ struct session_services {
   /// The worker's current snapshot (per worker): a later request on a kept HTTP connection is
   /// served under it, as a new session would be. Null: sessions only know their own.
   const std::shared_ptr<const runtime_snapshot>* current_snapshot = nullptr;
+  polling_sessions* polling = nullptr;  ///< the process-wide HTTP-polling sessions (thread-safe)
 };
 
 struct session_context {

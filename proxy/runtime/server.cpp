@@ -159,7 +159,8 @@ void server::start() {
                                   .http_extension = &hooks_->sql602_http,
                                   .verifier = verifier_.get(),
                                   .auth = &auth_,
-                                  .tls_handshakes = &tls_handshakes_};
+                                  .tls_handshakes = &tls_handshakes_,
+                                  .polling = &polling_};
     workers_.push_back(std::make_unique<worker>(i, snapshot_, active_, per_source_, shared));
   }
   const config::config none;
