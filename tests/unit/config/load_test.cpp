@@ -51,7 +51,7 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
                            "rules: [{name: all, action: allow, form: [10.0.0.0/8]}]\n"),
             (lines{"test.yaml:2:5: listener 'edge' needs a bind address (\"host:port\")",
                    "test.yaml:3:5: unknown key 'bnd' in listener (expected one of: name, bind, protocols, auth, tls, "
-                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind)",
+                   "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind, websocket_path, polling_idle)",
                    "test.yaml:5:36: unknown key 'form' in rule (expected one of: name, action, from, to, users, "
                    "listeners, via)"}));
 }
@@ -175,20 +175,23 @@ TEST(ConfigErrors, HashWithTooManyIterationsIsRefused) {
 }
 
 TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
-  EXPECT_EQ(diagnostics_of("listeners:\n"
-                           "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
-                           "  - {name: bare, bind: \"127.0.0.1:0\"}\n"
-                           "  - {name: none, bind: \"127.0.0.1:0\", protocols: []}\n"
-                           "  - {name: odd, bind: \"127.0.0.1:0\", protocols: [socks5, gopher, socks5]}\n"
-                           "backends:\n"
-                           "  - {name: sql, host: db.internal, portbase: 5001}\n"
-                           "rules: [{name: all, action: allow}]\n"),
-            (lines{"test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
-                   "'sql' without a handshake)",
-                   "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http) or forward",
-                   "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http) or forward",
-                   "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http)",
-                   "test.yaml:5:66: protocol 'socks5' listed twice"}));
+  EXPECT_EQ(
+      diagnostics_of("listeners:\n"
+                     "  - {name: door, bind: \"127.0.0.1:0\", forward: sql, protocols: [http]}\n"
+                     "  - {name: bare, bind: \"127.0.0.1:0\"}\n"
+                     "  - {name: none, bind: \"127.0.0.1:0\", protocols: []}\n"
+                     "  - {name: odd, bind: \"127.0.0.1:0\", protocols: [socks5, gopher, socks5]}\n"
+                     "backends:\n"
+                     "  - {name: sql, host: db.internal, portbase: 5001}\n"
+                     "rules: [{name: all, action: allow}]\n"),
+      (lines{"test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
+             "'sql' without a handshake)",
+             "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http, websocket, "
+             "polling) or forward",
+             "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http, websocket, polling) "
+             "or forward",
+             "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http, websocket, polling)",
+             "test.yaml:5:66: protocol 'socks5' listed twice"}));
 }
 
 TEST(ConfigErrors, BadValuesOfEveryKind) {
@@ -311,7 +314,8 @@ TEST(ConfigErrors, EmptyProtocolsIsAnError) {
   EXPECT_EQ(diagnostics_of("listeners:\n"
                            "  - {name: edge, bind: \"127.0.0.1:0\", protocols: []}\n"
                            "rules: [{name: all, action: allow}]\n"),
-            (lines{"test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http) or forward"}));
+            (lines{"test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http, websocket, "
+                   "polling) or forward"}));
 }
 
 TEST(ConfigErrors, DurationsHaveAnUpperBound) {
