@@ -28,6 +28,7 @@ std::string protocol_text(protocol p) {
     case protocol::socks4: return "socks4";
     case protocol::http: return "http";
     case protocol::websocket: return "websocket";
+    case protocol::polling: return "polling";
   }
   return "?";
 }

@@ -593,10 +593,12 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
   std::optional<source_mark> socks5_bind_mark;
   bool has_websocket_path = false;
   source_mark websocket_path_mark = where;
+  bool has_polling_idle = false;
+  source_mark polling_idle_mark = where;
   const bool ok = for_each_key(
       n, where, "listener",
       {"name", "bind", "protocols", "auth", "tls", "proxy_protocol", "forward", "sql602_tunnel", "fallback", "udp_bind",
-       "max_sessions", "socks5_bind", "websocket_path"},
+       "max_sessions", "socks5_bind", "websocket_path", "polling_idle"},
       [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           has_name = true;
@@ -631,10 +633,14 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
               l.websocket_path = *s;
             }
           }
+        } else if (k == "polling_idle") {
+          has_polling_idle = true;
+          polling_idle_mark = m;
+          read_duration(v, m, "polling_idle", l.polling_idle, false);
         } else if (k == "protocols") {
           protocols_mark = m;
           has_protocols = true;
-          auto list = scalar_list(v, m, "protocols", "socks5, socks4, http or websocket");
+          auto list = scalar_list(v, m, "protocols", "socks5, socks4, http, websocket or polling");
           if (!list) {
             protocol_errors = true;
             return;
@@ -649,9 +655,11 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
               p = protocol::http;
             } else if (item.text == "websocket") {
               p = protocol::websocket;
+            } else if (item.text == "polling") {
+              p = protocol::polling;
             } else {
               error(item.where,
-                    "unknown protocol '" + item.text + "' (expected one of: socks5, socks4, http, websocket)");
+                    "unknown protocol '" + item.text + "' (expected one of: socks5, socks4, http, websocket, polling)");
               protocol_errors = true;
               continue;
             }
@@ -705,8 +713,12 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
   const bool has_http = std::find(l.protocols.begin(), l.protocols.end(), protocol::http) != l.protocols.end();
   const bool has_websocket =
       std::find(l.protocols.begin(), l.protocols.end(), protocol::websocket) != l.protocols.end();
-  if (has_websocket_path && !has_websocket) {
-    error(websocket_path_mark, who + " has websocket_path, which needs protocol websocket");
+  const bool has_polling = std::find(l.protocols.begin(), l.protocols.end(), protocol::polling) != l.protocols.end();
+  if (has_websocket_path && !has_websocket && !has_polling) {
+    error(websocket_path_mark, who + " has websocket_path, which needs protocol websocket or polling");
+  }
+  if (has_polling_idle && !has_polling) {
+    error(polling_idle_mark, who + " has polling_idle, which needs protocol polling");
   }
   if (!l.forward.empty()) {
     if (!l.protocols.empty()) {
@@ -721,9 +733,9 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
     }
   } else {
     if (!has_protocols) {
-      error(where, who + " needs protocols (one or more of: socks5, socks4, http, websocket) or forward");
+      error(where, who + " needs protocols (one or more of: socks5, socks4, http, websocket, polling) or forward");
     } else if (l.protocols.empty() && !protocol_errors) {
-      error(protocols_mark, who + " needs at least one protocol (socks5, socks4, http, websocket) or forward");
+      error(protocols_mark, who + " needs at least one protocol (socks5, socks4, http, websocket, polling) or forward");
     }
     if (!has_http && !l.protocols.empty() && (!l.sql602_tunnel.empty() || has_fallback)) {
       error(where, who + " has sql602_tunnel or fallback, which need protocol http");

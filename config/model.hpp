@@ -36,7 +36,7 @@ struct source_mark {
   int column = 0;
 };
 
-enum class protocol : std::uint8_t { socks5, socks4, http, websocket };
+enum class protocol : std::uint8_t { socks5, socks4, http, websocket, polling };
 enum class auth_mode : std::uint8_t { none, password };
 
 /// One certificate chain and its private key (PEM file paths).
@@ -69,6 +69,8 @@ struct listener_config {
   std::optional<endpoint_spec> udp_bind;
   /// The WebSocket door's path (protocol websocket); other upgrade paths get 404.
   std::string websocket_path = "/edgerelay";
+  /// Protocol polling: a polling session with no request for this long expires (its upstream closes).
+  duration polling_idle{60000};
   source_mark mark;
   std::uint32_t max_sessions = 0;  ///< sessions at once on this listener; 0: only limits.max_sessions
   /// SOCKS5 BIND (FTP active mode through the gateway) is served on this listener; off: 0x02.

@@ -26,6 +26,7 @@ class http_door_extension;
 class verify_pool;
 class auth_throttle;
 class tls_handshake_slots;
+class polling_sessions;
 struct session_identity;
 struct worker_metrics;
 class dial_plan;
@@ -55,6 +56,7 @@ struct session_services {
   /// The process's one dial plan when it is not the gateway's own (edgerelay client: the tunnel to
   /// the gateway); owned by whoever runs the server, thread-safe. Null: plan_for() chooses.
   const dial_plan* plan = nullptr;
+  polling_sessions* polling = nullptr;  ///< the process-wide HTTP-polling sessions (thread-safe)
 };
 
 struct session_context {

@@ -46,7 +46,7 @@ bool speaks_http(const config::listener_config& l) {
   const auto speaks = [&l](config::protocol p) {
     return std::find(l.protocols.begin(), l.protocols.end(), p) != l.protocols.end();
   };
-  return speaks(config::protocol::http) || speaks(config::protocol::websocket);
+  return speaks(config::protocol::http) || speaks(config::protocol::websocket) || speaks(config::protocol::polling);
 }
 
 }  // namespace

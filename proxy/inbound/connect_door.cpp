@@ -4,6 +4,7 @@
 
 #include "proxy/inbound/credentials.hpp"
 #include "proxy/inbound/door.hpp"
+#include "proxy/inbound/polling_door.hpp"
 #include "proxy/inbound/websocket_door.hpp"
 
 namespace edgerelay::proxy {
@@ -32,7 +33,15 @@ net::awaitable<door_result> front_door::negotiate_connect(tunnel::client_stream&
     if (speaks_websocket && is_websocket_upgrade(head)) {
       co_return co_await open_websocket(ctx_, client, std::move(head), reader.leftover(), rec, dl);
     }
+    if (is_polling_request(ctx_, head)) {
+      co_return co_await open_polling(ctx_, client, std::move(head), reader.leftover(), rec, dl);
+    }
     if (std::find(protocols.begin(), protocols.end(), config::protocol::http) == protocols.end()) {
+      if (!speaks_websocket) {
+        rec.protocol = "polling";
+        co_return door_closed{outcome::malformed, websocket_error_reply(404, outcome::malformed,
+                                                                        "this listener takes polling requests only")};
+      }
       // A WebSocket-only listener: no proxying, no tunnel POSTs.
       rec.protocol = "websocket";
       co_return door_closed{outcome::malformed, websocket_error_reply(426, outcome::malformed,

@@ -82,7 +82,8 @@ net::awaitable<door_result> front_door::open(tunnel::client_stream& client, acce
     }
     case detected::http:
       rec.protocol = "http";
-      if (listener_speaks(l, config::protocol::http) || listener_speaks(l, config::protocol::websocket)) {
+      if (listener_speaks(l, config::protocol::http) || listener_speaks(l, config::protocol::websocket) ||
+          listener_speaks(l, config::protocol::polling)) {
         co_return co_await negotiate_connect(client, first, rec, dl);
       }
       break;

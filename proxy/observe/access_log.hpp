@@ -31,6 +31,9 @@ struct access_record {
   std::string tls_error;         ///< why a client or backend TLS handshake failed
   std::uint64_t bytes_up = 0;    ///< client -> upstream
   std::uint64_t bytes_down = 0;  ///< upstream -> client
+  /// No line for this connection: it only carried requests of sessions that log on their own
+  /// (HTTP polling's up and down requests).
+  bool unlogged = false;
 };
 
 /// The JSON object for one record, newline-terminated. Pure apart from the clock.

@@ -20,6 +20,7 @@
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
 #include "proxy/outbound/backend_addresses.hpp"
+#include "proxy/inbound/polling_sessions.hpp"
 #include "proxy/inbound/tls_handshake_slots.hpp"
 #include "proxy/runtime/config_watch.hpp"
 #include "proxy/runtime/health.hpp"
@@ -184,6 +185,8 @@ class server final : public admin::status_source {
   std::unique_ptr<backend_runtime> backends_;
   backend_addresses addresses_;
   std::unique_ptr<session_hooks> hooks_;
+  /// HTTP-polling sessions of every worker; declared before the workers, whose sessions use it.
+  polling_sessions polling_;
   std::vector<std::unique_ptr<worker>> workers_;
   // After workers_, so destroyed before them: the pool posts the results still owed to the
   // workers' event loops, which must exist until it has stopped.

@@ -226,6 +226,7 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   if (upstream_leg) upstream_leg->close();
   client.close();
   upstream.close();
+  if (rec.unlogged) co_return;
   if (ctx.services->metrics != nullptr) ctx.services->metrics->session_ended(rec);
   if (ctx.snapshot->cfg.log.access_json) {
     write_access_line(rec);

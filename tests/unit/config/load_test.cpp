@@ -52,7 +52,7 @@ TEST(ConfigErrors, UnknownKeyNamesFileLineColumnAndAllowedKeys) {
             (lines{"test.yaml:2:5: listener 'edge' needs a bind address (\"host:port\")",
                    "test.yaml:3:5: unknown key 'bnd' in listener (expected one of: name, bind, protocols, auth, tls, "
                    "proxy_protocol, forward, sql602_tunnel, fallback, udp_bind, max_sessions, socks5_bind, "
-                   "websocket_path)",
+                   "websocket_path, polling_idle)",
                    "test.yaml:5:36: unknown key 'form' in rule (expected one of: name, action, from, to, users, "
                    "listeners, via)"}));
 }
@@ -215,13 +215,14 @@ TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
                      "backends:\n"
                      "  - {name: sql, host: db.internal, portbase: 5001}\n"
                      "rules: [{name: all, action: allow}]\n"),
-      (lines{
-          "test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
-          "'sql' without a handshake)",
-          "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http, websocket) or forward",
-          "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http, websocket) or forward",
-          "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http, websocket)",
-          "test.yaml:5:66: protocol 'socks5' listed twice"}));
+      (lines{"test.yaml:2:64: listener 'door' has forward, so it takes no protocols (sessions go to backend "
+             "'sql' without a handshake)",
+             "test.yaml:3:5: listener 'bare' needs protocols (one or more of: socks5, socks4, http, websocket, "
+             "polling) or forward",
+             "test.yaml:4:50: listener 'none' needs at least one protocol (socks5, socks4, http, websocket, polling) "
+             "or forward",
+             "test.yaml:5:58: unknown protocol 'gopher' (expected one of: socks5, socks4, http, websocket, polling)",
+             "test.yaml:5:66: protocol 'socks5' listed twice"}));
 }
 
 TEST(ConfigErrors, BadValuesOfEveryKind) {
@@ -350,12 +351,11 @@ TEST(ConfigErrors, EmptyListsInRulesAreErrors) {
 }
 
 TEST(ConfigErrors, EmptyProtocolsIsAnError) {
-  EXPECT_EQ(
-      diagnostics_of("listeners:\n"
-                     "  - {name: edge, bind: \"127.0.0.1:0\", protocols: []}\n"
-                     "rules: [{name: all, action: allow}]\n"),
-      (lines{
-          "test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http, websocket) or forward"}));
+  EXPECT_EQ(diagnostics_of("listeners:\n"
+                           "  - {name: edge, bind: \"127.0.0.1:0\", protocols: []}\n"
+                           "rules: [{name: all, action: allow}]\n"),
+            (lines{"test.yaml:2:50: listener 'edge' needs at least one protocol (socks5, socks4, http, websocket, "
+                   "polling) or forward"}));
 }
 
 TEST(ConfigErrors, DurationsHaveAnUpperBound) {
