@@ -37,6 +37,52 @@ std::string ip_text(const ip_address& a) {
   return to_string(a);
 }
 
+std::string join_names(const std::vector<std::string>& names, std::string_view sep) {
+  std::string out;
+  for (const auto& n : names) {
+    out += (out.empty() ? "" : std::string(sep)) + n;
+  }
+  return out;
+}
+
+const upstream_config* find_upstream(const config& cfg, std::string_view name) {
+  for (const auto& u : cfg.upstreams) {
+    if (host_equals(u.name, name)) return &u;
+  }
+  return nullptr;
+}
+
+/// The hops of `u` in order: "partner -> corp"; a pool as "(a | b)". The config is acyclic.
+std::string hops_text(const config& cfg, const upstream_config& u) {
+  if (u.is_proxy()) return u.name;
+  std::string out;
+  const bool pool = !u.pool.empty();
+  for (const auto& member : pool ? u.pool : u.chain) {
+    const upstream_config* m = find_upstream(cfg, member);
+    out += (out.empty() ? "" : pool ? " | " : " -> ") + (m != nullptr ? hops_text(cfg, *m) : member);
+  }
+  return pool ? "(" + out + ")" : out;
+}
+
+/// "route: direct" or "route: via both: partner -> corp" for the rule `d` names.
+std::string route_line(const config& cfg, const decision& d) {
+  // Configs without upstreams have one route: saying so on every explain is noise.
+  if (d.result != verdict::allow || d.rule_index < 0 || cfg.upstreams.empty()) return {};
+  const std::string& via = cfg.rules[static_cast<std::size_t>(d.rule_index)].via;
+  if (via.empty()) return "route: direct\n";
+  const upstream_config* u = find_upstream(cfg, via);
+  if (u == nullptr) return "route: via " + via + "\n";
+  std::string out = "route: via " + u->name + ": " + hops_text(cfg, *u);
+  out += u->resolve == upstream_resolve::upstream ? " (the last hop resolves names)" : "";
+  return out + "\n";
+}
+
+bool resolves_upstream(const config& cfg, const decision& d) {
+  if (d.result != verdict::allow || d.rule_index < 0) return false;
+  const upstream_config* u = find_upstream(cfg, cfg.rules[static_cast<std::size_t>(d.rule_index)].via);
+  return u != nullptr && u->resolve == upstream_resolve::upstream;
+}
+
 }  // namespace
 
 std::string summarize(const config& cfg) {
@@ -98,7 +144,22 @@ std::string summarize(const config& cfg) {
     out += "\n";
   }
   for (const auto& u : cfg.upstreams) {
-    out += "upstream " + u.name + ": " + u.url + "\n";
+    out += "upstream " + u.name + ": ";
+    if (!u.chain.empty()) {
+      out += "chain " + join_names(u.chain, " -> ");
+    } else if (!u.pool.empty()) {
+      out += "pool " + join_names(u.pool, ", ") + " (fail_after " + std::to_string(u.fail_after) + ", set_aside " +
+             format_duration(u.set_aside) + ")";
+    } else {
+      out += u.url;
+      if (!u.user.empty()) {
+        out += "; user " + u.user + (u.password_source.empty() ? "" : ", password from " + u.password_source);
+      }
+    }
+    if (u.resolve == upstream_resolve::upstream) {
+      out += "; resolve upstream";
+    }
+    out += "\n";
   }
   out += "workers: " + (cfg.workers == 0 ? std::string("auto") : std::to_string(cfg.workers)) + "\n";
   return out;
@@ -115,6 +176,8 @@ command_result check_command(const load_result& loaded) {
     // Only check asks: an open proxy may be intended, so starting the gateway stays quiet about it.
     const auto open = find_open_proxies(*loaded.value);
     findings.insert(findings.end(), open.begin(), open.end());
+    const auto unseen = find_unseen_addresses(*loaded.value);
+    findings.insert(findings.end(), unseen.begin(), unseen.end());
     std::stable_sort(findings.begin(), findings.end(), [](const diagnostic& a, const diagnostic& b) {
       return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
     });
@@ -187,7 +250,7 @@ command_result explain_command(const std::string& config_path, std::string_view 
           (via == transport::udp ? " over udp" : "") + "\n";
   const decision first = pol.decide(req);
   if (req.address) {
-    r.out += pol.explain(req);
+    r.out += pol.explain(req) + route_line(cfg, first);
     r.exit_code = first.result == verdict::allow ? exit_ok : exit_denied;
     return r;
   }
@@ -196,8 +259,13 @@ command_result explain_command(const std::string& config_path, std::string_view 
     r.exit_code = exit_denied;
     return r;
   }
+  if (first.result == verdict::allow && resolves_upstream(cfg, first)) {
+    r.out += route_line(cfg, first) + "(not resolved here: the upstream resolves " + host + ")\n";
+    r.exit_code = exit_ok;
+    return r;
+  }
   if (!resolve) {
-    r.out += "(not resolved: each address the gateway dials is checked again)\n";
+    r.out += route_line(cfg, first) + "(not resolved: each address the gateway dials is checked again)\n";
     r.exit_code = first.result == verdict::allow ? exit_ok : exit_undecided;
     return r;
   }
@@ -211,7 +279,14 @@ command_result explain_command(const std::string& config_path, std::string_view 
   for (const auto& a : addresses) {
     req.address = a;
     r.out += "address " + ip_text(a) + ":\n" + pol.explain(req);
-    any_allowed = any_allowed || pol.decide(req).result == verdict::allow;
+    const decision d = pol.decide(req);
+    if (d.result == verdict::allow && first.result == verdict::needs_address && resolves_upstream(cfg, d)) {
+      // The upstream would resolve the name again: the address the rules saw is not what it dials.
+      r.out += route_line(cfg, d) + "denied: the rules needed the address, which the upstream resolves itself\n";
+      continue;
+    }
+    r.out += route_line(cfg, d);
+    any_allowed = any_allowed || d.result == verdict::allow;
   }
   r.exit_code = any_allowed ? exit_ok : exit_denied;
   return r;

@@ -12,7 +12,10 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -328,6 +331,8 @@ class reader {
   void read_user(const yaml_node& n, const source_mark& where, config& out);
   void read_rule(const yaml_node& n, const source_mark& where, config& out);
   void read_upstream(const yaml_node& n, const source_mark& where, config& out);
+  void read_upstream_url(const yaml_node& v, const source_mark& m, upstream_config& u);
+  void check_upstreams(const config& cfg);
   void read_limits(const yaml_node& n, const source_mark& where, limits_config& out);
   void read_admin(const yaml_node& n, const source_mark& where, admin_config& out);
   void read_run_as(const std::string& key, const yaml_node& v, const source_mark& where, run_as_config& out);
@@ -464,6 +469,7 @@ void reader::read_document(const yaml_node& root, config& out) {
   check_names("rule", rule_names_, false);
   check_names("upstream", upstream_names_, false);
   check_references(out);
+  check_upstreams(out);
   check_listeners(out);
   check_admin_users(out);
   if (!out.run_as.group.empty() && out.run_as.user.empty()) {
@@ -985,43 +991,258 @@ void reader::read_rule(const yaml_node& n, const source_mark& where, config& out
 void reader::read_upstream(const yaml_node& n, const source_mark& where, config& out) {
   upstream_config u;
   u.mark = where;
+  const std::size_t first_ref = refs_.size();
+  std::optional<source_mark> password_at, tls_at, pool_keys_at;
+  std::string password_file;
+  std::string password_env;
   const bool ok = for_each_key(
-      n, where, "upstream", {"name", "url"}, [&](const std::string& k, const yaml_node& v, const source_mark& m) {
+      n, where, "upstream",
+      {"name", "url", "user", "password_file", "password_env", "ca", "server_name", "resolve", "chain", "pool",
+       "fail_after", "set_aside"},
+      [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           if (auto s = name_value(v, m, "upstream name")) {
             u.name = *s;
             upstream_names_.push_back({*s, m});
           }
-          return;
+        } else if (k == "url") {
+          read_upstream_url(v, m, u);
+        } else if (k == "user") {
+          if (auto s = scalar(v, m, "upstream user", "a user name")) {
+            if (s->empty() || s->size() > 255 ||
+                std::any_of(s->begin(), s->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+              error(m, "bad upstream user '" + *s + "' (expected 1-255 bytes without control characters)");
+            } else {
+              u.user = *s;
+            }
+          }
+        } else if (k == "password_file" || k == "password_env") {
+          if (password_at) {
+            error(m, "upstream takes password_file or password_env, not both");
+            return;
+          }
+          password_at = m;
+          if (auto s = scalar(v, m, "upstream " + k, k == "password_file" ? "a file path" : "a variable name")) {
+            (k == "password_file" ? password_file : password_env) = k == "password_file" ? path_value(*s) : *s;
+          }
+        } else if (k == "ca" || k == "server_name") {
+          tls_at = m;
+          if (auto s = scalar(v, m, "upstream " + k, k == "ca" ? "a file path" : "a host name")) {
+            if (!u.tls) u.tls.emplace();
+            (k == "ca" ? u.tls->ca : u.tls->server_name) = k == "ca" ? path_value(*s) : *s;
+          }
+        } else if (k == "resolve") {
+          if (auto c = choice(v, m, "upstream resolve", {"local", "upstream"})) {
+            u.resolve = *c == "upstream" ? upstream_resolve::upstream : upstream_resolve::local;
+          }
+        } else if (k == "chain" || k == "pool") {
+          auto list = scalar_list(v, m, "upstream " + k, "upstream names");
+          if (!list) return;
+          if (list->empty()) {
+            error(m, "empty " + k + " (list at least one upstream)");
+            return;
+          }
+          for (const auto& item : *list) {
+            if (!is_config_name(item.text)) {
+              error(item.where, "bad name '" + item.text + "' in " + k);
+              continue;
+            }
+            refs_.push_back({"upstream", item.text, item.where, k, {}});
+            (k == "chain" ? u.chain : u.pool).push_back(item.text);
+          }
+        } else if (k == "fail_after") {
+          pool_keys_at = m;
+          if (auto x = number(v, m, "fail_after", 1, 1000)) u.fail_after = static_cast<std::uint32_t>(*x);
+        } else {
+          pool_keys_at = m;
+          read_duration(v, m, "set_aside", u.set_aside, false);
         }
-        auto s = scalar(v, m, "upstream url", "http://host:port or socks5://host:port");
-        if (!s) {
-          return;
-        }
-        std::string_view rest = *s;
-        const auto scheme_end = rest.find("://");
-        const std::string_view scheme = scheme_end == std::string_view::npos ? "" : rest.substr(0, scheme_end);
-        rest = scheme_end == std::string_view::npos ? rest : rest.substr(scheme_end + 3);
-        if (!rest.empty() && rest.back() == '/') {
-          rest.remove_suffix(1);
-        }
-        std::string why = "expected http://host:port or socks5://host:port";
-        if ((scheme != "http" && scheme != "socks5") || !parse_host_port(rest, &why)) {
-          error(m, "bad upstream url '" + *s + "' (" + why + ")");
-          return;
-        }
-        u.url = *s;
       });
   if (!ok) {
     return;
   }
+  const std::string who = u.name.empty() ? std::string("upstream") : "upstream '" + u.name + "'";
+  for (std::size_t i = first_ref; i < refs_.size(); ++i) {
+    refs_[i].owner = who;
+  }
   if (!n["name"]) {
     error(where, "upstream needs a name");
   }
-  if (!n["url"]) {
-    error(where, "upstream '" + u.name + "' needs a url (http://host:port or socks5://host:port)");
+  const int kinds = (n["url"] ? 1 : 0) + (n["chain"] ? 1 : 0) + (n["pool"] ? 1 : 0);
+  if (kinds == 0) {
+    error(where, who + " needs a url (socks5://, socks4a://, http:// or https://host:port), a chain or a pool");
+  } else if (kinds > 1) {
+    error(where, who + " takes one of url, chain and pool");
+  }
+  const bool proxy = n["url"].is_defined();
+  if (!proxy && (n["user"] || password_at || tls_at)) {
+    error(password_at.value_or(tls_at.value_or(where)),
+          who + ": user, password_file, password_env, ca and server_name belong to an upstream with a url");
+  }
+  if (pool_keys_at && !n["pool"]) {
+    error(*pool_keys_at, who + ": fail_after and set_aside belong to an upstream with a pool");
+  }
+  if (proxy && tls_at && u.scheme != upstream_scheme::https) {
+    error(*tls_at, who + ": ca and server_name need an https:// url (TLS to the proxy)");
+  }
+  if (proxy && u.scheme == upstream_scheme::https && !u.tls) {
+    u.tls.emplace();  // the system CA store, the url's host as the name
+  }
+  if (proxy && u.scheme == upstream_scheme::socks4a && password_at) {
+    error(*password_at, who + ": SOCKS4a has no password (its user goes as the USERID)");
+  }
+  if (password_at && u.user.empty()) {
+    error(*password_at, who + " has a password but no user");
+  }
+  if (proxy && !u.user.empty() && !password_at && u.scheme != upstream_scheme::socks4a) {
+    error(where, who + " has a user but no password_file or password_env");
+  }
+  if (!password_file.empty()) {
+    std::ifstream in(password_file, std::ios::binary);
+    std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.is_open()) {
+      error(*password_at, who + ": cannot open password_file " + password_file);
+    } else if (in.bad()) {
+      error(*password_at, who + ": cannot read password_file " + password_file);
+    } else {
+      // One trailing newline is the editor's, not the password's.
+      if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+      if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+      u.password_source = "file " + password_file;
+      u.password = std::move(secret);
+    }
+  } else if (!password_env.empty()) {
+    const char* value = std::getenv(password_env.c_str());
+    if (value == nullptr) {
+      error(*password_at, who + ": environment variable " + password_env + " (password_env) is not set");
+    } else {
+      u.password_source = "env " + password_env;
+      u.password = value;
+    }
+  }
+  if (password_at && !u.password_source.empty() && u.password.empty()) {
+    error(*password_at, who + ": the password is empty");
+  }
+  if (password_at && u.password.size() > 255) {
+    error(*password_at, who + ": the password is longer than 255 bytes (SOCKS5 cannot send it)");
   }
   out.upstreams.push_back(std::move(u));
+}
+
+void reader::read_upstream_url(const yaml_node& v, const source_mark& m, upstream_config& u) {
+  static constexpr std::string_view expected = "expected socks5://, socks4a://, http:// or https://host:port";
+  auto s = scalar(v, m, "upstream url", expected);
+  if (!s) {
+    return;
+  }
+  std::string_view rest = *s;
+  const auto scheme_end = rest.find("://");
+  const std::string_view scheme = scheme_end == std::string_view::npos ? "" : rest.substr(0, scheme_end);
+  rest = scheme_end == std::string_view::npos ? rest : rest.substr(scheme_end + 3);
+  if (!rest.empty() && rest.back() == '/') {
+    rest.remove_suffix(1);
+  }
+  if (rest.find('@') != std::string_view::npos) {
+    // Never quote the url: what stands before '@' may be a password.
+    error(m,
+          "upstream url holds credentials (user:password@): they are refused in urls, which end up in logs; "
+          "set user and password_file or password_env instead");
+    return;
+  }
+  if (scheme == "socks5") {
+    u.scheme = upstream_scheme::socks5;
+  } else if (scheme == "socks4a") {
+    u.scheme = upstream_scheme::socks4a;
+  } else if (scheme == "http") {
+    u.scheme = upstream_scheme::http;
+  } else if (scheme == "https") {
+    u.scheme = upstream_scheme::https;
+  } else {
+    error(m, "bad upstream url '" + *s + "' (unknown scheme '" + std::string(scheme) + "'; " + std::string(expected) +
+                 ")");
+    return;
+  }
+  std::string why;
+  const auto hp = parse_host_port(rest, &why);
+  if (!hp || rest.find('/') != std::string_view::npos) {
+    error(m, "bad upstream url '" + *s + "' (" + (hp ? std::string("a path is not allowed") : why) + "; " +
+                 std::string(expected) + ")");
+    return;
+  }
+  if (!parse_ip_literal(hp->host) && !is_valid_host_name(hp->host)) {
+    error(m, "bad upstream url '" + *s + "' (the host is neither a name nor an IP address)");
+    return;
+  }
+  u.url = *s;
+  u.host = hp->host;
+  u.port = hp->port;
+}
+
+void reader::check_upstreams(const config& cfg) {
+  // Names resolve case-insensitively, as references do.
+  std::map<std::string, const upstream_config*> by_name;
+  for (const auto& u : cfg.upstreams) by_name.emplace(lower(u.name), &u);
+  // Cycles: depth-first, colouring each entry once.
+  std::map<std::string, int> colour;  // 0 new, 1 on the path, 2 done
+  std::function<bool(const upstream_config&, std::vector<std::string>&)> visit = [&](const upstream_config& u,
+                                                                                     std::vector<std::string>& path) {
+    const std::string key = lower(u.name);
+    if (colour[key] == 2) return true;
+    if (colour[key] == 1) {
+      std::string loop;
+      bool in = false;
+      for (const auto& p : path) {
+        in = in || lower(p) == key;
+        if (in) loop += p + " -> ";
+      }
+      error(u.mark, "upstream '" + u.name + "' is part of a cycle: " + loop + u.name);
+      return false;
+    }
+    colour[key] = 1;
+    path.push_back(u.name);
+    bool ok = true;
+    for (const auto* list : {&u.chain, &u.pool}) {
+      for (const auto& member : *list) {
+        const auto it = by_name.find(lower(member));
+        if (it != by_name.end() && ok) ok = visit(*it->second, path);
+      }
+    }
+    path.pop_back();
+    colour[key] = 2;
+    return ok;
+  };
+  bool acyclic = true;
+  for (const auto& u : cfg.upstreams) {
+    std::vector<std::string> path;
+    acyclic = visit(u, path) && acyclic;
+  }
+  if (!acyclic) {
+    return;
+  }
+  // TLS to a proxy runs on the gateway's own socket; a later hop's TLS would run inside the
+  // earlier proxy's tunnel (TLS in TLS), which the gateway does not do.
+  std::function<void(const upstream_config&, bool, const upstream_config&)> first_only =
+      [&](const upstream_config& u, bool first, const upstream_config& owner) {
+        if (u.is_proxy()) {
+          if (u.scheme == upstream_scheme::https && !first) {
+            error(owner.mark, "upstream '" + owner.name + "' puts https upstream '" + u.name +
+                                  "' after the first hop: TLS inside a tunnel (TLS in TLS) is not supported; use "
+                                  "http:// for that hop or make it the first");
+          }
+          return;
+        }
+        for (std::size_t i = 0; i < u.chain.size(); ++i) {
+          const auto it = by_name.find(lower(u.chain[i]));
+          if (it != by_name.end()) first_only(*it->second, first && i == 0, u);
+        }
+        for (const auto& member : u.pool) {
+          const auto it = by_name.find(lower(member));
+          if (it != by_name.end()) first_only(*it->second, first, u);
+        }
+      };
+  for (const auto& u : cfg.upstreams) {
+    first_only(u, true, u);
+  }
 }
 
 void reader::read_limits(const yaml_node& n, const source_mark& where, limits_config& out) {

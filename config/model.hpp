@@ -162,10 +162,29 @@ struct reload_config {
   bool recheck_sessions = false;
 };
 
+/// The protocol an upstream proxy speaks (its URL scheme).
+enum class upstream_scheme : std::uint8_t { socks5, socks4a, http, https };
+/// Who resolves a target name for sessions routed through an upstream (docs/upstreams.md).
+enum class upstream_resolve : std::uint8_t { local, upstream };
+
+/// One `upstreams` entry: a proxy (`url`), a chain of entries (`chain`) or a pool (`pool`).
 struct upstream_config {
   std::string name;
-  std::string url;
+  std::string url;  ///< set for a proxy; never holds credentials
   source_mark mark;
+  upstream_scheme scheme = upstream_scheme::socks5;
+  std::string host;  ///< the proxy's host (name or literal) and port, from the url
+  std::uint16_t port = 0;
+  std::string user;                ///< empty: no credentials
+  std::string password;            ///< read from password_file or password_env at load; secret, never logged
+  std::string password_source;     ///< "file PATH" or "env NAME", for summaries
+  std::optional<backend_tls> tls;  ///< https: ca and server_name
+  upstream_resolve resolve = upstream_resolve::local;
+  std::vector<std::string> chain;  ///< entries in order from the gateway
+  std::vector<std::string> pool;   ///< entries tried in order; a failing one is set aside
+  std::uint32_t fail_after = 3;    ///< pool: failures in a row that set a member aside
+  duration set_aside{30000};       ///< pool: how long a member stays aside
+  bool is_proxy() const noexcept { return chain.empty() && pool.empty(); }
 };
 
 /// One rule as written; policy.hpp compiles these into lookup-friendly form.

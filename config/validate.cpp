@@ -327,3 +327,44 @@ std::vector<diagnostic> find_open_proxies(const config& cfg) {
 }
 
 }  // namespace edgerelay::config
+
+namespace edgerelay::config {
+
+std::vector<diagnostic> find_unseen_addresses(const config& cfg) {
+  std::vector<diagnostic> out;
+  const auto resolves_upstream = [&cfg](const std::string& via) {
+    return std::any_of(cfg.upstreams.begin(), cfg.upstreams.end(), [&via](const upstream_config& u) {
+      return lower_equal(u.name, via) && u.resolve == upstream_resolve::upstream;
+    });
+  };
+  const rule_config* first_needing_address = nullptr;
+  for (const auto& r : cfg.rules) {
+    const parsed_rule p = parse(r);
+    const bool networks_only = !p.to.empty() && std::all_of(p.to.begin(), p.to.end(), [](const target_pattern& t) {
+      return t.kind == target_kind::network;
+    });
+    if (!r.via.empty() && resolves_upstream(r.via)) {
+      if (networks_only) {
+        out.push_back(diagnostic{severity::warning, r.mark,
+                                 "rule '" + r.name + "' sends sessions via '" + r.via +
+                                     "', which resolves names itself (resolve: upstream), but its to lists only "
+                                     "networks: the gateway never sees the address of a name sent there, so requests "
+                                     "by name are denied (requests by address still match)"});
+      } else if (first_needing_address != nullptr) {
+        out.push_back(diagnostic{severity::warning, r.mark,
+                                 "rule '" + r.name + "' sends sessions via '" + r.via +
+                                     "', which resolves names itself (resolve: upstream), but the earlier rule '" +
+                                     first_needing_address->name +
+                                     "' decides on addresses: requests by name that reach this rule are denied"});
+      }
+    }
+    const bool names_networks =
+        std::any_of(p.to.begin(), p.to.end(), [](const target_pattern& t) { return t.kind == target_kind::network; });
+    if (names_networks && first_needing_address == nullptr) {
+      first_needing_address = &r;
+    }
+  }
+  return out;
+}
+
+}  // namespace edgerelay::config

@@ -19,4 +19,9 @@ std::vector<diagnostic> find_shadowed_rules(const config& cfg);
 /// considered: an earlier deny may close the door, but the rule still says "open".
 std::vector<diagnostic> find_open_proxies(const config& cfg);
 
+/// Warnings for `edgerelay check`: rules that route via an upstream with `resolve: upstream` where
+/// the decision needs an address the gateway never sees (a `to` of networks only, or an earlier
+/// rule that names networks), so requests by name end up denied (docs/upstreams.md).
+std::vector<diagnostic> find_unseen_addresses(const config& cfg);
+
 }  // namespace edgerelay::config

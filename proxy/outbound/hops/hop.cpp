@@ -80,7 +80,7 @@ namespace detail {
 hop_result failure(hop_outcome o, unsigned code) {
   hop_result r;
   r.result = o;
-  r.detail = std::string(detail_of(o));
+  r.detail = detail_of(o);
   r.code = code;
   return r;
 }

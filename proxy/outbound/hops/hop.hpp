@@ -76,7 +76,7 @@ struct hop_result {
   hop_outcome result = hop_outcome::protocol_error;
   /// For the access log: "upstream_refused", "upstream_auth", "upstream_407", "upstream_timeout",
   /// "upstream_protocol", "upstream_gone", "upstream_tls", "upstream_bad_target"; empty on success.
-  std::string detail;
+  std::string_view detail;
   unsigned code = 0;  ///< the proxy's reply code or HTTP status, where it sent one
   /// What the proxy says it connected from (SOCKS BND.ADDR), if it said.
   std::optional<net::ip::address> bound;

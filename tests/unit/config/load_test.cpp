@@ -226,20 +226,21 @@ TEST(ConfigErrors, ForwardAndProtocolsExcludeEachOther) {
 }
 
 TEST(ConfigErrors, BadValuesOfEveryKind) {
-  EXPECT_EQ(
-      diagnostics_of(std::string(minimal) + "log: {level: verbose, access: json}\n"
-                                            "workers: many\n"
-                                            "reload: {recheck_sessions: maybe}\n"
-                                            "limits: {max_sessions: -1}\n"
-                                            "upstreams: [{name: corp, url: \"ftp://proxy:21\"}]\n"
-                                            "admin: {bind: localhost}\n"),
-      (lines{"test.yaml:5:14: bad value 'verbose' for log level (expected one of: debug, info, warn, error)",
-             "test.yaml:6:10: bad value 'many' for workers (expected auto or a whole number 1-1024)",
-             "test.yaml:7:28: bad value 'maybe' for recheck_sessions (expected true or false)",
-             "test.yaml:8:24: bad value '-1' for max_sessions (expected a whole number 1-10000000)",
-             "test.yaml:9:31: bad upstream url 'ftp://proxy:21' (expected http://host:port or socks5://host:port)",
-             "test.yaml:10:15: bad admin bind 'localhost': missing ':port' (expected \"host:port\" or "
-             "\"[v6]:port\" with a literal IP address)"}));
+  EXPECT_EQ(diagnostics_of(std::string(minimal) + "log: {level: verbose, access: json}\n"
+                                                  "workers: many\n"
+                                                  "reload: {recheck_sessions: maybe}\n"
+                                                  "limits: {max_sessions: -1}\n"
+                                                  "upstreams: [{name: corp, url: \"ftp://proxy:21\"}]\n"
+                                                  "admin: {bind: localhost}\n"),
+            (lines{"test.yaml:5:14: bad value 'verbose' for log level (expected one of: debug, info, warn, error)",
+                   "test.yaml:6:10: bad value 'many' for workers (expected auto or a whole number 1-1024)",
+                   "test.yaml:7:28: bad value 'maybe' for recheck_sessions (expected true or false)",
+                   "test.yaml:8:24: bad value '-1' for max_sessions (expected a whole number 1-10000000)",
+                   "test.yaml:9:31: bad upstream url 'ftp://proxy:21' (unknown scheme 'ftp'; expected socks5://, "
+                   "socks4a://, http:// or "
+                   "https://host:port)",
+                   "test.yaml:10:15: bad admin bind 'localhost': missing ':port' (expected \"host:port\" or "
+                   "\"[v6]:port\" with a literal IP address)"}));
 }
 
 TEST(ConfigErrors, TakeoverSocketIsAnAbsoluteShortPath) {
