@@ -104,8 +104,8 @@ void exposition::sample(std::string_view name, labels ls, std::int64_t value) {
 }
 
 void exposition::histogram(std::string_view name, labels ls, const duration_histogram& h) {
-  for (std::size_t i = 0; i < duration_histogram::bounds.size(); ++i) {
-    const std::string le = format_value(duration_histogram::bounds[i]);
+  for (std::size_t i = 0; i < h.upper_bounds().size(); ++i) {
+    const std::string le = format_value(h.upper_bounds()[i]);
     const label bound{"le", le};
     series(name, "_bucket", ls, &bound);
     out_ += std::to_string(h.cumulative(i));

@@ -17,6 +17,7 @@
 #include "proxy/inbound/door.hpp"
 #include "proxy/inbound/http_serve.hpp"
 #include "proxy/inbound/linger_close.hpp"
+#include "proxy/inbound/proxy_header.hpp"
 #include "proxy/inbound/udp_associate.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/observe/log.hpp"
@@ -112,6 +113,7 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
     co_return false;
   }
   request& req = std::get<request>(opened);
+  rec.request_at = std::chrono::steady_clock::now();
   if (req.cmd != socks::command::connect) {
     rec.result = outcome::command_not_supported;
     co_await answer_client(client, door, rec.result, nullptr, ctx, rec, dl);
@@ -150,6 +152,7 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   access_record rec;
   rec.listener = ctx.listener->name;
   rec.client = to_string(ctx.peer);
+  if (ctx.proxied != nullptr) record_proxied(*ctx.proxied, rec);
   client_stream upstream(tcp::socket(socket.get_executor()));
   client_stream client(std::move(socket));
   session_identity identity;
