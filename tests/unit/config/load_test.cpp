@@ -85,7 +85,7 @@ TEST(ConfigErrors, ProxyProtocolNeedsTheBalancersAddresses) {
 TEST(ConfigErrors, SendProxyTakesV2) {
   EXPECT_EQ(
       diagnostics_of(std::string(minimal) + "backends:\n  - {name: b, host: 10.0.0.1, portbase: 79, send_proxy: v1}\n"),
-      (lines{"test.yaml:6:59: bad send_proxy 'v1' (expected one of: v2)"}));
+      (lines{"test.yaml:6:57: bad value 'v1' for send_proxy (expected one of: v2)"}));
 }
 
 TEST(ConfigErrors, UnknownTopLevelKey) {
