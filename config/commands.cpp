@@ -104,7 +104,7 @@ std::string summarize(const config& cfg) {
       out += l.tls->client_ca.empty() ? "; tls" : "; tls with client certificates";
     }
     if (l.proxy_protocol) {
-      out += "; proxy_protocol";
+      out += "; proxy_protocol from " + std::to_string(l.proxy_protocol->from.size()) + " source(s)";
     }
     if (!l.sql602_tunnel.empty()) {
       out += "; sql602_tunnel " + l.sql602_tunnel;

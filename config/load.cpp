@@ -337,6 +337,7 @@ class reader {
   void read_admin(const yaml_node& n, const source_mark& where, admin_config& out);
   void read_run_as(const std::string& key, const yaml_node& v, const source_mark& where, run_as_config& out);
   void read_takeover_socket(const yaml_node& v, const source_mark& m, config& out);
+  std::optional<proxy_protocol_config> read_proxy_protocol(const yaml_node& n, const source_mark& where);
   void read_auth_failures(const yaml_node& n, const source_mark& where, auth_failures_config& out);
   void read_tls_handshakes(const yaml_node& n, const source_mark& where, tls_handshakes_config& out);
   void check_names(std::string_view kind, const std::vector<definition>& defs, bool case_sensitive);
@@ -585,6 +586,41 @@ void reader::read_listener_tls(const yaml_node& n, const source_mark& where, tls
   }
 }
 
+std::optional<proxy_protocol_config> reader::read_proxy_protocol(const yaml_node& n, const source_mark& where) {
+  if (!n.is_map()) {
+    error(mark(n, where),
+          "expected a map for proxy_protocol (keys: from), like {from: [10.0.0.5/32]}: the load "
+          "balancers' addresses, whose connections start with a PROXY header");
+    return std::nullopt;
+  }
+  proxy_protocol_config p;
+  p.mark = where;
+  bool has_from = false;
+  for_each_key(n, where, "proxy_protocol", {"from"}, [&](const std::string&, const yaml_node& v, const source_mark& m) {
+    has_from = true;
+    auto list = scalar_list(v, m, "proxy_protocol from", "CIDRs like 10.0.0.5/32");
+    if (!list) {
+      return;
+    }
+    if (list->empty()) {
+      error(m, "empty list for proxy_protocol from (name the load balancers' addresses)");
+      return;
+    }
+    for (const auto& item : *list) {
+      std::string why;
+      if (!parse_cidr(item.text, &why)) {
+        error(item.where, "bad CIDR '" + item.text + "' in proxy_protocol from: " + why);
+      }
+      p.from.push_back(item.text);
+    }
+  });
+  if (!has_from) {
+    error(where, "proxy_protocol needs from (the load balancers' addresses, like [10.0.0.5/32])");
+    return std::nullopt;
+  }
+  return p;
+}
+
 void reader::read_listener(const yaml_node& n, const source_mark& where, config& out) {
   listener_config l;
   l.mark = where;
@@ -684,9 +720,7 @@ void reader::read_listener(const yaml_node& n, const source_mark& where, config&
           read_listener_tls(v, m, tls);
           l.tls = std::move(tls);
         } else if (k == "proxy_protocol") {
-          if (auto b = boolean(v, m, "proxy_protocol")) {
-            l.proxy_protocol = *b;
-          }
+          l.proxy_protocol = read_proxy_protocol(v, m);
         } else if (k == "forward" || k == "sql602_tunnel") {
           if (auto s = name_value(v, m, k)) {
             (k == "forward" ? l.forward : l.sql602_tunnel) = *s;
@@ -758,7 +792,7 @@ void reader::read_backend(const yaml_node& n, const source_mark& where, config& 
   b.mark = where;
   bool has_portbase = false;
   const bool ok = for_each_key(
-      n, where, "backend", {"name", "host", "portbase", "kind", "egress", "health_check", "tls"},
+      n, where, "backend", {"name", "host", "portbase", "kind", "egress", "health_check", "tls", "send_proxy"},
       [&](const std::string& k, const yaml_node& v, const source_mark& m) {
         if (k == "name") {
           if (auto s = name_value(v, m, "backend name")) {
@@ -777,6 +811,10 @@ void reader::read_backend(const yaml_node& n, const source_mark& where, config& 
           has_portbase = true;
           if (auto p = number(v, m, "portbase", 0, 65534)) {
             b.portbase = static_cast<std::uint16_t>(*p);
+          }
+        } else if (k == "send_proxy") {
+          if (auto c = choice(v, m, "send_proxy", {"v2"})) {
+            b.send_proxy_v2 = *c == "v2";
           }
         } else if (k == "kind") {
           if (auto c = choice(v, m, "backend kind", {"tcp", "sql602"})) {

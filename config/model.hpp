@@ -56,13 +56,20 @@ struct tls_files {
   std::vector<tls_cert> certs;      ///< more chains, chosen by SNI; `cert`/`key` may be empty when set
 };
 
+/// listeners[].proxy_protocol: the load balancers whose connections start with a PROXY v1/v2
+/// header (docs/config.md). From them the header is required; from any other peer it is refused.
+struct proxy_protocol_config {
+  std::vector<std::string> from;  ///< CIDRs as written, never empty
+  source_mark mark;
+};
+
 struct listener_config {
   std::string name;
   endpoint_spec bind;
   std::vector<protocol> protocols;  ///< detected from the first bytes when several
   auth_mode auth = auth_mode::none;
   std::optional<tls_files> tls;
-  bool proxy_protocol = false;
+  std::optional<proxy_protocol_config> proxy_protocol;  ///< unset: no PROXY headers
   std::string forward;           ///< backend name; non-empty: no handshake, every session goes there
   std::string sql602_tunnel;     ///< backend name for 602SQL HTTP-tunnel POSTs
   std::string fallback = "404";  ///< "404" (default) or a backend name
@@ -102,6 +109,7 @@ struct backend_config {
   std::vector<ipv4_range> egress;
   std::optional<health_check_config> health_check;
   std::optional<backend_tls> tls;
+  bool send_proxy_v2 = false;  ///< `send_proxy: v2`: a PROXY v2 header with the client's address goes first
   source_mark mark;
 };
 

@@ -21,6 +21,13 @@ void append_help(std::string& out, std::string_view help) {
   }
 }
 
+/// A bucket bound as client libraries write it ("0.0005", not "5e-04"), so series keep their name.
+std::string format_bound(double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+  return ec == std::errc{} ? std::string(buf, end) : format_value(v);
+}
+
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view v) {
@@ -104,8 +111,8 @@ void exposition::sample(std::string_view name, labels ls, std::int64_t value) {
 }
 
 void exposition::histogram(std::string_view name, labels ls, const duration_histogram& h) {
-  for (std::size_t i = 0; i < duration_histogram::bounds.size(); ++i) {
-    const std::string le = format_value(duration_histogram::bounds[i]);
+  for (std::size_t i = 0; i < h.upper_bounds().size(); ++i) {
+    const std::string le = format_bound(h.upper_bounds()[i]);
     const label bound{"le", le};
     series(name, "_bucket", ls, &bound);
     out_ += std::to_string(h.cumulative(i));

@@ -102,6 +102,26 @@ std::string render_metrics(const scrape& s, const process_stats& p) {
   e.family("session_duration_seconds", "histogram", "Lifetime of ended sessions, from accept to access record.");
   e.histogram("session_duration_seconds", {}, m.session_duration);
 
+  const auto phase = [&e, &m](std::string_view name, std::string_view help, duration_histogram phase_histograms::*h) {
+    e.family(name, "histogram", help);
+    for (const auto& [listener, phases] : m.phases_by_listener) {
+      if ((phases.*h).count() > 0) e.histogram(name, {{"listener", listener}}, phases.*h);
+    }
+  };
+  phase("handshake_duration_seconds", "From session start to the client's request read, by listener.",
+        &phase_histograms::handshake);
+  phase("upstream_connect_duration_seconds",
+        "From dial start (resolve, rules, connect) to the upstream connected, by listener.",
+        &phase_histograms::connect);
+  phase("tls_handshake_duration_seconds", "Client TLS handshakes that completed, by listener.", &phase_histograms::tls);
+
+  e.family("proxy_header_rejections_total", "counter",
+           "Connections closed for their PROXY header (missing, malformed, from an untrusted source), by listener "
+           "and reason.");
+  for (const auto& [key, n] : m.proxy_header_rejections) {
+    e.sample("proxy_header_rejections_total", {{"listener", key.first}, {"reason", key.second}}, n);
+  }
+
   e.family("backend_up", "gauge", "1 when the backend's last health check passed, 0 when it failed or none ran.");
   for (const auto& b : s.backends) {
     e.sample("backend_up", {{"backend", b.name}}, static_cast<std::int64_t>(b.health == "up" ? 1 : 0));

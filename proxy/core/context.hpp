@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "config/model.hpp"
 #include "proxy/core/asio.hpp"
@@ -59,6 +60,15 @@ struct session_services {
   polling_sessions* polling = nullptr;  ///< the process-wide HTTP-polling sessions (thread-safe)
 };
 
+/// What a trusted load balancer's PROXY header said beyond the client's address
+/// (inbound/proxy_header.hpp); the session frame that read it owns it.
+struct proxied_by {
+  tcp::endpoint balancer;   ///< the load balancer, as accept() reported it
+  std::string authority;    ///< AUTHORITY TLV: the name the client asked the balancer for
+  std::string tls_version;  ///< SSL TLV: the client spoke TLS to the balancer
+  std::string tls_cn;       ///< SSL TLV: its client certificate's common name
+};
+
 struct session_context {
   tcp::endpoint peer;  ///< the client, as accept() reported it
   std::shared_ptr<const runtime_snapshot> snapshot;
@@ -66,6 +76,10 @@ struct session_context {
   session_services* services = nullptr;
   /// The session's entry for recheck on reload: whoever dials the upstream records it here.
   session_identity* identity = nullptr;
+  /// What the client connected to: a PROXY header's destination, else the listening address
+  /// (the socket's own when the listener is bound to a wildcard). send_proxy writes it.
+  tcp::endpoint local{};
+  const proxied_by* proxied = nullptr;  ///< set when a load balancer's header named `peer`
 };
 
 }  // namespace edgerelay::proxy

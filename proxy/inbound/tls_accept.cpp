@@ -45,11 +45,13 @@ net::awaitable<bool> accept_tls(tunnel::client_stream& client, net::ssl::context
     }
     co_return false;
   }
+  rec.tls_started = std::chrono::steady_clock::now();
   if (const error_code ec = co_await client.start_tls(tls, first, dl.slot())) {
     rec.tls_error = dl.expired() ? "handshake timeout" : tunnel::tls_failure_reason(client.ssl(), ec);
     ctx.services->tls_failures->record(ctx.listener->name, rec.client, rec.tls_error);
     co_return false;
   }
+  rec.tls_done = std::chrono::steady_clock::now();
   tunnel::tls_info info = tunnel::negotiated(client.ssl());
   rec.tls_version = std::move(info.version);
   rec.sni = std::move(info.server_name);

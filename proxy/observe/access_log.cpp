@@ -92,6 +92,12 @@ std::string format_access_line(const access_record& r) {
   if (!r.tls_error.empty()) {
     field(out, "tls_error", r.tls_error);
   }
+  if (!r.proxied_by.empty()) {
+    field(out, "proxied_by", r.proxied_by);
+    if (!r.proxy_authority.empty()) field(out, "proxy_authority", r.proxy_authority);
+    if (!r.proxy_tls.empty()) field(out, "proxy_tls", r.proxy_tls);
+    if (!r.proxy_tls_cn.empty()) field(out, "proxy_tls_cn", r.proxy_tls_cn);
+  }
   field(out, "bytes_up", r.bytes_up);
   field(out, "bytes_down", r.bytes_down);
   const auto elapsed = std::chrono::steady_clock::now() - r.started;

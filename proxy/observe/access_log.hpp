@@ -34,6 +34,17 @@ struct access_record {
   /// No line for this connection: it only carried requests of sessions that log on their own
   /// (HTTP polling's up and down requests).
   bool unlogged = false;
+  // Behind a load balancer that sent a PROXY header (`client` is then the address it named).
+  std::string proxied_by;       ///< the balancer's "ip:port"; empty: no header
+  std::string proxy_authority;  ///< its AUTHORITY TLV: the name the client asked it for
+  std::string proxy_tls;        ///< its SSL TLV's version: the client spoke TLS to the balancer
+  std::string proxy_tls_cn;     ///< its SSL TLV's client certificate common name
+  // Phase ends for the duration histograms, set by the pipeline; unset: the phase did not run.
+  std::chrono::steady_clock::time_point request_at;    ///< the door returned the request
+  std::chrono::steady_clock::time_point dial_started;  ///< the dial plan began (resolve, rules, connect)
+  std::chrono::steady_clock::time_point connected_at;  ///< the upstream connected
+  std::chrono::steady_clock::time_point tls_started;   ///< the client's TLS handshake began
+  std::chrono::steady_clock::time_point tls_done;      ///< and completed
 };
 
 /// The JSON object for one record, newline-terminated. Pure apart from the clock.

@@ -7,9 +7,9 @@ namespace edgerelay::proxy {
 
 void duration_histogram::observe(std::chrono::nanoseconds d) noexcept {
   const double seconds = std::chrono::duration<double>(d).count();
-  const auto at = std::lower_bound(bounds.begin(), bounds.end(), seconds);
-  if (at != bounds.end()) {
-    ++buckets_[static_cast<std::size_t>(at - bounds.begin())];
+  const auto at = std::lower_bound(upper_->begin(), upper_->end(), seconds);
+  if (at != upper_->end()) {
+    ++buckets_[static_cast<std::size_t>(at - upper_->begin())];
   }
   ++count_;
   sum_ += seconds;
@@ -47,6 +47,21 @@ std::string_view connect_error_of(const access_record& rec) noexcept {
   }
 }
 
+namespace {
+
+/// Each phase the record says ran, from its start to its end.
+void observe_phases(const access_record& rec, phase_histograms& into) {
+  using time_point = std::chrono::steady_clock::time_point;
+  const auto span = [](duration_histogram& h, time_point from, time_point to) {
+    if (from != time_point{} && to != time_point{} && to >= from) h.observe(to - from);
+  };
+  span(into.handshake, rec.started, rec.request_at);
+  span(into.connect, rec.dial_started, rec.connected_at);
+  span(into.tls, rec.tls_started, rec.tls_done);
+}
+
+}  // namespace
+
 void worker_metrics::session_started(std::string_view listener) {
   auto it = active_by_listener.find(std::string(listener));
   if (it == active_by_listener.end()) it = active_by_listener.emplace(std::string(listener), 0).first;
@@ -68,6 +83,10 @@ void worker_metrics::session_ended(const access_record& rec) {
   }
   if (const auto limit = limit_of(rec); !limit.empty()) ++limit_rejections[std::string(limit)];
   session_duration.observe(std::chrono::steady_clock::now() - rec.started);
+  observe_phases(rec, phases_by_listener[listener]);
+  if (rec.protocol == "proxy" && rec.result != outcome::success) {
+    ++proxy_header_rejections[rejection_key{listener, std::string(rec.detail)}];
+  }
 }
 
 void worker_metrics::limit_rejected(std::string_view limit) {
@@ -85,6 +104,13 @@ void worker_metrics::merge(const worker_metrics& other) {
   for (const auto& [k, v] : other.rule_decisions) rule_decisions[k] += v;
   for (const auto& [k, v] : other.limit_rejections) limit_rejections[k] += v;
   session_duration.merge(other.session_duration);
+  for (const auto& [k, v] : other.phases_by_listener) {
+    phase_histograms& mine = phases_by_listener[k];
+    mine.handshake.merge(v.handshake);
+    mine.connect.merge(v.connect);
+    mine.tls.merge(v.tls);
+  }
+  for (const auto& [k, v] : other.proxy_header_rejections) proxy_header_rejections[k] += v;
 }
 
 }  // namespace edgerelay::proxy

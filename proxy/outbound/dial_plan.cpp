@@ -1,8 +1,41 @@
 #include "proxy/outbound/dial_plan.hpp"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
+
+#include <boost/asio/write.hpp>
+
+#include "tunnel/proxy_protocol_codec.hpp"
 
 namespace edgerelay::proxy {
+namespace {
+
+tunnel::proxy_address proxy_address_of(const tcp::endpoint& ep) {
+  tunnel::proxy_address a;
+  a.port = ep.port();
+  if (ep.address().is_v4()) {
+    const auto b = ep.address().to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), a.bytes.begin());
+  } else {
+    a.v6 = true;
+    a.bytes = ep.address().to_v6().to_bytes();
+  }
+  return a;
+}
+
+/// The session's client and what it connected to, in a PROXY v2 header (with the AUTHORITY a
+/// balancer in front named, passed on).
+std::vector<std::uint8_t> proxy_v2_header(const session_context& ctx) {
+  tunnel::proxy_header h;
+  h.proxied = true;
+  h.source = proxy_address_of(ctx.peer);
+  h.destination = proxy_address_of(ctx.local);
+  if (ctx.proxied != nullptr) h.authority = ctx.proxied->authority;
+  return tunnel::encode_proxy_v2(h);
+}
+
+}  // namespace
 
 net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, const dial_identity& who,
                                                    const target& where, access_record& rec, phase_deadline& dl) const {
@@ -17,6 +50,7 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
       out.hold = ctx.services->kinds->of(backend->kind).before_dial(*session_of_backend, opts);
     }
   }
+  rec.dial_started = std::chrono::steady_clock::now();
   dial_result dialled = co_await proxy::dial(ctx.snapshot->pol, who, where, dl, opts);
   out.result = record_dial(rec, dl.expired() ? nullptr : &dialled);
   if (opts.backend_down && out.result == outcome::host_unreachable) {
@@ -25,7 +59,19 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
   if (out.result != outcome::success) {
     co_return out;
   }
+  rec.connected_at = std::chrono::steady_clock::now();
   out.stream.emplace(std::move(*dialled.socket));
+  if (backend != nullptr && backend->send_proxy_v2) {
+    // Before any other byte, TLS included: the backend reads who the client is, then the session.
+    const std::vector<std::uint8_t> header = proxy_v2_header(ctx);
+    auto [ec, written] = co_await net::async_write(out.stream->socket(), net::buffer(header), dl.token());
+    if (ec) {
+      rec.detail = "upstream_gone";
+      out.stream.reset();
+      out.result = outcome::general_failure;
+      co_return out;
+    }
+  }
   out.result = co_await secure_backend(*out.stream, backend, *ctx.snapshot, rec, dl.slot());
   if (out.result != outcome::success) {
     out.stream.reset();

@@ -12,9 +12,6 @@ std::vector<std::string> unsupported_features(const config::config& cfg) {
     const std::string where = at.line > 0 ? concat(file, ':', at.line, ':', at.column) : file;
     out.push_back(concat(where, ": ", what, " is not supported by this build of edgerelay yet"));
   };
-  for (const auto& l : cfg.listeners) {
-    if (l.proxy_protocol) refuse(l.mark, concat("listener '", l.name, "': proxy_protocol"));
-  }
   for (const auto& r : cfg.rules) {
     if (!r.via.empty()) refuse(r.mark, concat("rule '", r.name, "': via (upstream chaining)"));
   }

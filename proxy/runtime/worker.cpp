@@ -18,7 +18,10 @@
 
 #include "config/address.hpp"
 #include "proxy/outbound/connector.hpp"
+#include "proxy/core/endpoint.hpp"
 #include "proxy/core/sleep.hpp"
+#include "proxy/inbound/proxy_header.hpp"
+#include "proxy/observe/access_log.hpp"
 #include "proxy/observe/log.hpp"
 #include "proxy/session/session.hpp"
 
@@ -62,9 +65,10 @@ struct session_done {
   config::ip_address source;
   listener_sessions* per_listener;
   std::string listener;
+  bool holds_source = true;  ///< false behind a balancer: the session holds its client's count itself
   void operator()(const std::exception_ptr& ep) const {
     active->fetch_sub(1, std::memory_order_relaxed);
-    per_source->release(source);
+    if (holds_source) per_source->release(source);
     per_listener->release(listener);
     if (ep) {
       try {
@@ -78,10 +82,80 @@ struct session_done {
   }
 };
 
+/// One per_source count, given back when the session that took it ends.
+struct source_hold {
+  source_limiter& limiter;
+  config::ip_address source;
+  source_hold(source_limiter& l, const config::ip_address& s) : limiter(l), source(s) {}
+  source_hold(const source_hold&) = delete;
+  source_hold& operator=(const source_hold&) = delete;
+  ~source_hold() { limiter.release(source); }
+};
+
+/// A session on a proxy_protocol listener: the header gate first. The client a balancer's header
+/// names then takes its per_source count, which the balancer's own address did not at accept.
+net::awaitable<void> behind_proxy_protocol(tcp::socket sock, session_context ctx, worker_services& services,
+                                           bool from_balancer) {
+  header_gate gate;
+  if (from_balancer) {
+    gate = co_await read_proxy_header(sock, ctx);
+  } else {
+    gate = co_await refuse_untrusted_header(sock, ctx);
+  }
+  if (!gate.pass) {
+    record_refused_header(gate, ctx);
+    co_return;
+  }
+  if (!from_balancer) {
+    co_await run_session(std::move(sock), std::move(ctx));
+    co_return;
+  }
+  ctx.peer = gate.client;
+  if (gate.local.port() != 0) ctx.local = gate.local;
+  if (gate.origin) ctx.proxied = &*gate.origin;
+  const config::ip_address source = to_config_address(ctx.peer.address());
+  // The limits the balancer's own address skipped at accept apply to the client it names.
+  const char* refused_by = nullptr;
+  if (!services.source_rates->try_take(source, ctx.snapshot->cfg.limits.per_source_rate)) {
+    refused_by = "per_source_rate";
+  } else if (!services.per_source->try_acquire(source, ctx.snapshot->cfg.limits.per_source)) {
+    refused_by = "per_source";
+  }
+  if (refused_by != nullptr) {
+    services.metrics.limit_rejected(refused_by);
+    access_record rec;
+    rec.listener = ctx.listener->name;
+    rec.client = to_string(ctx.peer);
+    rec.result = outcome::denied;
+    rec.detail = refused_by;
+    if (gate.origin) record_proxied(*gate.origin, rec);
+    services.metrics.session_ended(rec);
+    if (ctx.snapshot->cfg.log.access_json) write_access_line(rec);
+    co_return;
+  }
+  const source_hold held{*services.per_source, source};
+  co_await run_session(std::move(sock), std::move(ctx));
+}
+
+/// The address clients reach through `acceptor`: its own, or, bound to a wildcard, none until a
+/// session asks its socket.
+tcp::endpoint listening_address(const tcp::acceptor& acceptor) {
+  error_code ec;
+  const tcp::endpoint at = acceptor.local_endpoint(ec);
+  return ec ? tcp::endpoint{} : at;
+}
+
+bool any_sends_proxy(const runtime_snapshot& s) {
+  return std::any_of(s.cfg.backends.begin(), s.cfg.backends.end(),
+                     [](const config::backend_config& b) { return b.send_proxy_v2; });
+}
+
 /// `name` is the slot's: a reload that renames the listener renames it under the loop.
 net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& name, worker_services& services) {
   auto snapshot = services.snapshot;
   const config::listener_config* listener = snapshot->find_listener(name);
+  const tcp::endpoint listening = listening_address(acceptor);
+  bool sends_proxy = any_sends_proxy(*snapshot);
   auto last_warning = std::chrono::steady_clock::time_point{};
   for (;;) {
     tcp::endpoint peer;
@@ -111,6 +185,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       }
       snapshot = services.snapshot;
       listener = updated;
+      sends_proxy = any_sends_proxy(*snapshot);
     }
     const auto limit = static_cast<std::int64_t>(snapshot->cfg.limits.max_sessions);
     if (services.active_sessions->load(std::memory_order_relaxed) >= limit) {
@@ -122,8 +197,9 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       services.metrics.limit_rejected("max_sessions");
       continue;  // `sock` closes here
     }
+    const bool from_balancer = trusted_balancer(*listener, peer.address());
     const config::ip_address source = to_config_address(peer.address());
-    if (!services.source_rates->try_take(source, snapshot->cfg.limits.per_source_rate)) {
+    if (!from_balancer && !services.source_rates->try_take(source, snapshot->cfg.limits.per_source_rate)) {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_warning > std::chrono::seconds(1)) {
         last_warning = now;
@@ -142,7 +218,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       services.metrics.limit_rejected("max_sessions");
       continue;
     }
-    if (!services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
+    if (!from_balancer && !services.per_source->try_acquire(source, snapshot->cfg.limits.per_source)) {
       services.per_listener->release(listener->name);
       const auto now = std::chrono::steady_clock::now();
       if (now - last_warning > std::chrono::seconds(1)) {
@@ -155,10 +231,21 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
     }
     services.active_sessions->fetch_add(1, std::memory_order_relaxed);
     services.metrics.session_started(listener->name);
-    net::co_spawn(
-        acceptor.get_executor(),
-        run_session(std::move(sock), session_context{peer, snapshot, listener, &services.lent}),
-        session_done{services.active_sessions, services.per_source, source, services.per_listener, listener->name});
+    session_context ctx{peer, snapshot, listener, &services.lent};
+    ctx.local = listening;
+    if (sends_proxy && listening.address().is_unspecified()) {
+      error_code ignored;
+      ctx.local = sock.local_endpoint(ignored);  // a send_proxy backend's header names it
+    }
+    if (listener->proxy_protocol) {
+      net::co_spawn(acceptor.get_executor(),
+                    behind_proxy_protocol(std::move(sock), std::move(ctx), services, from_balancer),
+                    session_done{services.active_sessions, services.per_source, source, services.per_listener,
+                                  listener->name, !from_balancer});
+      continue;
+    }
+    net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), std::move(ctx)),
+                  session_done{services.active_sessions, services.per_source, source, services.per_listener, listener->name});
   }
 }
 

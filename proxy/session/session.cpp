@@ -17,6 +17,7 @@
 #include "proxy/inbound/door.hpp"
 #include "proxy/inbound/http_serve.hpp"
 #include "proxy/inbound/linger_close.hpp"
+#include "proxy/inbound/proxy_header.hpp"
 #include "proxy/inbound/udp_associate.hpp"
 #include "proxy/observe/access_log.hpp"
 #include "proxy/observe/log.hpp"
@@ -125,6 +126,7 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
     co_return false;
   }
   request& req = std::get<request>(opened);
+  rec.request_at = std::chrono::steady_clock::now();
   if (req.cmd == socks::command::bind && !req.client_leg && door.socks().protocol_version() == socks::version::v5) {
     // A dial plan that accepts instead of connecting, with a reply before the accept.
     if (!co_await serve_bind(client, upstream, door, req.where, ctx, rec, out.identity, dl)) {
@@ -187,6 +189,7 @@ net::awaitable<void> run_session(tcp::socket socket, session_context ctx) {
   access_record rec;
   rec.listener = ctx.listener->name;
   rec.client = to_string(ctx.peer);
+  if (ctx.proxied != nullptr) record_proxied(*ctx.proxied, rec);
   client_stream upstream(tcp::socket(socket.get_executor()));
   client_stream client(std::move(socket));
   session_identity identity;

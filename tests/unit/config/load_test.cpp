@@ -87,6 +87,38 @@ TEST(ConfigSocks5Bind, NeedsSocks5ABooleanAndAPositiveTimeout) {
                    "test.yaml:6:24: bad duration '0s' for bind_timeout (must be greater than zero)"}));
 }
 
+TEST(ConfigErrors, ProxyProtocolNeedsTheBalancersAddresses) {
+  const auto with = [](const std::string& value) {
+    return diagnostics_of(
+        "listeners:\n"
+        "  - name: edge\n"
+        "    bind: \"127.0.0.1:0\"\n"
+        "    protocols: [socks5]\n"
+        "    proxy_protocol: " +
+        value +
+        "\n"
+        "rules:\n"
+        "  - {name: all, action: allow}\n");
+  };
+  EXPECT_EQ(with("true"), (lines{"test.yaml:5:21: expected a map for proxy_protocol (keys: from), like {from: "
+                                 "[10.0.0.5/32]}: the load balancers' addresses, whose connections start with a PROXY "
+                                 "header"}));
+  EXPECT_EQ(with("{}"), (lines{"test.yaml:5:21: proxy_protocol needs from (the load balancers' addresses, like "
+                               "[10.0.0.5/32])"}));
+  EXPECT_EQ(with("{from: []}"),
+            (lines{"test.yaml:5:28: empty list for proxy_protocol from (name the load balancers' addresses)"}));
+  EXPECT_EQ(with("{from: [10.0.0.5/8]}"), (lines{"test.yaml:5:29: bad CIDR '10.0.0.5/8' in proxy_protocol from: host "
+                                                 "bits are set (did you mean 10.0.0.0/8?)"}));
+  EXPECT_EQ(with("{from: [10.0.0.5], to: x}"),
+            (lines{"test.yaml:5:40: unknown key 'to' in proxy_protocol (expected one of: from)"}));
+}
+
+TEST(ConfigErrors, SendProxyTakesV2) {
+  EXPECT_EQ(
+      diagnostics_of(std::string(minimal) + "backends:\n  - {name: b, host: 10.0.0.1, portbase: 79, send_proxy: v1}\n"),
+      (lines{"test.yaml:6:57: bad value 'v1' for send_proxy (expected one of: v2)"}));
+}
+
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(diagnostics_of(std::string(minimal) + "limit: {max_sessions: 5}\n"),
             (lines{"test.yaml:5:1: unknown key 'limit' in config (expected one of: listeners, backends, users, rules, "
@@ -453,7 +485,7 @@ TEST(ConfigLoad, FullConfigLandsInTheModel) {
       "    auth: password\n"
       "    tls: {cert: gw.pem, key: gw.key, client_ca: ca.pem, min_version: \"1.3\", required: true,\n"
       "          certs: [{cert: b.pem, key: b.key}]}\n"
-      "    proxy_protocol: true\n"
+      "    proxy_protocol: {from: [10.0.0.5/32, \"fd00::/64\"]}\n"
       "    sql602_tunnel: sql\n"
       "    fallback: web\n"
       "  - {name: door, bind: \"0.0.0.0:5002\", forward: sql, udp_bind: \"0.0.0.0:5001\"}\n"
@@ -464,7 +496,8 @@ TEST(ConfigLoad, FullConfigLandsInTheModel) {
       "    kind: sql602\n"
       "    egress: [\"10.9.0.10-10.9.0.127\", 10.9.1.1]\n"
       "    health_check: {interval: 5s, timeout: 250ms}\n"
-      "  - {name: web, host: 10.0.0.80, portbase: 79, tls: {ca: ca.pem, server_name: web.internal}}\n"
+      "  - {name: web, host: 10.0.0.80, portbase: 79, tls: {ca: ca.pem, server_name: web.internal},\n"
+      "     send_proxy: v2}\n"
       "users:\n"
       "  - {name: alice, password: \"" +
       test_hash() +
@@ -502,7 +535,8 @@ TEST(ConfigLoad, FullConfigLandsInTheModel) {
   EXPECT_TRUE(edge.tls->required);
   ASSERT_EQ(edge.tls->certs.size(), 1U);
   EXPECT_EQ(edge.tls->certs[0].key, "b.key");
-  EXPECT_TRUE(edge.proxy_protocol);
+  ASSERT_TRUE(edge.proxy_protocol.has_value());
+  EXPECT_EQ(edge.proxy_protocol->from, (std::vector<std::string>{"10.0.0.5/32", "fd00::/64"}));
   EXPECT_EQ(edge.sql602_tunnel, "sql");
   EXPECT_EQ(edge.fallback, "web");
   EXPECT_EQ(edge.mark.line, 2);
@@ -527,6 +561,8 @@ TEST(ConfigLoad, FullConfigLandsInTheModel) {
   EXPECT_EQ(c.backends[1].kind, backend_kind::tcp);
   ASSERT_TRUE(c.backends[1].tls.has_value());
   EXPECT_EQ(c.backends[1].tls->server_name, "web.internal");
+  EXPECT_TRUE(c.backends[1].send_proxy_v2);
+  EXPECT_FALSE(c.backends[0].send_proxy_v2);
   ASSERT_EQ(c.users.size(), 1U);
   EXPECT_EQ(c.users[0].password_hash, test_hash());
   ASSERT_EQ(c.rules.size(), 1U);

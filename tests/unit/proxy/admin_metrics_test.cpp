@@ -76,6 +76,23 @@ TEST(Exposition, HistogramBucketsAreCumulativeEndWithInfAndCarrySumAndCount) {
   EXPECT_EQ(occurrences(t, "_bucket{"), duration_histogram::bounds.size() + 1);
 }
 
+TEST(Exposition, PhaseHistogramHasItsOwnBoundedBuckets) {
+  duration_histogram h(duration_histogram::phase_bounds);
+  h.observe(200us);  // <= 0.0005
+  h.observe(2ms);    // <= 0.0025
+  h.observe(40s);    // above 30 s: only in +Inf
+  admin::exposition e;
+  e.family("p_seconds", "histogram", "p");
+  e.histogram("p_seconds", {{"listener", "a"}}, h);
+  const std::string t = e.text();
+  EXPECT_NE(t.find("edgerelay_p_seconds_bucket{listener=\"a\",le=\"0.0005\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("edgerelay_p_seconds_bucket{listener=\"a\",le=\"0.0025\"} 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("edgerelay_p_seconds_bucket{listener=\"a\",le=\"30\"} 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("edgerelay_p_seconds_bucket{listener=\"a\",le=\"+Inf\"} 3\n"), std::string::npos) << t;
+  EXPECT_EQ(occurrences(t, "_bucket{"), duration_histogram::phase_bounds.size() + 1);
+  EXPECT_EQ(t.find("le=\"600\""), std::string::npos) << "session bounds do not leak into a phase histogram";
+}
+
 access_record record(std::string_view listener, std::string_view protocol, outcome result) {
   access_record r;
   r.listener = listener;
@@ -84,6 +101,46 @@ access_record record(std::string_view listener, std::string_view protocol, outco
   r.client = "192.0.2.7:5555";
   r.user = "alice";
   return r;
+}
+
+TEST(WorkerMetrics, PhasesPerListenerFromTheRecordsTimestampsSummedAcrossWorkers) {
+  using clock = std::chrono::steady_clock;
+  worker_metrics a;
+  worker_metrics b;
+  access_record r = record("edge", "socks5", outcome::success);
+  const auto t0 = clock::now();
+  r.started = t0;
+  r.tls_started = t0;
+  r.tls_done = t0 + 3ms;
+  r.request_at = t0 + 4ms;
+  r.dial_started = t0 + 4ms;
+  r.connected_at = t0 + 20ms;
+  a.session_started("edge");
+  a.session_ended(r);
+  access_record plain = record("edge", "socks5", outcome::denied);  // no TLS, no dial
+  plain.request_at = plain.started + 1ms;
+  b.session_started("edge");
+  b.session_ended(plain);
+  worker_metrics sum;
+  sum.merge(a);
+  sum.merge(b);
+  const phase_histograms& p = sum.phases_by_listener["edge"];
+  EXPECT_EQ(p.handshake.count(), 2U);
+  EXPECT_EQ(p.connect.count(), 1U);
+  EXPECT_EQ(p.tls.count(), 1U);
+  EXPECT_EQ(p.tls.cumulative(1), 0U);  // 3 ms is over 1 ms
+  EXPECT_EQ(p.tls.cumulative(3), 1U);  // and under 5 ms
+  EXPECT_EQ(p.connect.cumulative(4), 0U);
+  EXPECT_EQ(p.connect.cumulative(5), 1U);  // 16 ms: under 25 ms
+}
+
+TEST(WorkerMetrics, RefusedProxyHeadersByListenerAndReason) {
+  worker_metrics m;
+  access_record r = record("edge", "proxy", outcome::malformed);
+  r.detail = "v2_crc_mismatch";
+  m.session_started("edge");
+  m.session_ended(r);
+  EXPECT_EQ((m.proxy_header_rejections[{"edge", "v2_crc_mismatch"}]), 1U);
 }
 
 TEST(WorkerMetrics, CountsASessionFromItsRecordWithoutClientOrUser) {

@@ -17,18 +17,18 @@ TEST(UnsupportedFeatures, BuiltInDefaultRuns) {
   EXPECT_TRUE(unsupported_features(config::default_config()).empty());
 }
 
-TEST(UnsupportedFeatures, ProxyProtocolListenerIsRefusedWithItsPlace) {
+TEST(UnsupportedFeatures, ProxyProtocolListenerAndSendProxyRun) {
   const auto cfg = load(R"(listeners:
   - name: edge
     bind: "127.0.0.1:0"
     protocols: [http]
-    proxy_protocol: true
+    proxy_protocol: {from: [127.0.0.1]}
+backends:
+  - {name: db, host: 127.0.0.1, portbase: 5000, send_proxy: v2}
 rules:
   - {name: r, action: allow}
 )");
-  const auto found = unsupported_features(cfg);
-  ASSERT_EQ(found.size(), 1u);
-  EXPECT_EQ(found[0], "gw.yaml:2:5: listener 'edge': proxy_protocol is not supported by this build of edgerelay yet");
+  EXPECT_TRUE(unsupported_features(cfg).empty());
 }
 
 TEST(UnsupportedFeatures, ShippedExampleRuns) {
