@@ -2,6 +2,8 @@
 // worker lends it. Every room of the pipeline reads this; the worker (runtime/) owns what it points at.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -80,6 +82,19 @@ struct session_context {
   /// (the socket's own when the listener is bound to a wildcard). send_proxy writes it.
   tcp::endpoint local{};
   const proxied_by* proxied = nullptr;  ///< set when a load balancer's header named `peer`
+  /// When the connection was accepted, if a phase before the door (a PROXY header) already spent
+  /// part of handshake_timeout; unset: the door's phase starts the count.
+  std::chrono::steady_clock::time_point accepted_at{};
 };
+
+/// What is left of handshake_timeout for the phase starting now: one budget from the accept
+/// through the PROXY header, TLS and the door, so that no phase gives a slow client a fresh one.
+inline std::chrono::milliseconds handshake_left(const session_context& ctx) {
+  const std::chrono::milliseconds limit = ctx.snapshot->cfg.limits.handshake_timeout;
+  if (ctx.accepted_at == std::chrono::steady_clock::time_point{}) return limit;
+  const auto spent =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - ctx.accepted_at);
+  return std::max(limit - spent, std::chrono::milliseconds(1));
+}
 
 }  // namespace edgerelay::proxy

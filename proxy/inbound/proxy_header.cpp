@@ -106,7 +106,7 @@ bool trusted_balancer(const config::listener_config& l, const net::ip::address& 
 }
 
 net::awaitable<header_gate> read_proxy_header(tcp::socket& client, const session_context& ctx) {
-  const auto limit = ctx.snapshot->cfg.limits.handshake_timeout;
+  const auto limit = handshake_left(ctx);
   co_return co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
     dl.start(limit);
     return read_header(client, ctx, dl);
@@ -120,7 +120,7 @@ net::awaitable<header_gate> refuse_untrusted_header(tcp::socket& client, const s
     g.result = outcome::success;
     co_return g;
   }
-  const auto limit = ctx.snapshot->cfg.limits.handshake_timeout;
+  const auto limit = handshake_left(ctx);
   co_return co_await with_phase_deadline(client.get_executor(), [&](phase_deadline& dl) {
     dl.start(limit);
     return check_untrusted(client, dl);

@@ -238,6 +238,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       ctx.local = sock.local_endpoint(ignored);  // a send_proxy backend's header names it
     }
     if (listener->proxy_protocol) {
+      ctx.accepted_at = std::chrono::steady_clock::now();
       net::co_spawn(acceptor.get_executor(),
                     behind_proxy_protocol(std::move(sock), std::move(ctx), services, from_balancer),
                     session_done{services.active_sessions, services.per_source, source, services.per_listener,
@@ -303,34 +304,20 @@ tcp::endpoint worker::open_listener(const std::string& listener, const tcp::endp
 }
 
 tcp::endpoint worker::adopt_listener(const std::string& listener, int fd) {
+  // systemd keeps its copy (a restart passes it again): this worker accepts on its own.
   const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) {
     throw std::runtime_error(concat("listener '", listener, "': cannot duplicate the passed fd ", fd, ": ",
                                     error_code(errno, boost::system::system_category()).message()));
   }
-  auto slot = std::make_unique<acceptor_slot>(acceptor_slot{listener, tcp::acceptor(ioc_)});
-  sockaddr_storage local{};
-  socklen_t len = sizeof local;
-  ::getsockname(own, reinterpret_cast<sockaddr*>(&local), &len);
-  error_code ec;
-  slot->acceptor.assign(local.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), own, ec);
-  if (ec) {
-    ::close(own);
-    throw std::runtime_error(concat("listener '", listener, "': cannot use the passed fd ", fd, ": ", ec.message()));
-  }
-  // As open_listener() sets them; accepted sockets inherit both.
-  slot->acceptor.set_option(tcp::no_delay(true), ec);
-  slot->acceptor.set_option(net::socket_base::keep_alive(true), ec);
-  const tcp::endpoint bound = slot->acceptor.local_endpoint(ec);
-  if (ec) {
-    throw std::runtime_error(
-        concat("listener '", listener, "': cannot read the address of fd ", fd, ": ", ec.message()));
-  }
-  opened_.push_back(std::move(slot));
-  return bound;
+  return own_listener(listener, own, concat("the passed fd ", fd));
 }
 
 tcp::endpoint worker::take_listener(const std::string& listener, int fd) {
+  return own_listener(listener, fd, "the socket handed over");
+}
+
+tcp::endpoint worker::own_listener(const std::string& listener, int fd, const std::string& what) {
   auto slot = std::make_unique<acceptor_slot>(acceptor_slot{listener, tcp::acceptor(ioc_)});
   sockaddr_storage address{};
   socklen_t length = sizeof address;
@@ -338,19 +325,21 @@ tcp::endpoint worker::take_listener(const std::string& listener, int fd) {
       (address.ss_family != AF_INET && address.ss_family != AF_INET6)) {
     const int err = errno;
     ::close(fd);
-    throw std::runtime_error(
-        concat("listener '", listener, "': the socket handed over is not a TCP one (", std::strerror(err), ")"));
+    throw std::runtime_error(concat("listener '", listener, "': ", what, " is not a TCP socket (",
+                                    std::strerror(err), ")"));
   }
   error_code ec;
   slot->acceptor.assign(address.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
   if (ec) {
     ::close(fd);
-    throw std::runtime_error(concat("listener '", listener, "': cannot take the socket over: ", ec.message()));
+    throw std::runtime_error(concat("listener '", listener, "': cannot use ", what, ": ", ec.message()));
   }
+  // As open_listener() sets them; accepted sockets inherit both.
+  slot->acceptor.set_option(tcp::no_delay(true), ec);
+  slot->acceptor.set_option(net::socket_base::keep_alive(true), ec);
   const tcp::endpoint bound = slot->acceptor.local_endpoint(ec);
   if (ec) {
-    throw std::runtime_error(
-        concat("listener '", listener, "': cannot read the address of the socket handed over: ", ec.message()));
+    throw std::runtime_error(concat("listener '", listener, "': cannot read the address of ", what, ": ", ec.message()));
   }
   opened_.push_back(std::move(slot));
   return bound;

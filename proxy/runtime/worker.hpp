@@ -103,6 +103,9 @@ class worker {
   void join();
 
  private:
+  /// Takes `fd` (a listening TCP socket; closed when this throws) as one of this worker's
+  /// acceptors; `what` names it in errors.
+  tcp::endpoint own_listener(const std::string& listener, int fd, const std::string& what);
   struct acceptor_slot {
     std::string listener;  ///< renamed in place by a reload; the accept loop reads it
     tcp::acceptor acceptor;

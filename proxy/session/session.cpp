@@ -99,7 +99,7 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
                                access_record& rec, established out, phase_deadline& dl) {
   const config::limits_config& limits = ctx.snapshot->cfg.limits;
   front_door door(ctx);
-  dl.start(limits.handshake_timeout);
+  dl.start(handshake_left(ctx));
   door_result opened = co_await door.open(client, rec, dl);
   if (auto* refused = std::get_if<door_closed>(&opened); refused != nullptr && !refused->refusal.empty()) {
     rec.result = refused->why;

@@ -146,32 +146,22 @@ net::awaitable<std::optional<std::vector<std::uint8_t>>> query_server(net::ip::a
   co_return reply;
 }
 
-sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, const udp::endpoint& at,
-                                 const tcp::endpoint& door, const std::shared_ptr<const runtime_snapshot>& current,
-                                 backend_runtime& backends)
-    : listener_(std::move(listener)),
-      socket_(control),
-      door_port_(door.port()),
-      current_(&current),
-      backends_(&backends) {
+namespace {
+
+udp::socket bound_udp(net::io_context& control, const std::string& listener, const udp::endpoint& at) {
+  udp::socket socket(control);
   error_code ec;
-  socket_.open(at.protocol(), ec);
-  if (!ec) socket_.bind(at, ec);
+  socket.open(at.protocol(), ec);
+  if (!ec) socket.bind(at, ec);
   if (ec) {
-    throw std::runtime_error(concat("listener '", listener_, "': cannot bind udp_bind ", at.address().to_string(), ':',
+    throw std::runtime_error(concat("listener '", listener, "': cannot bind udp_bind ", at.address().to_string(), ':',
                                     at.port(), ": ", ec.message()));
   }
-  local_ = socket_.local_endpoint();
+  return socket;
 }
 
-sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, int adopted_fd,
-                                 const tcp::endpoint& door, const std::shared_ptr<const runtime_snapshot>& current,
-                                 backend_runtime& backends)
-    : listener_(std::move(listener)),
-      socket_(control),
-      door_port_(door.port()),
-      current_(&current),
-      backends_(&backends) {
+udp::socket adopted_udp(net::io_context& control, const std::string& listener, int adopted_fd) {
+  udp::socket socket(control);
   sockaddr_storage address{};
   socklen_t length = sizeof address;
   error_code ec;
@@ -179,14 +169,35 @@ sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener,
       (address.ss_family != AF_INET && address.ss_family != AF_INET6)) {
     ec = net::error::address_family_not_supported;
   }
-  if (!ec) socket_.assign(address.ss_family == AF_INET ? udp::v4() : udp::v6(), adopted_fd, ec);
+  if (!ec) socket.assign(address.ss_family == AF_INET ? udp::v4() : udp::v6(), adopted_fd, ec);
   if (ec) {
     ::close(adopted_fd);
     throw std::runtime_error(
-        concat("listener '", listener_, "': cannot take the udp_bind socket over: ", ec.message()));
+        concat("listener '", listener, "': cannot take the udp_bind socket over: ", ec.message()));
   }
-  local_ = socket_.local_endpoint();
+  return socket;
 }
+
+}  // namespace
+
+sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, const udp::endpoint& at,
+                                 const tcp::endpoint& door, const std::shared_ptr<const runtime_snapshot>& current,
+                                 backend_runtime& backends)
+    : sql602_udp_door(bound_udp(control, listener, at), std::move(listener), door, current, backends) {}
+
+sql602_udp_door::sql602_udp_door(net::io_context& control, std::string listener, int adopted_fd,
+                                 const tcp::endpoint& door, const std::shared_ptr<const runtime_snapshot>& current,
+                                 backend_runtime& backends)
+    : sql602_udp_door(adopted_udp(control, listener, adopted_fd), std::move(listener), door, current, backends) {}
+
+sql602_udp_door::sql602_udp_door(udp::socket socket, std::string&& listener, const tcp::endpoint& door,
+                                 const std::shared_ptr<const runtime_snapshot>& current, backend_runtime& backends)
+    : listener_(std::move(listener)),
+      socket_(std::move(socket)),
+      local_(socket_.local_endpoint()),
+      door_port_(door.port()),
+      current_(&current),
+      backends_(&backends) {}
 
 int sql602_udp_door::lend_socket() {
   return socket_.is_open() ? ::fcntl(socket_.native_handle(), F_DUPFD_CLOEXEC, 0) : -1;

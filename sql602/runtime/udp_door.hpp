@@ -130,6 +130,9 @@ class sql602_udp_door {
   bool finished() const noexcept { return stopped_ && !receiving_ && discovery_in_flight_ == 0; }
 
  private:
+  /// What both public constructors come to, once they have their socket.
+  sql602_udp_door(udp::socket socket, std::string&& listener, const tcp::endpoint& door,
+                  const std::shared_ptr<const runtime_snapshot>& current, backend_runtime& backends);
   net::awaitable<void> receive_loop();
   net::awaitable<void> forward_break(std::vector<std::uint8_t> datagram, udp::endpoint from);
   void start_discovery(std::vector<std::uint8_t> datagram, const udp::endpoint& from);

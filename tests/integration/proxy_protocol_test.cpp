@@ -148,6 +148,21 @@ TEST(ProxyProtocol, BalancerThatSaysNothingIsClosedAtTheHandshakeTimeout) {
   EXPECT_LT(waited, 3s);
 }
 
+TEST(ProxyProtocol, HeaderAndDoorShareOneHandshakeTimeout) {
+  // A client that trickles the header, then stalls in the SOCKS greeting, must not get a second
+  // handshake_timeout (500 ms) for the door: the budget counts from the accept.
+  gateway gw(config_for("203.0.113.7/32"));
+  bound_client c(gw.endpoint(), "127.0.0.1");
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(350ms);
+  c.send(v2_from("203.0.113.7"));
+  c.send(bytes{0x05});  // the greeting's first byte, and nothing more
+  EXPECT_TRUE(c.closed_silently());
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 450ms);
+  EXPECT_LT(waited, 750ms) << "the door started its own handshake_timeout after the header";
+}
+
 TEST(ProxyProtocol, CorruptedHeaderIsClosed) {
   gateway gw(config_for("203.0.113.7/32"));
   bytes h = v2_from("203.0.113.7");

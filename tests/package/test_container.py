@@ -15,25 +15,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 
-FAILURES = []
+from package_check import check, finish, run
 IMAGE = "localhost/edgerelay:test"
 
 
-def check(condition, message):
-    if not condition:
-        FAILURES.append(message)
-        print("FAIL: " + message, flush=True)
-    return condition
-
-
-def run(cmd, timeout=300, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, **kw)
 
 
 def must(cmd, what, timeout=300):
@@ -136,8 +125,7 @@ def main():
             f.write("listeners:\n  - {name: t, bind: \"127.0.0.1:0\", protocols: [socks5], tls: {cert: /nope.pem, key: /nope.key}}\n")
         r = run(["chroot", "--userspec=" + userspec, rootfs, "/edgerelay", "check", "--config", "/etc/edgerelay/bad.yaml"])
         check(r.returncode == 1 and "/nope.pem" in r.stdout, "check of a config naming a missing file: exit %d\n%s" % (r.returncode, r.stdout))
-    print("test_container: %s" % ("%d failure(s)" % len(FAILURES) if FAILURES else "ok"))
-    sys.exit(1 if FAILURES else 0)
+    finish("test_container")
 
 
 if __name__ == "__main__":

@@ -14,23 +14,12 @@ import glob
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
-FAILURES = []
+from package_check import check, finish, run
 
 
-def check(condition, message):
-    if not condition:
-        FAILURES.append(message)
-        print("FAIL: " + message, flush=True)
-    return condition
-
-
-def run(cmd, timeout=300, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, **kw)
 
 
 def need(program):
@@ -248,8 +237,7 @@ def main():
         check_maintainer_scripts(control, tmp)
     with open("/etc/passwd") as f:
         check(f.read() == host_passwd, "the host's /etc/passwd changed")
-    print("test_deb: %s" % ("%d failure(s)" % len(FAILURES) if FAILURES else "ok"))
-    sys.exit(1 if FAILURES else 0)
+    finish("test_deb")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import ipaddress
 import os
 import posixpath
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -29,20 +28,10 @@ except ImportError:
     sys.exit("test_kubernetes: PyYAML is missing: run it with Debian's /usr/bin/python3 and python3-yaml "
              "(scripts/install-deps.sh test installs it)")
 
-FAILURES = []
+from package_check import check, finish, run
 LOG_FLUSH_SECONDS = 2  # docs/config.md, log: the exit waits up to 2 s for queued lines
 
 
-def check(condition, message):
-    if not condition:
-        FAILURES.append(message)
-        print("FAIL: " + message, flush=True)
-    return condition
-
-
-def run(cmd, timeout=60, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, **kw)
 
 
 def duration_seconds(text):
@@ -283,8 +272,7 @@ def main():
     check(container["image"].rsplit(":", 1)[-1] == version, "image %s is not the version %s" % (container["image"], version))
 
     check_edgerelay_check(binary, config_text, config, secret)
-    print("test_kubernetes: %s" % ("%d failure(s)" % len(FAILURES) if FAILURES else "ok"))
-    sys.exit(1 if FAILURES else 0)
+    finish("test_kubernetes")
 
 
 if __name__ == "__main__":

@@ -846,7 +846,7 @@ TEST(ConfigWebSocket, ProtocolAndPathLoadAndBadOnesNameTheirPlace) {
                            "rules: [{name: all, action: allow}]\n"),
             (lines{"test.yaml:2:77: bad websocket_path '/a b' (expected an absolute path of letters, digits and "
                    "-._~/ such as /edgerelay)",
-                   "test.yaml:3:75: listener 'plain' has websocket_path, which needs protocol websocket",
+                   "test.yaml:3:75: listener 'plain' has websocket_path, which needs protocol websocket or polling",
                    "test.yaml:4:78: bad websocket_path 't' (expected an absolute path of letters, digits and -._~/ "
                    "such as /edgerelay)"}));
   EXPECT_EQ(
