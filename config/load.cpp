@@ -384,8 +384,8 @@ void reader::read_document(const yaml_node& root, config& out) {
   }
   // The client's own keys come last: the gateway reads the first 14.
   static constexpr std::string_view top_keys[] = {
-      "listeners", "backends", "users", "rules", "limits", "admin", "log", "reload", "upstreams", "workers", "user",
-      "group", "allow_root", "takeover_socket", "gateway", "proxy"};
+      "listeners", "backends", "users", "rules", "limits",     "admin",           "log",     "reload",
+      "upstreams", "workers",  "user",  "group", "allow_root", "takeover_socket", "gateway", "proxy"};
   const bool is_map = for_each_key(
       root, top, "config", key_span(top_keys, client_mode ? 16 : 14),
       [&](const std::string& key, const yaml_node& v, const source_mark& m) {

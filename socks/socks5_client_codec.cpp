@@ -142,6 +142,16 @@ std::size_t missing(const need_more& m, std::size_t have) {
 
 }  // namespace
 
+client_step_t socks5_client::send_request() {
+  auto request = encode_socks5_request(command::connect, target_);
+  if (request.empty()) {
+    return fail(client_failure::protocol, 0, "target cannot be sent in a SOCKS5 request");
+  }
+  phase_ = phase::reply;
+  wanted_ = 5;  // VER REP RSV ATYP and the first address byte, which says how long the rest is
+  return client_step::send{std::move(request)};
+}
+
 client_step_t socks5_client::advance() {
   if (phase_ == phase::method) {
     const auto r = parse_method_selection(buffer_);
@@ -165,13 +175,7 @@ client_step_t socks5_client::advance() {
       return client_step::send{std::move(login)};
     }
     if (chosen == static_cast<std::uint8_t>(method::no_auth)) {
-      auto request = encode_socks5_request(command::connect, target_);
-      if (request.empty()) {
-        return fail(client_failure::protocol, 0, "target cannot be sent in a SOCKS5 request");
-      }
-      phase_ = phase::reply;
-      wanted_ = 5;
-      return client_step::send{std::move(request)};
+      return send_request();
     }
     if (chosen == static_cast<std::uint8_t>(method::no_acceptable) ||
         chosen == static_cast<std::uint8_t>(method::username_password)) {
@@ -194,13 +198,7 @@ client_step_t socks5_client::advance() {
     if (status != 0) {
       return fail(client_failure::auth_rejected, status, "server rejected the user name or password");
     }
-    auto request = encode_socks5_request(command::connect, target_);
-    if (request.empty()) {
-      return fail(client_failure::protocol, 0, "target cannot be sent in a SOCKS5 request");
-    }
-    phase_ = phase::reply;
-    wanted_ = 5;
-    return client_step::send{std::move(request)};
+    return send_request();
   }
   const auto r = parse_socks5_reply(buffer_);
   if (const auto* more = std::get_if<need_more>(&r)) {

@@ -95,6 +95,8 @@ class socks5_client {
  private:
   enum class phase : std::uint8_t { greeting, method, auth, reply, connected, failed };
   client_step_t advance();
+  /// The CONNECT request, once a method (and its login) is settled.
+  client_step_t send_request();
   client_step_t fail(client_failure why, std::uint8_t code, std::string_view what);
 
   socks5_client_options options_;

@@ -58,7 +58,8 @@ bool is_poll_id(std::string_view id) noexcept;
 /// The id's text for 16 random bytes.
 std::string poll_id_text(std::span<const std::uint8_t, poll_id_bytes> bytes);
 
-/// Percent-decodes a query value; nullopt for a bad escape or a control byte in the result.
+/// Percent-decodes a query value (the polling and WebSocket doors' `target`); nullopt for a bad
+/// escape or a control byte in the result.
 std::optional<std::string> percent_decode(std::string_view in);
 
 /// One response header beside those poll_response() always writes.

@@ -65,6 +65,9 @@ struct door_reply {
   bool owed = true;                 ///< the protocol requires a reply: empty bytes are a failure
 };
 
+/// A SOCKS reply's BND.ADDR/BND.PORT for `ep` (a v4-mapped address as the IPv4 it maps).
+socks::bound_address socks_bound_address(const tcp::endpoint& ep);
+
 /// The target an HTTP authority names: an address when it is an IP literal, else a name.
 target from_authority(const tunnel::authority_target& a);
 

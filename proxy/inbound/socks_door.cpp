@@ -31,10 +31,13 @@ outcome outcome_of_closing_reply(const std::vector<std::uint8_t>& bytes) {
 socks::bound_address bound_of(const tcp::socket& s) {
   error_code ec;
   const auto ep = s.local_endpoint(ec);
+  return ec ? socks::bound_address{} : socks_bound_address(ep);
+}
+
+}  // namespace
+
+socks::bound_address socks_bound_address(const tcp::endpoint& ep) {
   socks::bound_address b;
-  if (ec) {
-    return b;
-  }
   b.port = ep.port();
   const auto a = ep.address();
   if (a.is_v4()) {
@@ -46,8 +49,6 @@ socks::bound_address bound_of(const tcp::socket& s) {
   }
   return b;
 }
-
-}  // namespace
 
 net::awaitable<door_result> front_door::negotiate_socks(tunnel::client_stream& client,
                                                         std::span<const std::uint8_t> first, access_record& rec,

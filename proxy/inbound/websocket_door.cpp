@@ -15,6 +15,7 @@
 #include "proxy/outbound/connector.hpp"
 #include "proxy/outbound/gateway/websocket_wire.hpp"
 #include "tunnel/basic_auth.hpp"
+#include "tunnel/polling_codec.hpp"  // percent_decode: both doors read the same query syntax
 
 namespace edgerelay::proxy {
 namespace {
@@ -57,32 +58,6 @@ std::string joined_field(const tunnel::request_head& head, std::string_view name
     out += f.value;
   }
   if (count != nullptr) *count = n;
-  return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/// Percent-decodes a query value; nullopt for a bad escape or a control byte in the result.
-std::optional<std::string> percent_decode(std::string_view in) {
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%') {
-      if (i + 2 >= in.size()) return std::nullopt;
-      const int hi = hex_value(in[i + 1]);
-      const int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      c = static_cast<char>(hi * 16 + lo);
-      i += 2;
-    }
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
-    out += c;
-  }
   return out;
 }
 
@@ -281,7 +256,7 @@ std::variant<websocket_ask, websocket_refusal> check_websocket_upgrade(const tun
     const std::string_view raw = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
     if (name == "target") {
       if (has_target) return refuse(400, "target given twice");
-      std::optional<std::string> value = percent_decode(raw);
+      std::optional<std::string> value = tunnel::percent_decode(raw);
       if (!value || value->empty()) return refuse(400, "bad target");
       ask.target = std::move(*value);
       has_target = true;

@@ -183,6 +183,13 @@ bool accept_goes_on(const error_code& ec, phase_deadline& dl, bind_peer& out) {
   return false;
 }
 
+/// One accept's completion: true when it ends the wait with `out` (the peer, or why not).
+bool accept_ends_wait(const error_code& ec, tcp::socket& accepted, const net::ip::address& expected, phase_deadline& dl,
+                      bind_peer& out) {
+  if (ec) return !accept_goes_on(ec, dl, out);
+  return take_if_expected(accepted, expected, out);
+}
+
 net::awaitable<bind_peer> accept_expected_impl(tcp::acceptor& acceptor, net::ip::address expected, tcp::socket& client,
                                                phase_deadline& dl) {
   bind_peer out;
@@ -209,24 +216,12 @@ net::awaitable<bind_peer> accept_expected_impl(tcp::acceptor& acceptor, net::ip:
         }
         co_return out;
       }
-      if (accept_ec) {
-        if (accept_goes_on(accept_ec, dl, out)) {
-          continue;
-        }
-        co_return out;
-      }
-      if (take_if_expected(accepted, expected, out)) {
+      if (accept_ends_wait(accept_ec, accepted, expected, dl, out)) {
         co_return out;
       }
     } else {
       auto [accept_ec, accepted] = co_await acceptor.async_accept(dl.token());
-      if (accept_ec) {
-        if (accept_goes_on(accept_ec, dl, out)) {
-          continue;
-        }
-        co_return out;
-      }
-      if (take_if_expected(accepted, expected, out)) {
+      if (accept_ends_wait(accept_ec, accepted, expected, dl, out)) {
         co_return out;
       }
     }

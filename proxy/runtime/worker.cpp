@@ -242,11 +242,12 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::string& nam
       net::co_spawn(acceptor.get_executor(),
                     behind_proxy_protocol(std::move(sock), std::move(ctx), services, from_balancer),
                     session_done{services.active_sessions, services.per_source, source, services.per_listener,
-                                  listener->name, !from_balancer});
+                                 listener->name, !from_balancer});
       continue;
     }
-    net::co_spawn(acceptor.get_executor(), run_session(std::move(sock), std::move(ctx)),
-                  session_done{services.active_sessions, services.per_source, source, services.per_listener, listener->name});
+    net::co_spawn(
+        acceptor.get_executor(), run_session(std::move(sock), std::move(ctx)),
+        session_done{services.active_sessions, services.per_source, source, services.per_listener, listener->name});
   }
 }
 
@@ -325,8 +326,8 @@ tcp::endpoint worker::own_listener(const std::string& listener, int fd, const st
       (address.ss_family != AF_INET && address.ss_family != AF_INET6)) {
     const int err = errno;
     ::close(fd);
-    throw std::runtime_error(concat("listener '", listener, "': ", what, " is not a TCP socket (",
-                                    std::strerror(err), ")"));
+    throw std::runtime_error(
+        concat("listener '", listener, "': ", what, " is not a TCP socket (", std::strerror(err), ")"));
   }
   error_code ec;
   slot->acceptor.assign(address.ss_family == AF_INET ? tcp::v4() : tcp::v6(), fd, ec);
@@ -339,7 +340,8 @@ tcp::endpoint worker::own_listener(const std::string& listener, int fd, const st
   slot->acceptor.set_option(net::socket_base::keep_alive(true), ec);
   const tcp::endpoint bound = slot->acceptor.local_endpoint(ec);
   if (ec) {
-    throw std::runtime_error(concat("listener '", listener, "': cannot read the address of ", what, ": ", ec.message()));
+    throw std::runtime_error(
+        concat("listener '", listener, "': cannot read the address of ", what, ": ", ec.message()));
   }
   opened_.push_back(std::move(slot));
   return bound;

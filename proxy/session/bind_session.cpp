@@ -15,20 +15,6 @@
 namespace edgerelay::proxy {
 namespace {
 
-socks::bound_address bound_of(const tcp::endpoint& ep) {
-  socks::bound_address b;
-  b.port = ep.port();
-  const auto a = ep.address();
-  if (a.is_v4()) {
-    b.host = a.to_v4().to_bytes();
-  } else if (a.to_v6().is_v4_mapped()) {
-    b.host = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6()).to_bytes();
-  } else {
-    b.host = a.to_v6().to_bytes();
-  }
-  return b;
-}
-
 /// Ends the BIND with `result`'s reply (the first or the second one: both are a SOCKS5 reply),
 /// lingering so the client reads it.
 net::awaitable<bool> refuse(tunnel::client_stream& client, front_door& door, outcome result, const session_context& ctx,
@@ -84,7 +70,8 @@ net::awaitable<bool> serve_bind(tunnel::client_stream& client, tunnel::client_st
   identity = identity_of(who, expected, tcp::endpoint(*offer.expected, expected.port));
   log::debug("bind", "session from ", rec.client, " listens on ", to_string(offer.listening), " for ",
              offer.expected->to_string());
-  if (!co_await send_reply(client, door.socks().on_bind_listening(bound_of(offer.listening)), ctx, rec, dl)) {
+  if (!co_await send_reply(client, door.socks().on_bind_listening(socks_bound_address(offer.listening)), ctx, rec,
+                           dl)) {
     co_return false;
   }
 
@@ -104,8 +91,9 @@ net::awaitable<bool> serve_bind(tunnel::client_stream& client, tunnel::client_st
   }
   rec.dialled = to_string(peer.from);
   upstream = tunnel::client_stream(std::move(*peer.socket));
-  if (!co_await send_reply(client, door.socks().on_connect(socks::reply_code::succeeded, bound_of(peer.from)), ctx, rec,
-                           dl)) {
+  if (!co_await send_reply(client,
+                           door.socks().on_connect(socks::reply_code::succeeded, socks_bound_address(peer.from)), ctx,
+                           rec, dl)) {
     co_return false;
   }
   rec.result = outcome::success;

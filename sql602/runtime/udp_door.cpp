@@ -172,8 +172,7 @@ udp::socket adopted_udp(net::io_context& control, const std::string& listener, i
   if (!ec) socket.assign(address.ss_family == AF_INET ? udp::v4() : udp::v6(), adopted_fd, ec);
   if (ec) {
     ::close(adopted_fd);
-    throw std::runtime_error(
-        concat("listener '", listener, "': cannot take the udp_bind socket over: ", ec.message()));
+    throw std::runtime_error(concat("listener '", listener, "': cannot take the udp_bind socket over: ", ec.message()));
   }
   return socket;
 }

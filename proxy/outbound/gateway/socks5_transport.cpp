@@ -130,7 +130,8 @@ net::awaitable<opened_tunnel> socks5_transport::open(const gateway_route& route,
     conn.stream->close();
     out.result = hops::outcome_of(r);
     out.failed_hop = r.result == hops::hop_outcome::auth_failed ? "gateway_auth" : "socks5";
-    out.detail = "the gateway's SOCKS5 answered " + (r.detail.empty() ? std::string("a failure") : std::string(r.detail)) +
+    out.detail = "the gateway's SOCKS5 answered " +
+                 (r.detail.empty() ? std::string("a failure") : std::string(r.detail)) +
                  (r.code != 0 ? " (code " + std::to_string(r.code) + ")" : "") + " for " + what.target;
     co_return out;
   }
