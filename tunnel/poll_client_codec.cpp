@@ -114,8 +114,8 @@ poll_answer_reader::fed poll_answer_reader::feed(std::span<const std::uint8_t> i
       if (state_ == state::need_more && body_size_ == 0) state_ = state::done;
       continue;
     }
-    const std::size_t take = static_cast<std::size_t>(
-        std::min<std::uint64_t>(body_size_ - answer_.body.size(), rest.size()));
+    const std::size_t take =
+        static_cast<std::size_t>(std::min<std::uint64_t>(body_size_ - answer_.body.size(), rest.size()));
     answer_.body.insert(answer_.body.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(take));
     out.consumed += take;
     if (answer_.body.size() == body_size_) state_ = state::done;

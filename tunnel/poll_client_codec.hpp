@@ -45,13 +45,13 @@ std::string poll_close_request(const poll_client_target& t, std::string_view id)
 /// One answer as read.
 struct poll_answer {
   unsigned status = 0;
-  std::string reason;                 ///< as sent (escape before logging)
-  std::optional<std::uint64_t> ack;   ///< Edgerelay-Ack
-  std::optional<std::uint64_t> seq;   ///< Edgerelay-Seq
+  std::string reason;                         ///< as sent (escape before logging)
+  std::optional<std::uint64_t> ack;           ///< Edgerelay-Ack
+  std::optional<std::uint64_t> seq;           ///< Edgerelay-Seq
   poll_control control = poll_control::none;  ///< Edgerelay-Control: fin (break never comes down)
-  std::string result;                 ///< Edgerelay-Result: set only by the gateway itself
-  std::string proxy_authenticate;     ///< a 407's challenge
-  bool keep_alive = true;             ///< the connection may carry the next request
+  std::string result;                         ///< Edgerelay-Result: set only by the gateway itself
+  std::string proxy_authenticate;             ///< a 407's challenge
+  bool keep_alive = true;                     ///< the connection may carry the next request
   std::vector<std::uint8_t> body;
 };
 

@@ -42,6 +42,13 @@ std::string body_text(const poll_answer& a) {
   return escaped(body);
 }
 
+/// A proxy's 502 or 504 (the gateway closed a kept connection the proxy chose, or did not answer
+/// in time): the request may or may not have reached the gateway, which answers a repeat of the
+/// same seq without doubling or losing bytes, so it is sent again like a lost answer.
+bool proxy_lost(const poll_answer& a) noexcept {
+  return (a.status == 502 || a.status == 504) && a.result.empty() && !a.seq && !a.ack;
+}
+
 /// One kept connection to the gateway (or to the proxy that forwards to it).
 struct poll_conn {
   std::optional<tunnel::client_stream> stream;
@@ -201,9 +208,20 @@ net::awaitable<error_code> send_up(poll_link& l, net::const_buffer body, poll_co
       }
       continue;
     }
-    lost = 0;
     if (l.seq.up_accepted(a)) co_return error_code{};
-    if (a.status == 503) continue;
+    if (a.status == 503) {  // the gateway's upstream is still busy with the previous body
+      lost = 0;
+      continue;
+    }
+    if (proxy_lost(a)) {
+      if (++lost > l.options.max_lost) {
+        log::info("gateway", "polling session ", l.id.substr(0, 8), ": up seq ", l.seq.up(), " answered ", a.status,
+                  " by the proxy ", lost, " times");
+        co_return error_code(net::error::connection_reset);
+      }
+      continue;
+    }
+    lost = 0;
     l.failed = a.status == 409 || a.status == 404;
     log::info("gateway", "polling session ", l.id.substr(0, 8), ": up seq ", l.seq.up(), " answered ", a.status, " ",
               body_text(a));
@@ -272,11 +290,12 @@ class polling_gateway_leg final : public gateway_leg {
         }
         continue;
       }
+      if (proxy_lost(a) && ++lost <= l.options.max_lost) continue;
       lost = 0;
       if (!l.seq.down_answered(a)) {
         l.failed = a.status == 409 || a.status == 404;
-        log::info("gateway", "polling session ", l.id.substr(0, 8), ": down seq ", l.seq.down(), " answered ",
-                  a.status, " ", body_text(a));
+        log::info("gateway", "polling session ", l.id.substr(0, 8), ": down seq ", l.seq.down(), " answered ", a.status,
+                  " ", body_text(a));
         out.first = net::error::connection_reset;
         break;
       }

@@ -174,9 +174,9 @@ TEST(PollClientCodec, TakesNothingBehindTheAnswer) {
 
 TEST(PollClientCodec, ProxyAnswers) {
   // Squid's 407 and an HTTP/1.0 answer that keeps nothing alive.
-  const read_out auth = read_at_every_split(
-      b("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n"
-        "Content-Length: 4\r\n\r\ndeny"));
+  const read_out auth =
+      read_at_every_split(b("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n"
+                            "Content-Length: 4\r\n\r\ndeny"));
   EXPECT_EQ(auth.answer.status, 407U);
   EXPECT_EQ(auth.answer.proxy_authenticate, "Basic realm=\"corp\"");
   EXPECT_TRUE(auth.answer.result.empty());
