@@ -2,13 +2,14 @@
 """`edgerelay client` with `transport: polling`, straight to the gateway's HTTP-polling door
 (docs/tunnel-protocol.md, "HTTP polling"): 64 MiB each way with SHA-256, half-close each way (the
 application's, and the target's while it still reads), a target the gateway's rules deny (403,
-answered to the application as a refusal and logged as denied, not as a broken transport), and the
-gateway's idle deadline ending a silent session on both ends. Also `auto` with no proxy falling
-back to polling when the gateway's listener has no WebSocket door."""
+answered to the application as a refusal and logged as denied, not as a broken transport), the
+gateway's idle deadline ending a silent session on both ends, and a TLS listener verified against
+its CA. Also `auto` with no proxy falling back to polling when the listener has no WebSocket door."""
 
 import hashlib
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -81,26 +82,46 @@ def source(c):
         sent += len(chunk)
 
 
-def client_config(gw_port, transport, idle="30s"):
+def client_config(gw_port, transport, idle="30s", tls=""):
     return """listeners:
   - {name: local, bind: "127.0.0.1:0", protocols: [socks5, http]}
 gateway:
   address: "127.0.0.1:%d"
-  transport: %s
+%s  transport: %s
   user: alice
   password_file: alice.secret
 limits: {connect_timeout: 8s, handshake_timeout: 5s, idle_timeout: %s, shutdown_grace: 2s}
 log: {level: info, access: json}
-""" % (gw_port, transport, idle)
+""" % (gw_port, tls, transport, idle)
+
+
+def make_pki(d):
+    """A CA and the gateway's certificate for 127.0.0.1 (name gw.test)."""
+    def openssl(*args):
+        r = subprocess.run(["openssl"] + list(args), cwd=d, capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "openssl %s: %s" % (args[0], r.stderr))
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", "/CN=edgerelay polling test ca", "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=gw.test",
+            "-keyout", "gw.key", "-out", "gw.csr")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:gw.test,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "gw.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-extfile", "ext.cnf", "-out", "gw.pem")
 
 
 def start_pair(binary, workdir, transport="polling", protocols="[polling]", rules=None, gw_idle="30s",
-               polling_idle=None):
+               polling_idle=None, tls=False):
     """The gateway (polling door, Basic auth as alice) and a client to it; both started."""
     users = '  - {name: alice, password: "%s"}\n' % make_password_hash(binary, "alicepw")
     if rules is None:
         rules = ['{name: alice-loopback, action: allow, users: [alice], to: ["127.0.0.0/8"]}']
     extra = ", polling_idle: %s" % polling_idle if polling_idle else ""
+    client_tls = ""
+    if tls:
+        make_pki(workdir)
+        extra += ", tls: {cert: gw.pem, key: gw.key, required: true}"
+        client_tls = "  tls: {ca: ca.pem, server_name: gw.test}\n"
     gw = Gateway(binary, config_yaml(listener_extra=extra, protocols=protocols, auth="password", users=users,
                                      rules=rules, limits={"idle_timeout": gw_idle}), workdir)
     gw.start()
@@ -110,7 +131,7 @@ def start_pair(binary, workdir, transport="polling", protocols="[polling]", rule
     with open(wrapper, "w") as f:
         f.write('#!/bin/sh\nexec %s client "$@"\n' % binary)
     os.chmod(wrapper, 0o755)
-    client = Gateway(wrapper, client_config(gw.port(), transport), workdir, name="client.yaml")
+    client = Gateway(wrapper, client_config(gw.port(), transport, tls=client_tls), workdir, name="client.yaml")
     client.start(listeners=("local",))
     return gw, client
 
@@ -269,8 +290,28 @@ def auto_falls_back(binary, workdir):
     echo.close()
 
 
+def over_tls(binary, workdir):
+    """The same transport to a TLS listener: verified against the CA, bytes and half-close intact."""
+    sinks = Service(sink)
+    gw, client = start_pair(binary, workdir, tls=True)
+    with running(gw), running(client):
+        check("tunnel: polling, direct to 127.0.0.1:%d, TLS for gw.test" % gw.port() in client.stderr_text(),
+              "the client's tunnel:\n" + client.stderr_text())
+        data = os.urandom(4 * MIB)
+        s = socks_to(client, sinks.port)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        want = hashlib.sha256(data).hexdigest().encode()
+        check(recv_exact(s, len(want)) == want, "4 MiB over TLS changed on the way")
+        s.close()
+        check(wait_until(lambda: any(r.get("bytes_up") == 4 * MIB for r in polling_records(gw)), 10),
+              "the gateway's line: %r" % gw.access_records())
+        log("polling over TLS: 4 MiB up, half-close, the digest came back")
+    sinks.close()
+
+
 def test(binary, workdir):
-    run_parts(binary, workdir, [refused, idle_deadline, auto_falls_back, bulk_and_half_close])
+    run_parts(binary, workdir, [refused, idle_deadline, auto_falls_back, over_tls, bulk_and_half_close])
 
 
 if __name__ == "__main__":
