@@ -166,10 +166,14 @@ struct poll_link {
   poll_conn down;
   std::vector<std::uint8_t> ready;  ///< down bytes not read yet
   std::size_t ready_at = 0;
-  net::steady_timer writer_free;  ///< a write waits on it while a break is being sent
+  /// Bytes written and not sent yet. The relay hands over at most 16 KiB at a time; gathered here
+  /// up to a full body while the previous up request is under way, they cross in 64 KiB requests.
+  std::vector<std::uint8_t> outbox;
+  net::steady_timer writer_free;  ///< a write or shutdown waiting on the sender is woken by its cancel()
   unsigned breaks_pending = 0;
-  bool sending_breaks = false;
-  bool writer_busy = false;
+  bool sender_running = false;
+  bool fin_wanted = false;
+  error_code send_error;  ///< the sender's failure, for the next write or shutdown
   bool peer_fin = false;
   bool fin_sent = false;
   bool aborted = false;  ///< cancel() or close(): every operation ends
@@ -243,12 +247,29 @@ net::awaitable<void> send_close(std::shared_ptr<poll_link> l, std::optional<tunn
   c.drop();
 }
 
-net::awaitable<void> send_breaks(std::shared_ptr<poll_link> l) {
-  while (l->breaks_pending > 0 && !l->aborted) {
-    --l->breaks_pending;
-    if (const error_code ec = co_await send_up(*l, {}, poll_control::brk); ec) break;
+/// Sends, one up request at a time and in this order: queued breaks, the outbox, then the fin once
+/// it is wanted and the outbox is empty. Ends when nothing is left or a request failed.
+net::awaitable<void> run_sender(std::shared_ptr<poll_link> l) {
+  std::vector<std::uint8_t> body;
+  while (!l->aborted && !l->send_error) {
+    error_code ec;
+    if (l->breaks_pending > 0) {
+      --l->breaks_pending;
+      ec = co_await send_up(*l, {}, poll_control::brk);
+    } else if (!l->outbox.empty()) {
+      body.clear();
+      body.swap(l->outbox);
+      l->writer_free.cancel();  // room in the outbox again
+      ec = co_await send_up(*l, net::buffer(body), poll_control::none);
+    } else if (l->fin_wanted && !l->fin_sent) {
+      ec = co_await send_up(*l, {}, poll_control::fin);
+      if (!ec) l->fin_sent = true;
+    } else {
+      break;
+    }
+    if (ec) l->send_error = ec;
   }
-  l->sending_breaks = false;
+  l->sender_running = false;
   l->writer_free.cancel();
 }
 
@@ -313,40 +334,49 @@ class polling_gateway_leg final : public gateway_leg {
     co_return out;
   }
 
+  /// Write-behind: the bytes are taken into the outbox (at most one body's worth waits beside the
+  /// request under way) and sent by the sender; a failure of theirs is the next call's error.
   net::awaitable<std::pair<error_code, std::size_t>> write(net::const_buffer bytes,
                                                            net::cancellation_slot cancel_slot) override {
     poll_link& l = *link_;
-    if (const error_code ec = co_await take_writer(); ec) {
-      co_return std::pair{ec, std::size_t{0}};
-    }
     watch(cancel_slot, l.up);
+    const auto* data = static_cast<const std::uint8_t*>(bytes.data());
     std::size_t done = 0;
     error_code ec;
-    while (done < bytes.size() && !ec) {
-      ec = co_await send_pending_breaks();
-      if (ec) break;
-      const std::size_t n = std::min(bytes.size() - done, tunnel::poll_max_body);
-      ec = co_await send_up(l, net::buffer(static_cast<const std::uint8_t*>(bytes.data()) + done, n),
-                            poll_control::none);
-      if (!ec) done += n;
+    while (done < bytes.size()) {
+      if (l.aborted) {
+        ec = net::error::operation_aborted;
+        break;
+      }
+      if (l.send_error) {
+        ec = l.send_error;
+        break;
+      }
+      const std::size_t room = tunnel::poll_max_body - std::min(tunnel::poll_max_body, l.outbox.size());
+      if (room == 0) {
+        ec = co_await wait_for_sender();
+        if (ec) break;
+        continue;
+      }
+      const std::size_t n = std::min(room, bytes.size() - done);
+      l.outbox.insert(l.outbox.end(), data + done, data + done + n);
+      done += n;
+      start_sender();
     }
     if (cancel_slot.is_connected()) cancel_slot.clear();
-    release_writer();
     co_return std::pair{ec, done};
   }
 
   net::awaitable<error_code> shutdown_send() override {
     poll_link& l = *link_;
-    if (const error_code ec = co_await take_writer(); ec) {
-      co_return ec;
+    l.fin_wanted = true;
+    start_sender();
+    while (!l.fin_sent && !l.send_error && !l.aborted) {
+      if (const error_code ec = co_await wait_for_sender(); ec) co_return ec;
     }
-    error_code ec = co_await send_pending_breaks();
-    if (!ec) {
-      ec = co_await send_up(l, {}, poll_control::fin);
-    }
-    l.fin_sent = true;
-    release_writer();
-    co_return ec;
+    if (l.send_error) co_return l.send_error;
+    if (!l.fin_sent) co_return error_code(net::error::operation_aborted);
+    co_return error_code{};
   }
 
   void cancel(error_code& ec) noexcept override {
@@ -385,16 +415,9 @@ class polling_gateway_leg final : public gateway_leg {
 
   void send_break() noexcept override {
     poll_link& l = *link_;
-    if (l.aborted || l.fin_sent) return;
-    ++l.breaks_pending;
-    if (l.sending_breaks || l.writer_busy) return;  // sent before the next bytes
-    try {
-      l.sending_breaks = true;
-      net::co_spawn(l.ex, send_breaks(link_), net::detached);
-    } catch (const std::exception& e) {
-      l.sending_breaks = false;
-      log::warn("gateway", "break not sent: ", e.what());
-    }
+    if (l.aborted || l.fin_wanted) return;
+    ++l.breaks_pending;  // goes ahead of the bytes not sent yet
+    start_sender();
   }
 
  private:
@@ -406,30 +429,26 @@ class polling_gateway_leg final : public gateway_leg {
     }
   }
 
-  /// Waits until no break is being sent: up requests go one at a time, in seq order.
-  net::awaitable<error_code> take_writer() {
+  void start_sender() noexcept {
     poll_link& l = *link_;
-    l.writer_busy = true;
-    while (l.sending_breaks && !l.aborted) {
-      l.writer_free.expires_at(net::steady_timer::time_point::max());
-      co_await l.writer_free.async_wait(use_ec);
+    if (l.sender_running || l.aborted || l.send_error) return;
+    try {
+      l.sender_running = true;
+      net::co_spawn(l.ex, run_sender(link_), net::detached);
+    } catch (const std::exception& e) {
+      l.sender_running = false;
+      l.send_error = make_error_code(boost::system::errc::not_enough_memory);
+      log::warn("gateway", "polling sender not started: ", e.what());
     }
-    if (l.aborted) {
-      l.writer_busy = false;
-      co_return error_code(net::error::operation_aborted);
-    }
-    co_return error_code{};
   }
 
-  void release_writer() noexcept { link_->writer_busy = false; }
-
-  net::awaitable<error_code> send_pending_breaks() {
+  /// Until the sender took the outbox, finished a request or ended.
+  net::awaitable<error_code> wait_for_sender() {
     poll_link& l = *link_;
-    while (l.breaks_pending > 0) {
-      --l.breaks_pending;
-      if (const error_code ec = co_await send_up(l, {}, poll_control::brk); ec) co_return ec;
-    }
-    co_return error_code{};
+    l.writer_free.expires_at(net::steady_timer::time_point::max());
+    co_await l.writer_free.async_wait(use_ec);
+    if (l.aborted) co_return error_code(net::error::operation_aborted);
+    co_return l.send_error;
   }
 
   std::shared_ptr<poll_link> link_;
