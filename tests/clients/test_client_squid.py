@@ -268,7 +268,7 @@ def firewall(client):
     rules += [
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(APP_USER)), "-j", "REJECT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(CLIENT_USER)), "-p", "tcp", "-d", SQUID_ADDR,
-         "--dport", "3128:3129", "-j", "ACCEPT"],
+         "--dport", "3128:3130", "-j", "ACCEPT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(CLIENT_USER)), "-j", "REJECT"],
         ["-A", "OUTPUT", "-m", "owner", "--uid-owner", str(uid_of(SQUID_USER)), "-p", "tcp", "-d", GW_ADDR,
          "--dport", "443", "-j", "ACCEPT"],
@@ -292,6 +292,11 @@ SQUID_UPGRADE_ONLY = """acl CONNECT method CONNECT
 http_access deny CONNECT
 http_upgrade_request_protocols websocket allow all
 http_upgrade_request_protocols WebSocket allow all
+"""
+# Plain HTTP only: no CONNECT, and no http_upgrade_request_protocols, so Squid strips Upgrade from
+# the requests it forwards (test_client_squid_plain.py).
+SQUID_PLAIN_ONLY = """acl CONNECT method CONNECT
+http_access deny CONNECT
 """
 
 
@@ -375,7 +380,7 @@ def gateway_config(alice_hash, sql_port):
     protocols: [socks5, websocket]
     auth: password
     tls: {cert: gw.pem, key: gw.key, required: true}
-  - {name: plain, bind: "%(gw)s:80", protocols: [websocket], auth: password}
+  - {name: plain, bind: "%(gw)s:80", protocols: [websocket, polling], auth: password}
 backends:
   - {name: sql, host: %(target)s, portbase: %(portbase)d}
 users:

@@ -3,6 +3,7 @@
 #include <map>
 #include <utility>
 
+#include "proxy/outbound/gateway/polling_transport.hpp"
 #include "proxy/outbound/gateway/route.hpp"
 #include "proxy/outbound/gateway/socks5_transport.hpp"
 #include "proxy/outbound/gateway/websocket_transport.hpp"
@@ -75,6 +76,8 @@ client_setup make_client_setup(const config::config& cfg,
   }
   websocket_options ws;
   ws.path = gw.path;
+  polling_options poll;
+  poll.path = gw.path;
   std::vector<candidate> candidates;
   switch (gw.transport) {
     case config::gateway_transport::socks5: {
@@ -101,25 +104,37 @@ client_setup make_client_setup(const config::config& cfg,
       break;
     }
     case config::gateway_transport::automatic: {
+      // WebSocket over CONNECT (+TLS), then, for a plain gateway behind a proxy, WebSocket as a
+      // forwarded request, then polling on the last route: for proxies that refuse CONNECT and
+      // strip Upgrade but forward plain requests.
       auto first = std::make_shared<tcp_route>(base);
       candidates.push_back({"websocket, " + first->describe(), first, std::make_shared<websocket_transport>(ws)});
-      if (base.tls) {
-        // The plain-HTTP fallback would carry the gateway's password and the data in clear.
+      if (base.tls && proxy.proxy) {
+        // A plain-HTTP fallback (forwarded WebSocket or polling) would carry the gateway's password
+        // and the data in clear; a CONNECT that works already carries the WebSocket.
         out.notes.emplace_back(
-            "auto: no plain-HTTP WebSocket fallback for a TLS gateway (it would send credentials and data in "
-            "clear); polling is not in this build");
+            "auto: no plain-HTTP fallback for a TLS gateway behind a proxy (it would send credentials and data in "
+            "clear); a gateway listener without TLS and transport polling cross a plain-HTTP-only proxy");
       } else if (proxy.proxy) {
         route_settings r = base;
         r.kind = route_kind::absolute;
         auto plain = std::make_shared<tcp_route>(r);
         candidates.push_back({"websocket, " + plain->describe(), plain, std::make_shared<websocket_transport>(ws)});
-        out.notes.emplace_back("auto: polling is not in this build");
+        candidates.push_back({"polling, " + plain->describe(), plain, std::make_shared<polling_transport>(poll)});
+      } else {
+        candidates.push_back({"polling, " + first->describe(), first, std::make_shared<polling_transport>(poll)});
       }
       break;
     }
-    case config::gateway_transport::polling:
-      out.errors.push_back("gateway transport polling is not in this build (use websocket or socks5)");
+    case config::gateway_transport::polling: {
+      // Through a proxy, a plain gateway is reached by forwarded requests (absolute form), which a
+      // proxy that passes only plain HTTP still forwards; a TLS one by CONNECT.
+      route_settings r = base;
+      if (proxy.proxy && !base.tls) r.kind = route_kind::absolute;
+      auto route = std::make_shared<tcp_route>(r);
+      candidates.push_back({"polling, " + route->describe(), route, std::make_shared<polling_transport>(poll)});
       break;
+    }
   }
   if (proxy.proxy) {
     out.notes.push_back("proxy " + proxy.proxy->url + " (from " + proxy.source + ")" +

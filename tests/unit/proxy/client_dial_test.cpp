@@ -1,9 +1,10 @@
 // The client plan's pure parts: the back-off schedule, which failures are retried, and how a
-// target is named to the gateway.
+// target is named to the gateway; how a refused polling open is read.
 #include <gtest/gtest.h>
 
 #include "config/model.hpp"
 #include "proxy/outbound/gateway/client_dial.hpp"
+#include "proxy/outbound/gateway/polling_transport.hpp"
 
 namespace edgerelay::proxy::gateway {
 namespace {
@@ -52,6 +53,29 @@ TEST(ClientTarget, NamesBackendsHostsAndAddresses) {
   v6.address = net::ip::make_address("2001:db8::7");
   v6.port = 22;
   EXPECT_EQ(tunnel_target_of(v6), "[2001:db8::7]:22");
+}
+
+}  // namespace
+}  // namespace edgerelay::proxy::gateway
+
+namespace edgerelay::proxy::gateway {
+namespace {
+
+// A refusal the gateway wrote is its answer about the target (auto tries no other transport); what
+// a proxy or a listener without polling answers names the hop that failed.
+TEST(ClientPolling, RefusalsOfTheOpen) {
+  EXPECT_EQ(refusal_of_open(403, true).result, outcome::denied);
+  EXPECT_EQ(refusal_of_open(403, true).failed_hop, "");
+  EXPECT_EQ(refusal_of_open(502, true).result, outcome::host_unreachable);
+  EXPECT_EQ(refusal_of_open(502, true).failed_hop, "");
+  EXPECT_EQ(refusal_of_open(504, true).result, outcome::connect_timeout);
+  EXPECT_EQ(refusal_of_open(401, true).failed_hop, "gateway_auth");
+  EXPECT_EQ(refusal_of_open(404, true).failed_hop, "polling");
+  EXPECT_EQ(refusal_of_open(403, false).failed_hop, "polling");  // Squid's access denied
+  EXPECT_EQ(refusal_of_open(407, false).failed_hop, "proxy_auth");
+  opened_tunnel t;
+  t.failed_hop = "polling";
+  EXPECT_FALSE(worth_retrying(t));
 }
 
 }  // namespace
