@@ -34,6 +34,19 @@ class backend_hold {
   virtual break_result send_break() { return break_result::not_breakable; }
 };
 
+/// Sessions whose breaks travel in-band to the gateway (edgerelay client's sessions over a
+/// tunnel), for a listener's UDP door to find as the 602SQL server would. Thread-safe.
+class inband_break_sessions {
+ public:
+  virtual ~inband_break_sessions() = default;
+  /// Registers the live session of `client` through `listener` (to `backend`; empty when it named
+  /// a host). Its breaks are `sender->send_break()`, called on `where` only. The hold returned
+  /// owns `sender` and unregisters the session when destroyed, on `where`.
+  virtual std::unique_ptr<backend_hold> add_inband(const config::ip_address& client, std::string backend,
+                                                   std::string listener, net::any_io_executor where,
+                                                   std::unique_ptr<backend_hold> sender) = 0;
+};
+
 /// Who a backend session is, for the hooks: the client as accepted and the listener.
 struct backend_session {
   const config::backend_config& backend;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "config/address.hpp"
@@ -290,6 +291,11 @@ bool sql602_udp_door::admit(const runtime_snapshot& snapshot, const config::back
     return false;
   }
   verdict = d.result;
+  return within_rate(from);
+}
+
+bool sql602_udp_door::within_rate(const udp::endpoint& from) {
+  const config::ip_address source = to_config_address(from.address());
   const auto taken = limit_.take(source, source_rate_limit::clock::now());
   if (taken.pass) {
     return true;
@@ -362,6 +368,19 @@ net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> da
                                               l->forward.empty() ? std::string_view(listener_) : std::string_view());
   if (!session) {
     drop("no live session of that client");
+    co_return;
+  }
+  if (session->inband != nullptr) {
+    // edgerelay client: the break crosses the session's own tunnel, and the gateway sends it from
+    // the session's egress address. The session was admitted already and the break reaches no
+    // one else, so only the source's bucket is asked.
+    if (!within_rate(from)) {
+      co_return;
+    }
+    net::post(session->inband_at,
+              [table = &backends_->breaks, order = session->order] { (void)table->send_inband(order); });
+    counters_.breaks_forwarded.fetch_add(1, std::memory_order_relaxed);
+    log::debug("udp", listener_, ": break from ", from.address().to_string(), " sent in-band on its session");
     co_return;
   }
   if (session->egress.v6) {

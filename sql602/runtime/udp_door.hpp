@@ -155,6 +155,8 @@ class sql602_udp_door {
                                                              const config::backend_config& b, const udp::endpoint& from,
                                                              config::verdict verdict, std::string_view what,
                                                              std::atomic<std::uint64_t>& dropped);
+  /// The source's bucket alone (admit() asks it after the rules). False: dropped, counted, logged.
+  bool within_rate(const udp::endpoint& from);
   void note_denied(const udp::endpoint& from, const config::backend_config& b, std::string_view what,
                    const config::decision& d);
 

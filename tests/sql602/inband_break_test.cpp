@@ -13,6 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "config/load.hpp"
+#include "proxy/outbound/gateway/client_setup.hpp"
+#include "proxy/runtime/server.hpp"
 #include "tests/integration/harness.hpp"
 #include "tests/integration/websocket_support.hpp"
 #include "tests/sql602/sql602_sim.hpp"
@@ -262,6 +265,108 @@ TEST(Sql602InbandBreak, PollingBreakHitsExactlyItsOwnSessionOncePerSeq) {
   EXPECT_EQ(db.breaks(0), 1U);
   EXPECT_EQ(db.breaks(1), 1U);
   EXPECT_EQ(db.unmatched_breaks(), 0U);
+}
+
+/// `edgerelay client` in-process: its config, plan and server, run as the command runs them.
+class client_process {
+ public:
+  explicit client_process(const std::string& yaml) {
+    auto loaded = config::load_config_text(yaml, "client.yaml", config::load_mode::client);
+    if (!loaded.value) {
+      std::string why;
+      for (const auto& d : loaded.diagnostics) why += config::to_string(d) + "\n";
+      throw std::runtime_error("client config rejected:\n" + why);
+    }
+    auto setup = proxy::gateway::make_client_setup(*loaded.value, [](std::string_view) { return std::nullopt; });
+    if (!setup.plan) throw std::runtime_error("client setup failed: " + setup.errors.front());
+    plan_ = std::move(setup.plan);
+    proxy::server_options o;
+    o.workers = 2;
+    o.handle_signals = false;
+    o.plan = plan_.get();
+    o.mode = config::load_mode::client;
+    server_ = std::make_unique<proxy::server>(std::move(*loaded.value), std::move(o));
+    server_->start();
+    control_ = std::thread([this] { server_->run(); });
+  }
+  ~client_process() {
+    server_->shutdown();
+    server_->shutdown();
+    control_.join();
+  }
+  proxy::server& server() { return *server_; }
+
+ private:
+  std::unique_ptr<proxy::gateway::client_dial> plan_;
+  std::unique_ptr<proxy::server> server_;
+  std::thread control_;
+};
+
+std::string client_config(const tcp::endpoint& gw) {
+  return R"(
+listeners:
+  - {name: local, bind: "127.0.0.1:0", protocols: [socks4], udp_bind: "127.0.0.1:0"}
+  - {name: sql, bind: "127.0.0.1:0", forward: sql, udp_bind: "127.0.0.1:0"}
+gateway: {address: ")" +
+         gw.address().to_string() + ":" + std::to_string(gw.port()) + R"(", transport: websocket}
+limits: {handshake_timeout: 2s, connect_timeout: 2s, idle_timeout: 30s, shutdown_grace: 1s}
+log: {level: error, access: off}
+)";
+}
+
+/// Through edgerelay client (forward door and SOCKS4 firewall) and the gateway's WebSocket door:
+/// the stock client's break datagram to the client's udp_bind breaks its own session at the
+/// server, oldest first among the sessions of one client address, as the server itself matches.
+TEST(Sql602InbandBreak, ClientBreaksCrossTheTunnelToTheirOwnSession) {
+  sql602::server db;
+  backend echo(backend_mode::echo);
+  gateway gw(tunnel_config(db.portbase(), echo.port()));
+  client_process cl(client_config(gw.endpoint()));
+  const tcp::endpoint door = cl.server().endpoint_of("sql");
+  const udp::endpoint door_breaks = cl.server().udp_endpoint_of("sql");
+
+  sql602::native_client a(door, "127.0.0.2");
+  a.login();
+  ASSERT_TRUE(eventually([&] { return db.sessions() == 1; }));
+  sql602::native_client b(door, "127.0.0.3");
+  b.login();
+  ASSERT_TRUE(eventually([&] { return db.sessions() == 2; }));
+  EXPECT_EQ(db.peer(0).address(), v4("127.0.0.30"));
+  EXPECT_EQ(db.peer(1).address(), v4("127.0.0.31"));
+
+  // The second client's break: a client that broke its oldest session, or a gateway that named
+  // the wrong egress address, would hit session 0.
+  b.send_break(door_breaks);
+  EXPECT_EQ(db.wait_breaks(1, 1), 1U);
+  auto seen = db.wait_datagrams(1);
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(seen[0], sql602::break_datagram(v4("127.0.0.31")));
+  EXPECT_EQ(db.breaks(0), 0U);
+  a.send_break(door_breaks);
+  EXPECT_EQ(db.wait_breaks(0, 1), 1U);
+  EXPECT_EQ(db.breaks(1), 1U);
+
+  // Through the SOCKS4 firewall (breaks to its udp_bind): the stock Windows client names the
+  // server by address; the gateway reaches it as the backend's address.
+  const tcp::endpoint firewall = cl.server().endpoint_of("local");
+  sql602::native_client c(firewall, tcp::endpoint(v4("127.0.0.1"), db.port()), "127.0.0.4");
+  ASSERT_EQ(c.socks_reply().size(), 8U);
+  EXPECT_EQ(c.socks_reply()[1], 0x5A);
+  c.login();
+  ASSERT_TRUE(eventually([&] { return db.sessions() == 3; }));
+  EXPECT_EQ(db.peer(2).address(), v4("127.0.0.32"));
+  c.send_break(cl.server().udp_endpoint_of("local"));
+  EXPECT_EQ(db.wait_breaks(2, 1), 1U);
+  EXPECT_TRUE(eventually([&] { return cl.server().udp_counters_of("local").breaks_forwarded.load() == 1U; }));
+
+  // A stranger with no session through the door: dropped at the client, nothing crosses.
+  sql602::send_datagram(door_breaks, sql602::break_datagram(v4("127.0.0.9")), "127.0.0.9");
+  EXPECT_TRUE(eventually([&] { return cl.server().udp_counters_of("sql").breaks_dropped.load() == 1U; }));
+  EXPECT_EQ(cl.server().udp_counters_of("sql").breaks_forwarded.load(), 2U);
+  EXPECT_EQ(a.request(to_bytes("a")).type, sql602::answer);
+  EXPECT_EQ(b.request(to_bytes("b")).type, sql602::answer);
+  EXPECT_EQ(db.breaks(0), 1U);
+  EXPECT_EQ(db.breaks(1), 1U);
 }
 
 }  // namespace
