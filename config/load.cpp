@@ -1615,11 +1615,6 @@ void reader::finish_client(const source_mark& top, bool saw_gateway, bool saw_ru
     warning(top, "no rules defined: every request will be denied (rules: first match wins, no match denies)");
   }
   for (const auto& l : out.listeners) {
-    if (l.udp_bind) {
-      error(l.mark, "listener '" + l.name +
-                        "': udp_bind is not supported by edgerelay client yet (602SQL breaks and discovery do not "
-                        "cross the gateway tunnel); remove it");
-    }
     if (!l.sql602_tunnel.empty()) {
       error(l.mark, "listener '" + l.name + "': sql602_tunnel is a gateway door, not a client one; remove it");
     }

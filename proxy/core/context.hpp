@@ -30,6 +30,7 @@ class verify_pool;
 class auth_throttle;
 class tls_handshake_slots;
 class polling_sessions;
+class inband_break_sessions;
 struct session_identity;
 struct worker_metrics;
 class dial_plan;
@@ -60,6 +61,9 @@ struct session_services {
   /// the gateway); owned by whoever runs the server, thread-safe. Null: plan_for() chooses.
   const dial_plan* plan = nullptr;
   polling_sessions* polling = nullptr;  ///< the process-wide HTTP-polling sessions (thread-safe)
+  /// edgerelay client: where a session whose breaks travel in-band registers for its listener's
+  /// UDP door (thread-safe); null: nowhere.
+  inband_break_sessions* inband_breaks = nullptr;
 };
 
 /// What a trusted load balancer's PROXY header said beyond the client's address

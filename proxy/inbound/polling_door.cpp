@@ -90,6 +90,7 @@ class polling_door_leg final : public door_leg {
     ec = {};
     session_->leg_cancel();
   }
+  void carry_breaks(backend_hold* hold) noexcept override { session_->carry_breaks(hold); }
   void close() noexcept override { session_->leg_closed(); }
 
  private:

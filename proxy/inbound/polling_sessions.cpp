@@ -151,6 +151,13 @@ net::awaitable<poll_reply> polling_session::up(std::uint64_t seq, std::string bo
   }
   if (seq != up_next_) co_return conflict("up seq out of order");
   if (in_fin_) co_return conflict("up after fin");
+  if (control == tunnel::poll_control::brk && break_seq_ != seq + 1) {
+    // At once, not when the body is accepted: a 602SQL server does not read its socket while the
+    // request to be broken runs, so the body may wait for room until the break has done its work.
+    // Once per seq: a retry (after a 503 or a lost response) does not break again.
+    break_seq_ = seq + 1;
+    breaks_.forward("polling", peer_);
+  }
   // One body waits in the session at a time: the next is accepted once the relay took the last.
   const auto until = clock::now() + hold_;
   while (!aborted_ && in_off_ < in_.size() && clock::now() < until) {
@@ -170,9 +177,6 @@ net::awaitable<poll_reply> polling_session::up(std::uint64_t seq, std::string bo
   last_up_ = digest;
   if (control == tunnel::poll_control::fin) {
     in_fin_ = true;
-  } else if (control == tunnel::poll_control::brk && !break_logged_) {
-    break_logged_ = true;
-    log::info("polling", "break from ", peer_, " not forwarded: this gateway does not carry breaks over polling yet");
   }
   in_ready_.notify();
   co_return ack(seq);
@@ -284,6 +288,7 @@ void polling_session::leg_cancel() noexcept {
 }
 
 void polling_session::leg_closed() noexcept {
+  breaks_.attach(nullptr);  // the pipeline's frame, which owns the hold, is ending
   if (aborted_ || finished_) return;
   if (in_fin_ && out_fin_) {
     // Both sides ended cleanly: the client may still fetch what is left, until the idle expiry.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "proxy/core/asio.hpp"
+#include "proxy/inbound/door_leg.hpp"
 #include "tunnel/polling_codec.hpp"
 
 namespace edgerelay::proxy {
@@ -73,6 +74,8 @@ class polling_session : public std::enable_shared_from_this<polling_session> {
   /// The pipeline is done with the session. After a clean end (fin both ways) the id stays
   /// answerable until the idle expiry, so a lost last response can be fetched again.
   void leg_closed() noexcept;
+  /// Where the client's break controls go (door_leg::carry_breaks).
+  void carry_breaks(backend_hold* hold) noexcept { breaks_.attach(hold); }
 
   bool ended() const noexcept { return aborted_ || finished_; }
 
@@ -108,7 +111,8 @@ class polling_session : public std::enable_shared_from_this<polling_session> {
   std::optional<std::array<std::uint8_t, 32>> last_up_;  ///< digest of seq up_next_ - 1
   wake_list in_ready_;                                   ///< the leg's read
   wake_list in_drained_;                                 ///< up requests waiting for room
-  bool break_logged_ = false;
+  inband_breaks breaks_;        ///< the session's backend hold while the pipeline runs it
+  std::uint64_t break_seq_ = 0;  ///< 1 + the up seq whose break was forwarded (0: none yet)
 
   // Downstream: gateway -> client.
   std::string out_;       ///< bytes the leg wrote that no chunk holds yet

@@ -118,11 +118,7 @@ class websocket_door_leg final : public door_leg {
           }
           continue;
         case control_op::break_query:
-          if (!break_reported_) {
-            break_reported_ = true;
-            log::info("websocket", "break from ", peer_,
-                      " not forwarded: this gateway does not carry breaks over WebSocket yet");
-          }
+          breaks_.forward("websocket", peer_);
           continue;
         case control_op::unknown:
         case control_op::malformed:
@@ -154,7 +150,10 @@ class websocket_door_leg final : public door_leg {
 
   void cancel(error_code& ec) noexcept override { channel_.cancel(ec); }
 
+  void carry_breaks(backend_hold* hold) noexcept override { breaks_.attach(hold); }
+
   void close() noexcept override {
+    breaks_.attach(nullptr);
     if (closed_) return;
     closed_ = true;
     if (done_ || torn_ || channel_.writing() || client_.is_tls() || !client_.socket().is_open()) {
@@ -188,7 +187,7 @@ class websocket_door_leg final : public door_leg {
   bool done_ = false;  ///< a close frame went both ways, or the refusal was sent
   bool torn_ = false;  ///< a write failed: a frame may be half on the wire
   bool closed_ = false;
-  bool break_reported_ = false;
+  inband_breaks breaks_;
 };
 
 net::awaitable<door_result> refused(websocket_refusal r) {

@@ -81,9 +81,10 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
   if (session_of_backend) {
     error_code ec;
     const auto local = out.stream->socket().local_endpoint(ec);
+    const auto remote = ec ? tcp::endpoint() : out.stream->socket().remote_endpoint(ec);
     if (!ec) {
       ctx.services->kinds->of(backend->kind)
-          .on_connected(*session_of_backend, to_config_address(local.address()), out.hold.get());
+          .on_connected(*session_of_backend, to_config_address(local.address()), remote.address(), out.hold.get());
     }
   }
   co_return out;

@@ -157,6 +157,7 @@ net::awaitable<bool> front_end(client_stream& client, client_stream& upstream, c
   if (req.client_leg) {
     // A tunnel door answers in its own protocol, and bytes behind its request are its own framing.
     out.client_leg = std::move(req.client_leg);
+    out.client_leg->carry_breaks(out.hold.get());
     if (out.upstream_leg) {
       // Two message legs have no socket to relay between; configuration never makes them meet.
       dialled.result = outcome::general_failure;

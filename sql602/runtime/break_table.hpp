@@ -17,13 +17,14 @@
 #include <vector>
 
 #include "config/model.hpp"
+#include "proxy/outbound/backend_kind.hpp"
 #include "proxy/outbound/backend_state.hpp"
 
 namespace edgerelay::proxy {
 
 /// Live sessions to sql602 backends, so a break datagram finds the session it was meant for.
 /// Thread-safe: sessions register from worker threads, the UDP door looks up from the control thread.
-class break_table {
+class break_table final : public inband_break_sessions {
  public:
   struct entry {
     std::uint64_t order = 0;    ///< start order: lower is older
@@ -31,6 +32,10 @@ class break_table {
     config::ip_address egress;  ///< the session's source address towards the backend
     std::string backend;
     std::string listener;
+    /// Set for a session whose breaks travel in-band (edgerelay client): its hold sends them, on
+    /// `inband_at` only (send_inband()).
+    backend_hold* inband = nullptr;
+    net::any_io_executor inband_at;
   };
 
   /// Removes its entry when destroyed. Empty when default-constructed.
@@ -60,6 +65,12 @@ class break_table {
   std::optional<entry> find(const config::ip_address& from, const config::ip_address& named, std::string_view backend,
                             std::string_view listener) const;
   std::size_t size() const;
+
+  std::unique_ptr<backend_hold> add_inband(const config::ip_address& client, std::string backend, std::string listener,
+                                           net::any_io_executor where, std::unique_ptr<backend_hold> sender) override;
+  /// On the session's `inband_at`: sends the break of the in-band session `order`, when it is still
+  /// live (its hold unregisters on that executor too, so a live entry's sender is alive).
+  break_result send_inband(std::uint64_t order) const;
 
  private:
   mutable std::mutex mu_;

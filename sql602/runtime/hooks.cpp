@@ -9,7 +9,10 @@
 
 #include "proxy/core/phase_deadline.hpp"
 #include "sql602/codec.hpp"
+#include "sql602/udp_codec.hpp"
+#include "proxy/observe/log.hpp"
 #include "sql602/runtime/http_tunnel.hpp"
+#include "sql602/runtime/udp_door.hpp"
 
 namespace edgerelay::proxy {
 
@@ -20,10 +23,36 @@ std::unique_ptr<backend_hold> sql602_backend_kind::before_dial(const backend_ses
 }
 
 void sql602_backend_kind::on_connected(const backend_session& s, const config::ip_address& local,
-                                       backend_hold* hold) const {
+                                       const net::ip::address& server, backend_hold* hold) const {
   if (auto* h = dynamic_cast<sql602_hold*>(hold)) {
     h->breaks = breaks_->add(s.client, local, s.backend.name, std::string(s.listener));
+    h->local = local;
+    h->server = server;
+    h->portbase = s.backend.portbase;
+    h->backend = s.backend.name;
   }
+}
+
+break_result sql602_backend_kind::sql602_hold::send_break() {
+  // The server acts on one break per running request and clears it at the next request
+  // (docs/602sql.md), so a client repeating itself gains nothing; the limit keeps a tunnel
+  // client from turning one session into a datagram stream towards the server.
+  constexpr auto min_interval = std::chrono::milliseconds(500);
+  if (!local || local->v6 ||
+      !tunnel::sql602::breakable({local->bytes[0], local->bytes[1], local->bytes[2], local->bytes[3]})) {
+    return break_result::not_breakable;  // the server could not match it to any session
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (last_break != std::chrono::steady_clock::time_point{} && now - last_break < min_interval) {
+    return break_result::too_soon;
+  }
+  last_break = now;
+  const std::string failed = send_break_datagram(server, portbase, *local);
+  if (!failed.empty()) {
+    log::debug("sql602", "in-band break for backend '", backend, "' not sent: ", failed);
+    return break_result::failed;
+  }
+  return break_result::sent;
 }
 
 std::vector<std::uint8_t> sql602_backend_kind::door_refusal(outcome why) const {

@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "config/address.hpp"
@@ -54,6 +57,32 @@ net::awaitable<std::optional<std::vector<std::uint8_t>>> receive_reply(udp::sock
 }
 
 }  // namespace
+
+std::string send_break_datagram(const net::ip::address& server, std::uint16_t portbase,
+                                const config::ip_address& egress) {
+  if (egress.v6) {
+    return "the session's egress address is IPv6";
+  }
+  const tunnel::sql602::ipv4_bytes named{egress.bytes[0], egress.bytes[1], egress.bytes[2], egress.bytes[3]};
+  const auto datagram = tunnel::sql602::encode_break(named);
+  if (!datagram) {
+    return "the session's egress address ends in 128 or more";
+  }
+  const udp::endpoint to(server, portbase);
+  // A plain descriptor: one datagram needs no I/O object, and callers on any thread (the control
+  // thread's UDP door, a session's worker) can send without an executor of their own.
+  const int fd = ::socket(server.is_v4() ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return std::string("no UDP socket: ") + std::strerror(errno);
+  }
+  const ssize_t sent = ::sendto(fd, datagram->data(), datagram->size(), 0, to.data(), static_cast<socklen_t>(to.size()));
+  const int err = errno;
+  ::close(fd);
+  if (sent < 0) {
+    return std::string("sending to ") + server.to_string() + ":" + std::to_string(portbase) + ": " + std::strerror(err);
+  }
+  return {};
+}
 
 std::size_t source_rate_limit::address_hash::operator()(const config::ip_address& a) const noexcept {
   std::size_t h = a.v6 ? 1469598103934665603ULL : 1099511628211ULL;
@@ -272,6 +301,11 @@ bool sql602_udp_door::admit(const runtime_snapshot& snapshot, const config::back
     return false;
   }
   verdict = d.result;
+  return within_rate(from);
+}
+
+bool sql602_udp_door::within_rate(const udp::endpoint& from) {
+  const config::ip_address source = to_config_address(from.address());
   const auto taken = limit_.take(source, source_rate_limit::clock::now());
   if (taken.pass) {
     return true;
@@ -346,6 +380,19 @@ net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> da
     drop("no live session of that client");
     co_return;
   }
+  if (session->inband != nullptr) {
+    // edgerelay client: the break crosses the session's own tunnel, and the gateway sends it from
+    // the session's egress address. The session was admitted already and the break reaches no
+    // one else, so only the source's bucket is asked.
+    if (!within_rate(from)) {
+      co_return;
+    }
+    net::post(session->inband_at,
+              [table = &backends_->breaks, order = session->order] { (void)table->send_inband(order); });
+    counters_.breaks_forwarded.fetch_add(1, std::memory_order_relaxed);
+    log::debug("udp", listener_, ": break from ", from.address().to_string(), " sent in-band on its session");
+    co_return;
+  }
   if (session->egress.v6) {
     drop("the session's egress address is IPv6");
     co_return;
@@ -368,15 +415,9 @@ net::awaitable<void> sql602_udp_door::forward_break(std::vector<std::uint8_t> da
   if (!server) {
     co_return;
   }
-  udp::socket out(socket_.get_executor());
-  error_code ec;
-  out.open(server->is_v4() ? udp::v4() : udp::v6(), ec);
-  if (!ec) {
-    auto [sec, sent] = co_await out.async_send_to(net::buffer(*rewritten), udp::endpoint(*server, b->portbase), use_ec);
-    ec = sec;
-  }
-  if (ec) {
-    drop(ec.message());
+  const std::string failed = send_break_datagram(*server, b->portbase, session->egress);
+  if (!failed.empty()) {
+    drop(failed);
     co_return;
   }
   counters_.breaks_forwarded.fetch_add(1, std::memory_order_relaxed);

@@ -42,6 +42,13 @@ net::awaitable<std::optional<net::ip::address>> backend_address(std::string host
 net::awaitable<std::optional<std::vector<std::uint8_t>>> query_server(net::ip::address server, std::uint16_t portbase,
                                                                       std::chrono::milliseconds limit);
 
+/// Sends the break datagram naming `egress` (`02 <egress as LE u32> 00`) to `server`:`portbase`
+/// from a fresh socket: the one path of every break the gateway forwards, whether a client sent
+/// it to a UDP door or in-band on a tunnel. The server breaks the first session whose peer is
+/// `egress`. Never blocks (one datagram on a non-blocking socket). Empty on success, else why not.
+std::string send_break_datagram(const net::ip::address& server, std::uint16_t portbase,
+                                const config::ip_address& egress);
+
 /// Token buckets per source address, for a door's datagrams. Memory is bounded whatever the
 /// sources: at most `max_sources` entries, an entry unseen for `idle_expiry` may be forgotten (its
 /// bucket is full again by then, so forgetting it changes nothing), and while the table is full of
@@ -151,6 +158,8 @@ class sql602_udp_door {
                                                              const config::backend_config& b, const udp::endpoint& from,
                                                              config::verdict verdict, std::string_view what,
                                                              std::atomic<std::uint64_t>& dropped);
+  /// The source's bucket alone (admit() asks it after the rules). False: dropped, counted, logged.
+  bool within_rate(const udp::endpoint& from);
   void note_denied(const udp::endpoint& from, const config::backend_config& b, std::string_view what,
                    const config::decision& d);
 

@@ -85,6 +85,26 @@ net::awaitable<opened_tunnel> client_dial::try_candidates(const tunnel_request& 
   co_return last;
 }
 
+namespace {
+
+/// A client session's breaks: in-band on its tunnel (the WebSocket transport's break control).
+class leg_breaks final : public backend_hold {
+ public:
+  explicit leg_breaks(gateway_leg& leg) : leg_(&leg) {}
+  break_result send_break() override {
+    leg_->send_break();
+    return break_result::sent;
+  }
+
+ private:
+  /// The session's upstream leg. It goes in the same synchronous teardown of the session's frame,
+  /// on the session's thread, as this hold's break-table entry, so a break posted there finds both
+  /// or neither.
+  gateway_leg* leg_;
+};
+
+}  // namespace
+
 net::awaitable<dialled_upstream> client_dial::dial(const session_context& ctx, const dial_identity& who,
                                                    const target& where, access_record& rec, phase_deadline& dl) const {
   dialled_upstream out;
@@ -139,6 +159,14 @@ net::awaitable<dialled_upstream> client_dial::dial(const session_context& ctx, c
     out.stream.emplace(streamed->take_stream());  // relayed and forwarded as any TLS upstream
   } else {
     out.leg = std::move(t.leg);
+    auto* carrier = dynamic_cast<gateway_leg*>(out.leg.get());
+    if (carrier != nullptr && ctx.services != nullptr && ctx.services->inband_breaks != nullptr) {
+      // The listener's UDP door finds the session by its client, as the 602SQL server would.
+      const net::any_io_executor here = co_await net::this_coro::executor;
+      std::string backend = where.backend != nullptr ? where.backend->name : std::string();
+      out.hold = ctx.services->inband_breaks->add_inband(who.source, std::move(backend), std::string(who.listener),
+                                                         here, std::make_unique<leg_breaks>(*carrier));
+    }
   }
   out.identity.source = who.source;
   out.identity.policy_host = host;

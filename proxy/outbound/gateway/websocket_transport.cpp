@@ -162,6 +162,12 @@ class websocket_gateway_leg final : public gateway_leg {
     }
     auto result = co_await l.channel.write_bytes(bytes, cancel_slot);
     l.writer_busy = false;
+    if (l.breaks_pending > 0 && !l.closed && !l.fin_sent) {
+      // A break queued while these bytes were on their way: sent now, not with the next write,
+      // which an idle 602SQL client waiting for its answer never makes.
+      l.sending_breaks = true;
+      net::co_spawn(l.stream.get_executor(), send_breaks(link_), net::detached);
+    }
     co_return result;
   }
 
