@@ -28,6 +28,7 @@ class verify_pool;
 class auth_throttle;
 class tls_handshake_slots;
 class polling_sessions;
+class upstream_health;
 struct session_identity;
 struct worker_metrics;
 class dial_plan;
@@ -58,6 +59,7 @@ struct session_services {
   /// the gateway); owned by whoever runs the server, thread-safe. Null: plan_for() chooses.
   const dial_plan* plan = nullptr;
   polling_sessions* polling = nullptr;  ///< the process-wide HTTP-polling sessions (thread-safe)
+  upstream_health* upstreams = nullptr;  ///< the process-wide pool members set aside (thread-safe)
 };
 
 /// What a trusted load balancer's PROXY header said beyond the client's address

@@ -169,7 +169,8 @@ void server::start(takeover::inherited_sockets* inherited) {
                                   .auth = &auth_,
                                   .tls_handshakes = &tls_handshakes_,
                                   .plan = options_.plan,
-                                  .polling = &polling_};
+                                  .polling = &polling_,
+                                  .upstreams = &upstream_health_};
     workers_.push_back(
         std::make_unique<worker>(i, snapshot_, active_, per_source_, per_listener_, source_rates_, shared));
   }
