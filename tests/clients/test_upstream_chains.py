@@ -2,6 +2,7 @@
 """Rules with `via` through real upstream proxies from Debian (docs/upstreams.md):
 
 - Squid with CONNECT and Basic auth (and a wrong password: the failing hop in the access log);
+- the same Squid behind stunnel, as an https:// upstream verified against its CA;
 - Dante (danted) with SOCKS5 username authentication;
 - microsocks, asked by name (resolve: upstream);
 - a chain edgerelay -> Dante -> Squid -> target, with 64 MiB each way checked by SHA-256;
@@ -119,6 +120,24 @@ def start_microsocks(port):
     proc = subprocess.Popen(["microsocks", "-i", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     wait_port(port, proc, "microsocks")
+    return proc
+
+
+def start_stunnel(d, port, to_port):
+    """TLS in front of Squid: the https:// upstream (CONNECT inside TLS)."""
+    os.makedirs(d)
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-subj", "/CN=proxy.test", "-addext", "subjectAltName=DNS:proxy.test", "-days", "2",
+                        "-keyout", os.path.join(d, "proxy.key"), "-out", os.path.join(d, "proxy.pem")],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "openssl req failed: %s" % r.stderr)
+    conf = os.path.join(d, "stunnel.conf")
+    with open(conf, "w") as f:
+        f.write("foreground = yes\npid =\noutput = %s/stunnel.log\n[proxy]\naccept = 127.0.0.1:%d\n"
+                "connect = 127.0.0.1:%d\ncert = %s/proxy.pem\nkey = %s/proxy.key\n" % (d, port, to_port, d, d))
+    proc = subprocess.Popen(["stunnel4", conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    wait_port(port, proc, "stunnel", os.path.join(d, "stunnel.log"))
     return proc
 
 
@@ -248,6 +267,8 @@ upstreams:
   - {name: dante, url: "socks5://127.0.0.1:%(dante)d", user: %(du)s, password_file: %(d)s/dante.password}
   - {name: ms, url: "socks5://127.0.0.1:%(ms)d", resolve: upstream}
   - {name: dead, url: "socks5://127.0.0.1:%(dead)d"}
+  - {name: squid-tls, url: "https://127.0.0.1:%(tls)d", ca: %(d)s/stunnel/proxy.pem, server_name: proxy.test,
+     user: bob, password_file: %(d)s/squid.password}
   - {name: both, chain: [dante, squid]}
   - {name: partner, url: "socks5://127.0.0.1:%(dante2)d"}
   - {name: socks-chain, chain: [dante, partner]}
@@ -259,6 +280,7 @@ rules:
   - {name: by-name, action: allow, to: ["localhost:%(p_ms)d"], via: ms}
   - {name: by-chain, action: allow, to: ["127.0.0.1:%(p_chain)d", "127.0.0.1:%(p_web)d"], via: both}
   - {name: by-half, action: allow, to: ["127.0.0.1:%(p_half)d"], via: socks-chain}
+  - {name: by-tls, action: allow, to: ["127.0.0.1:%(p_tls)d"], via: squid-tls}
   - {name: by-pool, action: allow, to: ["127.0.0.1:%(p_pool)d"], via: any}
 limits: {handshake_timeout: 5s, connect_timeout: 5s, idle_timeout: 60s, shutdown_grace: 3s}
 log: {level: info, access: json}
@@ -296,13 +318,15 @@ def main():
         procs.append(start_microsocks(ms_port))
         dante2_port = free_port()
         procs.append(start_dante(os.path.join(d, "dante2"), dante2_port, method="none"))
-        echoes = {k: EchoServer() for k in ("squid", "wrong", "dante", "ms", "pool")}
+        tls_port = free_port()
+        procs.append(start_stunnel(os.path.join(d, "stunnel"), tls_port, squid_port))
+        echoes = {k: EchoServer() for k in ("squid", "wrong", "dante", "ms", "pool", "tls")}
         services.extend(echoes.values())
         sink = DigestSink(64 * MIB)
         half_sink = DigestSink(64 * MIB)
         web = FileServer(os.path.join(d, "www"), size=64 * MIB)
         services.append(web)
-        ports = {"dante2": dante2_port, "squid": squid_port, "dante": dante_port, "ms": ms_port,
+        ports = {"tls": tls_port, "p_tls": echoes["tls"].port, "dante2": dante2_port, "squid": squid_port, "dante": dante_port, "ms": ms_port,
                  "p_squid": echoes["squid"].port, "p_wrong": echoes["wrong"].port, "p_dante": echoes["dante"].port,
                  "p_ms": echoes["ms"].port, "p_pool": echoes["pool"].port, "p_chain": sink.port,
                  "p_web": web.port, "p_half": half_sink.port}
@@ -332,6 +356,12 @@ def main():
                   "wrong-password record: %r" % rec)
             check("not-the-password" not in gw.stderr_text() + gw.stdout_text(), "a password reached the log")
             log("squid with a wrong password: %s" % rec["detail"])
+
+            before = len(gw.access_records())
+            echo_via(port, echoes["tls"].port)
+            rec = record_for(gw, before, "127.0.0.1:%d" % echoes["tls"].port)
+            check(rec.get("via") == "squid-tls" and rec["result"] == "ok", "https upstream record: %r" % rec)
+            log("squid behind TLS (https:// upstream, verified for proxy.test): ok")
 
             before = len(gw.access_records())
             echo_via(port, echoes["dante"].port)
