@@ -273,5 +273,29 @@ TEST_F(ChainWire, ADeadFirstPoolMemberFailsOverToTheNext) {
   EXPECT_EQ(live.n.load(), 2u);
 }
 
+TEST_F(ChainWire, ReloadRecheckClosesAViaSessionTheNewRulesDeny) {
+  backend echo(backend_mode::echo);
+  connect_proxy proxy;
+  proxy.target = echo.endpoint();
+  const auto yaml = [&](const std::string& first) {
+    return "listeners:\n  - {name: test, bind: \"127.0.0.1:0\", protocols: [socks5]}\nupstreams:\n"
+           "  - {name: corp, url: \"http://127.0.0.1:" +
+           std::to_string(proxy.server.port()) + "\"}\nrules:\n" + first +
+           "  - {name: r, action: allow, to: [\"127.0.0.1\"], via: corp}\n"
+           "limits: {handshake_timeout: 2s, connect_timeout: 3s, idle_timeout: 30s, shutdown_grace: 1s}\n"
+           "reload: {recheck_sessions: true}\nlog: {level: error, access: off}\n";
+  };
+  config_file file(yaml(""));
+  auto gw = gateway::from_file(file.path());
+  client c(gw->endpoint());
+  ASSERT_EQ(socks5_connect(c, echo.endpoint())[1], 0x00);
+  c.send(std::string("a"));
+  EXPECT_EQ(to_text(c.read_exact(1)), "a");
+  // The decided address is what recheck decides again, as for a direct session.
+  file.write(yaml("  - {name: closed, action: deny, to: [\"127.0.0.1:" + std::to_string(echo.port()) + "\"]}\n"));
+  gw->server().reload();
+  EXPECT_TRUE(c.closed_within(3s)) << "a session through an upstream that the new rules deny must be closed";
+}
+
 }  // namespace
 }  // namespace edgerelay::testing
