@@ -58,7 +58,7 @@ struct session_services {
   /// The process's one dial plan when it is not the gateway's own (edgerelay client: the tunnel to
   /// the gateway); owned by whoever runs the server, thread-safe. Null: plan_for() chooses.
   const dial_plan* plan = nullptr;
-  polling_sessions* polling = nullptr;  ///< the process-wide HTTP-polling sessions (thread-safe)
+  polling_sessions* polling = nullptr;   ///< the process-wide HTTP-polling sessions (thread-safe)
   upstream_health* upstreams = nullptr;  ///< the process-wide pool members set aside (thread-safe)
 };
 

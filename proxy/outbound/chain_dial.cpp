@@ -44,8 +44,8 @@ void upstream_health::failed(std::string_view pool, std::string_view member, std
   }
   if (set) {
     log::warn("upstream", "pool '", pool, "': member '", member, "' failed ", fail_after,
-              " time(s) in a row: set aside for ", std::chrono::duration_cast<std::chrono::milliseconds>(set_aside).count(),
-              " ms");
+              " time(s) in a row: set aside for ",
+              std::chrono::duration_cast<std::chrono::milliseconds>(set_aside).count(), " ms");
   }
 }
 
@@ -157,8 +157,8 @@ net::awaitable<std::optional<tcp::socket>> connect_first(const config::upstream_
   const auto ex = co_await net::this_coro::executor;
   tcp::resolver resolver(ex);
   dl.watch(&resolver);
-  auto [rec, results] = co_await resolver.async_resolve(u.host, std::to_string(u.port),
-                                                        tcp::resolver::numeric_service, use_ec);
+  auto [rec, results] =
+      co_await resolver.async_resolve(u.host, std::to_string(u.port), tcp::resolver::numeric_service, use_ec);
   dl.watch(nullptr);
   if (rec) {
     log::warn("upstream", "'", u.name, "': cannot resolve ", u.host, ": ", rec.message());
@@ -203,9 +203,8 @@ void count_success(upstream_health* health, const chain_attempt& a) {
 enum class step_end : std::uint8_t { connected, hop_failed, target_refused };
 
 /// One attempt for one target: connect, then every hop in order.
-net::awaitable<step_end> run_attempt(const runtime_snapshot& snapshot, upstream_health* health,
-                                     const chain_attempt& a, const hops::hop_target& final_target,
-                                     chain_result& out, phase_deadline& dl) {
+net::awaitable<step_end> run_attempt(const runtime_snapshot& snapshot, upstream_health* health, const chain_attempt& a,
+                                     const hops::hop_target& final_target, chain_result& out, phase_deadline& dl) {
   const std::size_t n = a.hops.size();
   std::optional<tcp::socket> socket = co_await connect_first(*a.hops[0], out.first_hop, dl);
   if (!socket) {

@@ -68,10 +68,10 @@ std::vector<chain_attempt> attempts_for(const runtime_snapshot& snapshot, const 
 struct chain_result {
   outcome result = outcome::general_failure;
   std::optional<tunnel::client_stream> stream;
-  std::string failed_hop;  ///< the upstream (a proxy entry) whose step failed; empty on success
-  std::string_view detail; ///< the hop's detail ("upstream_refused", ...) or "upstream_unreachable"
-  std::string tls_error;   ///< an https hop's handshake failure
-  tcp::endpoint first_hop; ///< the first proxy's address, as connected (or last tried)
+  std::string failed_hop;              ///< the upstream (a proxy entry) whose step failed; empty on success
+  std::string_view detail;             ///< the hop's detail ("upstream_refused", ...) or "upstream_unreachable"
+  std::string tls_error;               ///< an https hop's handshake failure
+  tcp::endpoint first_hop;             ///< the first proxy's address, as connected (or last tried)
   std::optional<tcp::endpoint> asked;  ///< the target address the last hop connected to, when asked by address
 };
 

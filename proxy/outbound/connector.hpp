@@ -71,8 +71,8 @@ session_identity identity_of(const dial_identity& who, const target& where, cons
 /// (a name with `resolve: upstream`, else each allowed address in turn).
 struct via_request {
   const config::upstream_config* upstream = nullptr;
-  std::string host;                     ///< asked by name when `addresses` is empty
-  std::vector<tcp::endpoint> addresses; ///< allowed by the rules, in the resolver's order
+  std::string host;                      ///< asked by name when `addresses` is empty
+  std::vector<tcp::endpoint> addresses;  ///< allowed by the rules, in the resolver's order
   std::uint16_t port = 0;
 };
 

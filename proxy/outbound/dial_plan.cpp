@@ -68,8 +68,8 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
     out.hold.reset();
     session_of_backend.reset();
     rec.via = dialled.via->upstream->name;
-    chain_result chained = co_await dial_chain(*ctx.snapshot, ctx.services != nullptr ? ctx.services->upstreams : nullptr,
-                                               *dialled.via, dl);
+    chain_result chained = co_await dial_chain(
+        *ctx.snapshot, ctx.services != nullptr ? ctx.services->upstreams : nullptr, *dialled.via, dl);
     if (chained.asked) rec.dialled = to_string(*chained.asked);
     if (!chained.stream) {
       out.result = dl.expired() ? outcome::connect_timeout : chained.result;

@@ -62,7 +62,8 @@ net::awaitable<void> pipe_both(tcp::socket a, tcp::socket b) {
   };
   auto sa = std::make_shared<tcp::socket>(std::move(a));
   auto sb = std::make_shared<tcp::socket>(std::move(b));
-  net::co_spawn(ex, [sa, sb, one_way]() -> net::awaitable<void> { co_await one_way(*sa, *sb); }, net::detached);
+  net::co_spawn(
+      ex, [sa, sb, one_way]() -> net::awaitable<void> { co_await one_way(*sa, *sb); }, net::detached);
   co_await one_way(*sb, *sa);
 }
 
@@ -214,9 +215,10 @@ TEST_F(ChainWire, ChainOfConnectThenSocks5AsksEachHopForTheNextAndKeepsBytesBehi
   outer.target = inner.server.endpoint();
   const std::string inner_port = std::to_string(inner.server.port());
   gateway gw(config_for("  - {name: corp, url: \"http://127.0.0.1:" + std::to_string(outer.server.port()) +
-                            "\", user: bob, password_file: " + pw_path_ + "}\n"
-                            "  - {name: partner, url: \"socks5://127.0.0.1:" + inner_port +
-                            "\", user: edge, password_file: " + pw_path_ +
+                            "\", user: bob, password_file: " + pw_path_ +
+                            "}\n"
+                            "  - {name: partner, url: \"socks5://127.0.0.1:" +
+                            inner_port + "\", user: edge, password_file: " + pw_path_ +
                             ", resolve: upstream}\n"
                             "  - {name: both, chain: [corp, partner], resolve: upstream}\n",
                         "  - {name: r, action: allow, to: [\"db.partner.example\"], via: both}\n"));
@@ -231,8 +233,8 @@ TEST_F(ChainWire, ChainOfConnectThenSocks5AsksEachHopForTheNextAndKeepsBytesBehi
                                           "\r\n\r\n");
   // The name goes to the last hop as a SOCKS5 domain: the upstream resolves it.
   const std::string name = "db.partner.example";
-  const bytes tail = cat({{0x05, 0x01, 0x00, 0x03, static_cast<std::uint8_t>(name.size())}, to_bytes(name),
-                          port_bytes(echo.port())});
+  const bytes tail =
+      cat({{0x05, 0x01, 0x00, 0x03, static_cast<std::uint8_t>(name.size())}, to_bytes(name), port_bytes(echo.port())});
   const bytes seen = inner.rec.of(0);
   ASSERT_GE(seen.size(), tail.size());
   EXPECT_EQ(bytes(seen.end() - static_cast<std::ptrdiff_t>(tail.size()), seen.end()), tail);
@@ -259,8 +261,11 @@ TEST_F(ChainWire, ADeadFirstPoolMemberFailsOverToTheNext) {
   connect_proxy live;
   live.target = echo.endpoint();
   const std::uint16_t dead = closed_port();
-  gateway gw(config_for("  - {name: dead, url: \"http://127.0.0.1:" + std::to_string(dead) + "\"}\n"
-                            "  - {name: live, url: \"http://127.0.0.1:" + std::to_string(live.server.port()) + "\"}\n"
+  gateway gw(config_for("  - {name: dead, url: \"http://127.0.0.1:" + std::to_string(dead) +
+                            "\"}\n"
+                            "  - {name: live, url: \"http://127.0.0.1:" +
+                            std::to_string(live.server.port()) +
+                            "\"}\n"
                             "  - {name: any, pool: [dead, live], fail_after: 1, set_aside: 60s}\n",
                         "  - {name: r, action: allow, to: [\"127.0.0.1\"], via: any}\n"));
   for (int i = 0; i < 2; ++i) {
