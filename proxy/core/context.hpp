@@ -31,6 +31,7 @@ class auth_throttle;
 class tls_handshake_slots;
 class polling_sessions;
 class inband_break_sessions;
+class upstream_health;
 struct session_identity;
 struct worker_metrics;
 class dial_plan;
@@ -64,6 +65,7 @@ struct session_services {
   /// edgerelay client: where a session whose breaks travel in-band registers for its listener's
   /// UDP door (thread-safe); null: nowhere.
   inband_break_sessions* inband_breaks = nullptr;
+  upstream_health* upstreams = nullptr;  ///< the process-wide pool members set aside (thread-safe)
 };
 
 /// What a trusted load balancer's PROXY header said beyond the client's address

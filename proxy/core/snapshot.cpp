@@ -40,6 +40,18 @@ boost::asio::ssl::context* runtime_snapshot::tls_of(const config::backend_config
   return i < backend_tls.size() ? backend_tls[i].get() : nullptr;
 }
 
+boost::asio::ssl::context* runtime_snapshot::tls_of(const config::upstream_config& u) const noexcept {
+  const auto i = static_cast<std::size_t>(&u - cfg.upstreams.data());
+  return i < upstream_tls.size() ? upstream_tls[i].get() : nullptr;
+}
+
+const config::upstream_config* runtime_snapshot::find_upstream(std::string_view name) const noexcept {
+  for (const auto& u : cfg.upstreams) {
+    if (config::host_equals(u.name, name)) return &u;
+  }
+  return nullptr;
+}
+
 namespace {
 
 bool speaks_http(const config::listener_config& l) {
@@ -75,12 +87,24 @@ snapshot_result make_snapshot(config::config cfg, std::uint64_t generation) {
       out.errors.push_back(concat("backend '", b.name, "': tls: ", built.error));
     }
   }
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> upstream_tls;
+  for (const auto& u : cfg.upstreams) {
+    auto& slot = upstream_tls.emplace_back();
+    if (!u.is_proxy() || u.scheme != config::upstream_scheme::https) continue;
+    auto built = tunnel::make_client_context(u.tls.value_or(config::backend_tls{}));
+    if (built.context) {
+      slot = std::move(built.context);
+    } else {
+      out.errors.push_back(concat("upstream '", u.name, "': tls: ", built.error));
+    }
+  }
   if (!out.errors.empty()) {
     return out;
   }
   auto pol = config::policy::compile(cfg);
   out.snapshot = std::make_shared<const runtime_snapshot>(
-      runtime_snapshot{std::move(cfg), std::move(pol), generation, std::move(listener_tls), std::move(backend_tls)});
+      runtime_snapshot{std::move(cfg), std::move(pol), generation, std::move(listener_tls), std::move(backend_tls),
+                       std::move(upstream_tls)});
   return out;
 }
 

@@ -23,6 +23,8 @@ struct runtime_snapshot {
   /// Built with the snapshot, so a reload swaps certificates together with the rules.
   std::vector<std::shared_ptr<boost::asio::ssl::context>> listener_tls;
   std::vector<std::shared_ptr<boost::asio::ssl::context>> backend_tls;
+  /// Index-parallel to cfg.upstreams: the client context that verifies an https:// upstream.
+  std::vector<std::shared_ptr<boost::asio::ssl::context>> upstream_tls;
 
   const config::listener_config* find_listener(std::string_view name) const noexcept;
   /// The backend named `name` (compared case-insensitively, as configs name it), or nullptr.
@@ -31,6 +33,10 @@ struct runtime_snapshot {
   boost::asio::ssl::context* tls_of(const config::listener_config& l) const noexcept;
   /// The client context for dialling `b` (which must point into cfg), or nullptr for plain TCP.
   boost::asio::ssl::context* tls_of(const config::backend_config& b) const noexcept;
+  /// The client context for an https:// upstream `u` (which must point into cfg), or nullptr.
+  boost::asio::ssl::context* tls_of(const config::upstream_config& u) const noexcept;
+  /// The upstream named `name` (case-insensitively), or nullptr.
+  const config::upstream_config* find_upstream(std::string_view name) const noexcept;
 };
 
 /// A snapshot, or the reasons it could not be built (each names the file and OpenSSL's reason).

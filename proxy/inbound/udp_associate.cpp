@@ -271,6 +271,18 @@ void log_denied(const association& a, const socks::target_address& t, std::strin
              "'");
 }
 
+/// The rules' answer for a datagram. Datagrams never cross an upstream proxy: a rule with `via`
+/// that would allow one denies it instead of letting it go out directly (docs/upstreams.md).
+config::decision decide_datagram(const association& a, const config::request& req) {
+  config::decision d = a.pol->decide(req);
+  if (d.result == config::verdict::allow && d.rule_index >= 0 &&
+      static_cast<std::size_t>(d.rule_index) < a.rules->cfg.rules.size() &&
+      !a.rules->cfg.rules[static_cast<std::size_t>(d.rule_index)].via.empty()) {
+    d.result = config::verdict::deny;
+  }
+  return d;
+}
+
 /// Where a datagram for `t` goes, decided as a CONNECT's target: an address is decided as it is;
 /// a name first by itself, then on each address it resolves to (resolution bounded by
 /// connect_timeout), and the first allowed address that the upstream socket can reach is used.
@@ -287,7 +299,7 @@ net::awaitable<std::optional<destination>> decide_target(association& a, const s
       log_denied(a, t, "never-dialled-address");
       co_return std::nullopt;
     }
-    const config::decision d = a.pol->decide(req);
+    const config::decision d = decide_datagram(a, req);
     a.note_rule(d);
     if (d.result != config::verdict::allow) {
       ++a.dropped.denied;
@@ -311,7 +323,7 @@ net::awaitable<std::optional<destination>> decide_target(association& a, const s
     }
   }
 
-  const config::decision early = a.pol->decide(req);
+  const config::decision early = decide_datagram(a, req);
   if (early.result == config::verdict::deny) {
     a.note_rule(early);
     ++a.dropped.denied;
@@ -337,7 +349,7 @@ net::awaitable<std::optional<destination>> decide_target(association& a, const s
     if (config::is_unspecified_range(*req.address)) {
       continue;
     }
-    const config::decision d = a.pol->decide(req);
+    const config::decision d = decide_datagram(a, req);
     if (d.result != config::verdict::allow) {
       if (!first_denial) {
         first_denial = d;

@@ -86,7 +86,12 @@ std::string format_access_line(const access_record& r) {
   field(out, "dialled", r.dialled);
   field(out, "rule", r.rule);
   field(out, "result", to_string(r.result));
-  if (!r.detail.empty()) {
+  if (!r.via.empty()) {
+    field(out, "via", r.via);
+  }
+  if (!r.via_hop.empty()) {
+    field(out, "detail", concat("hop ", r.via_hop, ": ", r.detail));
+  } else if (!r.detail.empty()) {
     field(out, "detail", r.detail);
   }
   if (!r.tls_error.empty()) {

@@ -29,6 +29,8 @@ struct access_record {
   std::string tls_version;       ///< "TLSv1.3" when the client spoke TLS; empty for plain
   std::string sni;               ///< the server name the TLS client asked for
   std::string tls_error;         ///< why a client or backend TLS handshake failed
+  std::string via;               ///< the upstream entry the session went through; empty: direct
+  std::string via_hop;           ///< the upstream proxy whose step failed, written in `detail`
   std::uint64_t bytes_up = 0;    ///< client -> upstream
   std::uint64_t bytes_down = 0;  ///< upstream -> client
   /// No line for this connection: it only carried requests of sessions that log on their own

@@ -37,6 +37,9 @@ std::string_view limit_of(const access_record& rec) noexcept {
 
 std::string_view connect_error_of(const access_record& rec) noexcept {
   if (rec.detail == "backend_down") return "backend_down";
+  // Through upstream proxies: the hop's reason ("upstream_407", "upstream_unreachable", ...), which
+  // says more than the outcome it maps to; the proxy's name stays in the access log.
+  if (!rec.via_hop.empty() && !rec.detail.empty()) return rec.detail;
   switch (rec.result) {
     case outcome::network_unreachable:
     case outcome::host_unreachable:

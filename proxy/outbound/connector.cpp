@@ -133,6 +133,19 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
       dial_host = where.backend->host;
     }
     config::request req{who.source, who.user, who.listener, policy_host, std::nullopt, where.port};
+    // The upstream a deciding rule routes through; null: the rule dials directly.
+    const auto via_of = [&opts](const config::decision& d) -> const config::upstream_config* {
+      if (opts.routes == nullptr || d.rule_index < 0) return nullptr;
+      const auto& rules = opts.routes->rules;
+      if (static_cast<std::size_t>(d.rule_index) >= rules.size()) return nullptr;
+      const std::string& via = rules[static_cast<std::size_t>(d.rule_index)].via;
+      if (via.empty()) return nullptr;
+      for (const auto& u : opts.routes->upstreams) {
+        if (config::host_equals(u.name, via)) return &u;
+      }
+      return nullptr;
+    };
+    const bool resolved_here = !dial_address;
 
     std::vector<tcp::endpoint> candidates;
     if (dial_address) {
@@ -142,6 +155,14 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
       if (early.result == config::verdict::deny) {
         out.result = outcome::denied;
         out.rule = std::string(early.rule_name);
+        co_return out;
+      }
+      if (const config::upstream_config* u = early.result == config::verdict::allow ? via_of(early) : nullptr;
+          u != nullptr && u->resolve == config::upstream_resolve::upstream) {
+        // The upstream resolves the name: the gateway never sees the address.
+        out.rule = std::string(early.rule_name);
+        out.result = outcome::success;
+        out.via = via_request{u, dial_host, {}, where.port};
         co_return out;
       }
       tcp::resolver resolver(ex);
@@ -180,9 +201,28 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
         }
         continue;
       }
+      const config::upstream_config* u = via_of(d);
+      if (u != nullptr && resolved_here && u->resolve == config::upstream_resolve::upstream) {
+        // The gateway resolved the name only because an earlier rule needs an address; this rule
+        // gives names to its upstream, which may resolve them elsewhere: no address it would
+        // dial was decided, so this is a deny (docs/upstreams.md).
+        if (!any_allowed && out.rule.empty()) {
+          out.rule = std::string(d.rule_name);
+        }
+        continue;
+      }
       if (!any_allowed) {
         out.rule = std::string(d.rule_name);
         any_allowed = true;
+        if (u != nullptr) out.via = via_request{u, {}, {}, where.port};
+      }
+      if (out.via) {
+        // The first allowed address chose the route; addresses another rule routes otherwise wait.
+        if (u == out.via->upstream) out.via->addresses.push_back(ep);
+        continue;
+      }
+      if (u != nullptr) {
+        continue;
       }
       out.dialled = ep;
       if (opts.backend_down) {
@@ -208,6 +248,12 @@ net::awaitable<dial_result> dial_impl(const config::policy& pol, dial_identity w
       if (ec == net::error::operation_aborted) {
         break;
       }
+    }
+    if (out.via) {
+      out.dialled = out.via->addresses.front();
+      out.result = opts.backend_down ? outcome::host_unreachable : outcome::success;
+      if (opts.backend_down) out.via.reset();
+      co_return out;
     }
     out.result = any_allowed ? outcome_of_connect_error(last_error) : outcome::denied;
   } catch (const std::exception& e) {

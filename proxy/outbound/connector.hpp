@@ -67,11 +67,23 @@ struct session_identity {
 /// The identity of a session that `who` connected to `where`, at `dialled`.
 session_identity identity_of(const dial_identity& who, const target& where, const tcp::endpoint& dialled);
 
+/// What the rules sent through an upstream: the entry, and the target to ask of its last hop
+/// (a name with `resolve: upstream`, else each allowed address in turn).
+struct via_request {
+  const config::upstream_config* upstream = nullptr;
+  std::string host;                      ///< asked by name when `addresses` is empty
+  std::vector<tcp::endpoint> addresses;  ///< allowed by the rules, in the resolver's order
+  std::uint16_t port = 0;
+};
+
 struct dial_result {
   outcome result = outcome::general_failure;
   std::optional<tcp::socket> socket;  ///< connected, TCP_NODELAY and SO_KEEPALIVE set, on success
   tcp::endpoint dialled;              ///< the address connected to (or last tried)
   std::string rule;                   ///< the deciding rule's name ("default" for default deny)
+  /// Set, with result success and no socket, when the deciding rule has `via`: the caller dials
+  /// the upstream (chain_dial.hpp) instead.
+  std::optional<via_request> via;
 };
 
 /// How a dial goes beyond the policy: a source address to bind, a backend known to be down.
@@ -81,6 +93,10 @@ struct dial_options {
   /// The backend's health check says it is down: an allowed dial fails at once (host_unreachable)
   /// instead of waiting for a connect that cannot succeed.
   bool backend_down = false;
+  /// The config whose rules the policy was compiled from: a rule's `via` sends the session to an
+  /// upstream (dial_result::via). Null: rules are taken as dialling directly (callers that never
+  /// reach a `via` rule's target, such as health checks).
+  const config::config* routes = nullptr;
 };
 
 /// Decides on the name first (deny early, before DNS), then on every resolved address, and

@@ -6,6 +6,8 @@
 
 #include <boost/asio/write.hpp>
 
+#include "proxy/observe/log.hpp"
+#include "proxy/outbound/chain_dial.hpp"
 #include "tunnel/proxy_protocol_codec.hpp"
 
 namespace edgerelay::proxy {
@@ -51,6 +53,7 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
     }
   }
   rec.dial_started = std::chrono::steady_clock::now();
+  opts.routes = &ctx.snapshot->cfg;
   dial_result dialled = co_await proxy::dial(ctx.snapshot->pol, who, where, dl, opts);
   out.result = record_dial(rec, dl.expired() ? nullptr : &dialled);
   if (opts.backend_down && out.result == outcome::host_unreachable) {
@@ -59,8 +62,31 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
   if (out.result != outcome::success) {
     co_return out;
   }
+  if (dialled.via) {
+    // Through upstream proxies: the egress address and break registration of the backend kind
+    // would name the gateway's side of the first hop, which the backend never sees.
+    out.hold.reset();
+    session_of_backend.reset();
+    rec.via = dialled.via->upstream->name;
+    chain_result chained = co_await dial_chain(
+        *ctx.snapshot, ctx.services != nullptr ? ctx.services->upstreams : nullptr, *dialled.via, dl);
+    if (chained.asked) rec.dialled = to_string(*chained.asked);
+    if (!chained.stream) {
+      out.result = dl.expired() ? outcome::connect_timeout : chained.result;
+      rec.result = out.result;
+      rec.via_hop = chained.failed_hop;
+      rec.detail = chained.detail;
+      rec.tls_error = chained.tls_error;
+      log::info("upstream", "session from ", rec.client, " to ", rec.target, " via '", rec.via, "': hop '",
+                chained.failed_hop, "' failed: ", chained.detail, chained.tls_error.empty() ? "" : " (",
+                chained.tls_error, chained.tls_error.empty() ? "" : ")");
+      co_return out;
+    }
+    out.stream.emplace(std::move(*chained.stream));
+  } else {
+    out.stream.emplace(std::move(*dialled.socket));
+  }
   rec.connected_at = std::chrono::steady_clock::now();
-  out.stream.emplace(std::move(*dialled.socket));
   if (backend != nullptr && backend->send_proxy_v2) {
     // Before any other byte, TLS included: the backend reads who the client is, then the session.
     const std::vector<std::uint8_t> header = proxy_v2_header(ctx);
@@ -78,6 +104,9 @@ net::awaitable<dialled_upstream> direct_dial::dial(const session_context& ctx, c
     co_return out;
   }
   out.identity = identity_of(who, where, dialled.dialled);
+  if (dialled.via && dialled.via->addresses.empty()) {
+    out.identity.dialled.reset();  // the upstream resolved the name: no address was decided
+  }
   if (session_of_backend) {
     error_code ec;
     const auto local = out.stream->socket().local_endpoint(ec);

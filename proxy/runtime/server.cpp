@@ -170,7 +170,8 @@ void server::start(takeover::inherited_sockets* inherited) {
                                   .tls_handshakes = &tls_handshakes_,
                                   .plan = options_.plan,
                                   .polling = &polling_,
-                                  .inband_breaks = &backends_->breaks};
+                                  .inband_breaks = &backends_->breaks,
+                                  .upstreams = &upstream_health_};
     workers_.push_back(
         std::make_unique<worker>(i, snapshot_, active_, per_source_, per_listener_, source_rates_, shared));
   }

@@ -20,6 +20,7 @@
 #include "proxy/core/asio.hpp"
 #include "proxy/core/snapshot.hpp"
 #include "proxy/outbound/backend_addresses.hpp"
+#include "proxy/outbound/chain_dial.hpp"
 #include "proxy/inbound/polling_sessions.hpp"
 #include "proxy/inbound/tls_handshake_slots.hpp"
 #include "proxy/runtime/config_watch.hpp"
@@ -177,6 +178,7 @@ class server final : public admin::status_source {
   // worker's event loop, gives its slot back then.
   tls_handshake_slots tls_handshakes_;
   tls_failure_log tls_failures_;
+  upstream_health upstream_health_;  ///< pool members set aside, kept across reloads
   net::io_context control_;
   net::executor_work_guard<net::io_context::executor_type> keep_running_;
   net::signal_set signals_;

@@ -29,7 +29,7 @@ import time
 # The fields docs/config.md gives every access-log line; `detail` may be added.
 ACCESS_FIELDS = {"ts", "listener", "client", "user", "protocol", "target", "dialled", "rule", "result",
                  "bytes_up", "bytes_down", "duration_ms"}
-OPTIONAL_ACCESS_FIELDS = {"detail", "claimed_user", "command", "proxied_by", "proxy_authority", "proxy_tls",
+OPTIONAL_ACCESS_FIELDS = {"detail", "via", "claimed_user", "command", "proxied_by", "proxy_authority", "proxy_tls",
                           "proxy_tls_cn"}
 
 LISTENING_RE = re.compile(r" listener: (\S+): listening on (.+):(\d+) with (\d+) worker\(s\)")

@@ -166,6 +166,14 @@ TEST(WorkerMetrics, CountsASessionFromItsRecordWithoutClientOrUser) {
   EXPECT_EQ((m.rule_decisions[{"default", "deny"}]), 1U);
   EXPECT_EQ(m.connect_errors.size(), 1U) << "a denial is no connect error";
 
+  access_record via_failed = record("socks", "socks5", outcome::general_failure);
+  via_failed.via = "both";
+  via_failed.via_hop = "corp";
+  via_failed.detail = "upstream_407";
+  m.session_ended(via_failed);
+  EXPECT_EQ(m.connect_errors["upstream_407"], 1U) << "a failed hop counts under its reason";
+  m.connect_errors.erase("upstream_407");
+
   access_record throttled = record("socks", "socks5", outcome::bad_credentials);
   throttled.detail = "auth_throttled";
   m.session_ended(throttled);
