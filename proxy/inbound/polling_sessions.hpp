@@ -111,8 +111,8 @@ class polling_session : public std::enable_shared_from_this<polling_session> {
   std::optional<std::array<std::uint8_t, 32>> last_up_;  ///< digest of seq up_next_ - 1
   wake_list in_ready_;                                   ///< the leg's read
   wake_list in_drained_;                                 ///< up requests waiting for room
-  inband_breaks breaks_;        ///< the session's backend hold while the pipeline runs it
-  std::uint64_t break_seq_ = 0;  ///< 1 + the up seq whose break was forwarded (0: none yet)
+  inband_breaks breaks_;                                 ///< the session's backend hold while the pipeline runs it
+  std::uint64_t break_seq_ = 0;                          ///< 1 + the up seq whose break was forwarded (0: none yet)
 
   // Downstream: gateway -> client.
   std::string out_;       ///< bytes the leg wrote that no chunk holds yet

@@ -117,9 +117,7 @@ class websocket_door_leg final : public door_leg {
             co_await finish();
           }
           continue;
-        case control_op::break_query:
-          breaks_.forward("websocket", peer_);
-          continue;
+        case control_op::break_query: breaks_.forward("websocket", peer_); continue;
         case control_op::unknown:
         case control_op::malformed:
           co_await channel_.close(close_code::policy_violation, *r.control == control_op::unknown

@@ -75,7 +75,8 @@ std::string send_break_datagram(const net::ip::address& server, std::uint16_t po
   if (fd < 0) {
     return std::string("no UDP socket: ") + std::strerror(errno);
   }
-  const ssize_t sent = ::sendto(fd, datagram->data(), datagram->size(), 0, to.data(), static_cast<socklen_t>(to.size()));
+  const ssize_t sent =
+      ::sendto(fd, datagram->data(), datagram->size(), 0, to.data(), static_cast<socklen_t>(to.size()));
   const int err = errno;
   ::close(fd);
   if (sent < 0) {

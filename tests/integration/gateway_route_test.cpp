@@ -79,8 +79,8 @@ std::shared_ptr<net::ssl::context> gateway_server_context() {
   return ctx;
 }
 
-route_connection connect_once(const tcp_route& route) {
-  net::io_context io;
+/// `io` is the caller's: a connected stream must not outlive the context its socket is on.
+route_connection connect_once(net::io_context& io, const tcp_route& route) {
   route_connection out;
   net::co_spawn(
       io,
@@ -119,7 +119,8 @@ TEST(GatewayRoute, ConnectWithBasicThenVerifiedTls) {
   ASSERT_EQ(test::get_test_certs().error, "");
   scripted_proxy proxy("HTTP/1.1 200 Connection established\r\n\r\n", gateway_server_context());
   const tcp_route route(through_proxy(proxy.port(), test::get_test_certs().ca));
-  route_connection c = connect_once(route);
+  net::io_context io;
+  route_connection c = connect_once(io, route);
   ASSERT_EQ(c.result, outcome::success) << c.failed_hop << ": " << c.detail;
   ASSERT_TRUE(c.stream);
   EXPECT_TRUE(c.stream->is_tls());
@@ -136,7 +137,8 @@ TEST(GatewayRoute, ProxyAuthRequiredNamesTheChallenge) {
       "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n"
       "Content-Length: 0\r\n\r\n",
       nullptr);
-  const route_connection c = connect_once(tcp_route(through_proxy(proxy.port(), "")));
+  net::io_context io;
+  const route_connection c = connect_once(io, tcp_route(through_proxy(proxy.port(), "")));
   EXPECT_NE(c.result, outcome::success);
   EXPECT_EQ(c.failed_hop, "proxy_auth");
   EXPECT_NE(c.detail.find("answered 407 Proxy Authentication Required (Proxy-Authenticate: Basic realm=\"corp\")"),
@@ -148,7 +150,8 @@ TEST(GatewayRoute, ProxyAuthRequiredNamesTheChallenge) {
 
 TEST(GatewayRoute, RefusedConnectNamesTheStatus) {
   scripted_proxy proxy("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", nullptr);
-  const route_connection c = connect_once(tcp_route(through_proxy(proxy.port(), "")));
+  net::io_context io;
+  const route_connection c = connect_once(io, tcp_route(through_proxy(proxy.port(), "")));
   EXPECT_EQ(c.failed_hop, "connect");
   EXPECT_NE(c.detail.find("refused CONNECT gw.test:443: 403 Forbidden (the proxy may allow CONNECT to port 443 only)"),
             std::string::npos)
@@ -162,7 +165,8 @@ TEST(GatewayRoute, UnreachableProxyIsTheProxyHop) {
     tcp::acceptor a(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
     closed = a.local_endpoint().port();
   }
-  const route_connection c = connect_once(tcp_route(through_proxy(closed, "")));
+  net::io_context io;
+  const route_connection c = connect_once(io, tcp_route(through_proxy(closed, "")));
   EXPECT_EQ(c.result, outcome::connection_refused);
   EXPECT_EQ(c.failed_hop, "proxy");
   EXPECT_NE(c.detail.find("proxy 127.0.0.1:" + std::to_string(closed) + " unreachable"), std::string::npos) << c.detail;
@@ -171,7 +175,8 @@ TEST(GatewayRoute, UnreachableProxyIsTheProxyHop) {
 TEST(GatewayRoute, UnknownIssuerIsNamedWithTheInspectionHint) {
   ASSERT_EQ(test::get_test_certs().error, "");
   scripted_proxy proxy("HTTP/1.1 200 OK\r\n\r\n", gateway_server_context());
-  const route_connection c = connect_once(tcp_route(through_proxy(proxy.port(), test::get_test_certs().other_ca)));
+  net::io_context io;
+  const route_connection c = connect_once(io, tcp_route(through_proxy(proxy.port(), test::get_test_certs().other_ca)));
   EXPECT_EQ(c.result, outcome::backend_tls_failed);
   EXPECT_EQ(c.failed_hop, "tls_verify");
   EXPECT_NE(c.detail.find("certificate verify failed"), std::string::npos) << c.detail;
@@ -189,7 +194,8 @@ TEST(GatewayRoute, DirectPlainAndAbsoluteForm) {
   s.proxy_port = gateway.port();
   s.auth = std::make_shared<basic_authenticator>("bob", "pw");
   const tcp_route route(s);
-  route_connection c = connect_once(route);
+  net::io_context io;
+  route_connection c = connect_once(io, route);
   ASSERT_EQ(c.result, outcome::success) << c.detail;
   EXPECT_TRUE(c.style.absolute_form);
   EXPECT_EQ(c.style.authority, "gw.test:80");

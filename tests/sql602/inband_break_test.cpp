@@ -184,7 +184,8 @@ http_response read_response(client& c) {
 struct poll_session {
   explicit poll_session(const tcp::endpoint& gw_) : gw(gw_) {
     client open(gw);
-    open.send(std::string("POST /edgerelay/poll/open?target=backend:sql HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n"));
+    open.send(
+        std::string("POST /edgerelay/poll/open?target=backend:sql HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n"));
     const http_response r = read_response(open);
     if (r.status() != 200 || r.body.size() != 32) throw std::runtime_error("poll open failed: " + r.head);
     id = to_text(r.body);
